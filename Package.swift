@@ -12,12 +12,17 @@ let package = Package(
     targets: [
         // The whole host/plugin contract: one header, no code.
         .target(name: "PluginABI", path: "Sources/PluginABI"),
+        // The one place that knows Go's rules: module paths and their encoding, semver, module zips.
+        // Pure Swift, linked statically into the host and into plugins that need it.
+        .target(name: "GoModule", path: "Sources/GoModule"),
         // Swift adapter that turns a Swift backend into the C tables; linked statically into each Swift plugin.
         .target(name: "PluginKit", dependencies: ["PluginABI"], path: "Plugins/PluginKit"),
-        .executableTarget(name: "AthensHost", dependencies: ["PluginABI"], path: "Sources/AthensHost"),
+        // Linux APIs the Glibc module lacks (epoll, eventfd, sendfile, affinity); host only.
+        .target(name: "SystemShims", path: "Sources/SystemShims"),
+        .executableTarget(name: "AthensHost", dependencies: ["PluginABI", "GoModule", "SystemShims"], path: "Sources/AthensHost"),
         .target(name: "MemoryStorage", dependencies: ["PluginKit"], path: "Plugins/MemoryStorage"),
-        .target(name: "ProxyFetcher", dependencies: ["PluginKit"], path: "Plugins/ProxyFetcher"),
+        .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule"], path: "Plugins/ProxyFetcher"),
         // Tests link the host only; plugins are loaded from their .so files by path, as in production.
-        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost"], path: "Tests/AthensHostTests"),
+        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule"], path: "Tests/AthensHostTests"),
     ]
 )

@@ -29,7 +29,7 @@ public final class PluginConfig {
         read.insert(key)
         guard let value = object[key], !(value is NSNull) else { return nil }
         // JSONSerialization gives NSNumber for both numbers and booleans; refuse booleans.
-        guard !(value is Bool), let number = value as? NSNumber, String(cString: number.objCType) != "c",
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
               number.doubleValue.isFinite, number.doubleValue >= 0 else {
             throw .invalid("config.\(key): must be a non-negative number")
         }

@@ -1,0 +1,220 @@
+import Foundation
+
+/// A manifest error: one line naming the key and what is wrong with it.
+struct ManifestError: Error, Equatable, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The config manifest, read once at start-up; the request path is assembled from it (see main.swift).
+/// The schema is documented in README.md; keys are stable.
+struct Manifest {
+    /// A plugin to load and the JSON config to create it with.
+    struct PluginUse: Equatable {
+        /// Plugin name ("MemoryStorage" → <pluginDirectory>/libMemoryStorage.so) or a path to a .so.
+        var plugin: String
+        /// The plugin's config object, re-serialized as JSON text.
+        var configJSON: String
+    }
+
+    /// A fetcher with the name routing rules and logs use.
+    struct FetcherUse: Equatable {
+        var name: String
+        var use: PluginUse
+    }
+
+    var listen = "127.0.0.1:3000"
+    /// Where plugins named without a path are found; default: the folder of the athens executable.
+    var pluginDirectory: String
+    var storage: PluginUse
+    var fetchers: [FetcherUse]
+    /// Where fetched zips are spooled while they are validated.
+    var spoolDirectory = NSTemporaryDirectory()
+    /// Threads that run fetches (blocking plugin calls) and waiting room before 503.
+    var downloadWorkers = 32
+    var downloadQueue = 1024
+    var server = ServerSettings()
+    var logLevel = "info"
+
+    /// The working default: FileStorage in ./athens-data once that plugin is built, else MemoryStorage,
+    /// and the public proxy upstream.
+    static func defaultManifest(pluginDirectory: String) -> Manifest {
+        let fileStorage = pluginDirectory + "/libFileStorage.so"
+        let storage = FileManager.default.fileExists(atPath: fileStorage)
+            ? PluginUse(plugin: "FileStorage", configJSON: #"{"root":"./athens-data"}"#)
+            : PluginUse(plugin: "MemoryStorage", configJSON: "{}")
+        return Manifest(pluginDirectory: pluginDirectory, storage: storage,
+                        fetchers: [FetcherUse(name: "upstream", use: PluginUse(plugin: "ProxyFetcher", configJSON: #"{"url":"https://proxy.golang.org"}"#))])
+    }
+
+    /// Parses manifest JSON text over the defaults. Unknown keys and wrong types are errors naming the key.
+    static func parse(_ text: [UInt8], pluginDirectory: String) throws(ManifestError) -> Manifest {
+        guard let root = (try? JSONSerialization.jsonObject(with: Data(text))) else { throw ManifestError("manifest: not valid JSON") }
+        var manifest = defaultManifest(pluginDirectory: pluginDirectory)
+        let object = try Object(root, path: "manifest")
+        if let v = try object.string("listen") { manifest.listen = v }
+        if let v = try object.string("pluginDirectory") { manifest.pluginDirectory = v }
+        if let v = try object.string("spoolDirectory") { manifest.spoolDirectory = v }
+        if let v = try object.string("logLevel") {
+            guard ["debug", "info", "error"].contains(v) else { throw ManifestError("logLevel: must be debug, info or error") }
+            manifest.logLevel = v
+        }
+        if let storage = try object.object("storage") {
+            manifest.storage = try pluginUse(storage)
+            try storage.finish()
+        }
+        if let fetchers = try object.array("fetchers") {
+            manifest.fetchers = []
+            var names = Set<String>()
+            for (index, element) in fetchers.enumerated() {
+                let fetcher = try Object(element, path: "fetchers[\(index)]")
+                guard let name = try fetcher.string("name"), !name.isEmpty else { throw ManifestError("fetchers[\(index)].name: required") }
+                guard names.insert(name).inserted else { throw ManifestError("fetchers[\(index)].name: \"\(name)\" is used twice") }
+                manifest.fetchers.append(FetcherUse(name: name, use: try pluginUse(fetcher)))
+                try fetcher.finish()
+            }
+        }
+        if let download = try object.object("download") {
+            if let v = try download.int("workers", min: 1, max: 4096) { manifest.downloadWorkers = v }
+            if let v = try download.int("queue", min: 0, max: 1_000_000) { manifest.downloadQueue = v }
+            try download.finish()
+        }
+        if let server = try object.object("server") {
+            if let v = try server.int("threads", min: 0, max: 1024) { manifest.server.threads = v }
+            if let v = try server.int("maxConnections", min: 1, max: 10_000_000) { manifest.server.maxConnections = v }
+            if let v = try server.seconds("headerTimeoutSeconds") { manifest.server.headerTimeout = v }
+            if let v = try server.seconds("idleTimeoutSeconds") { manifest.server.idleTimeout = v }
+            if let v = try server.seconds("writeTimeoutSeconds") { manifest.server.writeTimeout = v }
+            if let v = try server.int("maxRequestLineBytes", min: 256, max: 1 << 20) { manifest.server.limits.maxRequestLine = v }
+            if let v = try server.int("maxHeaderBytes", min: 256, max: 1 << 20) { manifest.server.limits.maxHeaderBytes = v }
+            if let v = try server.int("maxHeaderCount", min: 1, max: 10_000) { manifest.server.limits.maxHeaderCount = v }
+            try server.finish()
+        }
+        try object.finish()
+        return manifest
+    }
+
+    private static func pluginUse(_ object: Object) throws(ManifestError) -> PluginUse {
+        guard let plugin = try object.string("plugin"), !plugin.isEmpty else { throw ManifestError("\(object.path).plugin: required") }
+        var configJSON = "{}"
+        if let config = try object.object("config") {
+            guard let data = try? JSONSerialization.data(withJSONObject: config.dictionary, options: [.sortedKeys]) else {
+                throw ManifestError("\(object.path).config: cannot be serialized")
+            }
+            configJSON = String(decoding: data, as: UTF8.self)
+        }
+        return PluginUse(plugin: plugin, configJSON: configJSON)
+    }
+
+    /// Applies the environment overrides (named like Athens' where Athens has the knob).
+    mutating func applyEnvironment(_ env: [String: String]) throws(ManifestError) {
+        if let listen = env["ATHENS_LISTEN"], !listen.isEmpty { self.listen = listen }
+        if let port = env["ATHENS_PORT"], !port.isEmpty {
+            let digits = port.hasPrefix(":") ? String(port.dropFirst()) : port
+            guard let number = UInt16(digits) else { throw ManifestError("ATHENS_PORT: \"\(port)\" is not a port") }
+            let host = (try? HTTPServer.parseListen(listen).host) ?? "127.0.0.1"
+            self.listen = (host.contains(":") ? "[\(host)]" : host) + ":\(number)"
+        }
+        if let dir = env["ATHENS_PLUGIN_DIR"], !dir.isEmpty { pluginDirectory = dir }
+        if let type = env["ATHENS_STORAGE_TYPE"], !type.isEmpty {
+            switch type {
+            case "memory": storage = PluginUse(plugin: "MemoryStorage", configJSON: "{}")
+            case "disk": storage = PluginUse(plugin: "FileStorage", configJSON: #"{"root":"./athens-data"}"#)
+            default: storage = PluginUse(plugin: type, configJSON: "{}")
+            }
+        }
+        if let root = env["ATHENS_DISK_STORAGE_ROOT"], !root.isEmpty {
+            guard storage.plugin == "FileStorage" else { throw ManifestError("ATHENS_DISK_STORAGE_ROOT: storage is \(storage.plugin), not FileStorage") }
+            storage.configJSON = Self.json(["root": root])
+        }
+        if let url = env["ATHENS_UPSTREAM_URL"], !url.isEmpty {
+            guard let index = fetchers.firstIndex(where: { $0.use.plugin == "ProxyFetcher" }) else {
+                throw ManifestError("ATHENS_UPSTREAM_URL: no ProxyFetcher in fetchers")
+            }
+            var config = (try? JSONSerialization.jsonObject(with: Data(fetchers[index].use.configJSON.utf8))) as? [String: Any] ?? [:]
+            config["url"] = url
+            fetchers[index].use.configJSON = Self.json(config)
+        }
+        if let workers = env["ATHENS_PROTOCOL_WORKERS"], !workers.isEmpty {
+            guard let n = Int(workers), n >= 1, n <= 4096 else { throw ManifestError("ATHENS_PROTOCOL_WORKERS: must be 1…4096") }
+            downloadWorkers = n
+        }
+        if let level = env["ATHENS_LOG_LEVEL"], !level.isEmpty {
+            guard ["debug", "info", "error"].contains(level) else { throw ManifestError("ATHENS_LOG_LEVEL: must be debug, info or error") }
+            logLevel = level
+        }
+    }
+
+    private static func json(_ object: [String: Any]) -> String {
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// Path of a plugin's shared library: a name is looked up in `pluginDirectory` as lib<Name>.so.
+    func libraryPath(for plugin: String) -> String {
+        plugin.contains("/") || plugin.hasSuffix(".so") ? plugin : pluginDirectory + "/lib" + plugin + ".so"
+    }
+}
+
+/// A JSON object being read key by key; `finish` refuses keys nobody read.
+private final class Object {
+    let dictionary: [String: Any]
+    let path: String
+    private var read = Set<String>()
+
+    init(_ value: Any, path: String) throws(ManifestError) {
+        guard let dictionary = value as? [String: Any] else { throw ManifestError("\(path): must be an object") }
+        self.dictionary = dictionary
+        self.path = path
+    }
+
+    private func value(_ key: String) -> Any? {
+        read.insert(key)
+        guard let value = dictionary[key], !(value is NSNull) else { return nil }
+        return value
+    }
+
+    func string(_ key: String) throws(ManifestError) -> String? {
+        guard let value = value(key) else { return nil }
+        guard let string = value as? String else { throw ManifestError("\(path).\(key): must be a string") }
+        return string
+    }
+
+    func object(_ key: String) throws(ManifestError) -> Object? {
+        guard let value = value(key) else { return nil }
+        return try Object(value, path: "\(path).\(key)")
+    }
+
+    func array(_ key: String) throws(ManifestError) -> [Any]? {
+        guard let value = value(key) else { return nil }
+        guard let array = value as? [Any] else { throw ManifestError("\(path).\(key): must be an array") }
+        return array
+    }
+
+    private func number(_ key: String) throws(ManifestError) -> Double? {
+        guard let value = value(key) else { return nil }
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else {
+            throw ManifestError("\(path).\(key): must be a number")
+        }
+        return number.doubleValue
+    }
+
+    func int(_ key: String, min: Int, max: Int) throws(ManifestError) -> Int? {
+        guard let number = try number(key) else { return nil }
+        guard number == number.rounded(), number >= Double(min), number <= Double(max) else {
+            throw ManifestError("\(path).\(key): must be an integer from \(min) to \(max)")
+        }
+        return Int(number)
+    }
+
+    func seconds(_ key: String) throws(ManifestError) -> Double? {
+        guard let number = try number(key) else { return nil }
+        guard number > 0, number <= 86400 else { throw ManifestError("\(path).\(key): must be more than 0 and at most 86400") }
+        return number
+    }
+
+    func finish() throws(ManifestError) {
+        if let unknown = dictionary.keys.sorted().first(where: { !read.contains($0) }) {
+            throw ManifestError("\(path).\(unknown): unknown key")
+        }
+    }
+}

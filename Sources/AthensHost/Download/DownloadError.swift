@@ -1,0 +1,34 @@
+/// A failed download request: the HTTP status and the one-line message the client sees.
+struct DownloadError: Error, Equatable, CustomStringConvertible {
+    var status: Int
+    var message: String
+
+    init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    /// The one table from plugin failures to HTTP statuses. `notFound` → 404 so `GOPROXY=a,b` falls
+    /// through; transient upstream or disk trouble → 502/504; broken plugins → 500 (details logged only).
+    init(_ error: PluginError, module: String, version: String?) {
+        switch error.code {
+        case .notFound:
+            status = 404
+            message = "not found: " + error.message
+        case .unavailable, .invalid:
+            status = 502
+            message = "\(error.plugin) unavailable: " + error.message
+        case .timeout:
+            status = 504
+            message = "\(error.plugin) timed out: " + error.message
+        default:
+            status = 500
+            message = "internal error (see the server log)"
+            Log.error("\(error) [\(module)\(version.map { "@" + $0 } ?? "")]")
+        }
+    }
+
+    var description: String { "\(status) \(message)" }
+
+    var response: Response { .text(status, message) }
+}

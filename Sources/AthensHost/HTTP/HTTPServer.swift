@@ -1,0 +1,508 @@
+import Glibc
+import Foundation
+import Synchronization
+import SystemShims
+
+/// Answers requests. Called on an event-loop thread: it must not block (hand slow work to a pool).
+protocol RequestHandler: AnyObject, Sendable {
+    /// Answer through `responder` exactly once, now or later, from any thread.
+    func handle(_ request: Request, responder: Responder)
+}
+
+/// Delivers the response to one request back to its connection's event loop.
+struct Responder: Sendable {
+    fileprivate let loop: EventLoop
+    fileprivate let fd: Int32
+    fileprivate let generation: UInt64
+
+    /// Sends `response`. Safe from any thread; a response for a connection that has gone is dropped.
+    func respond(_ response: Response) { loop.deliver(fd: fd, generation: generation, response: response) }
+}
+
+/// Server settings, from the manifest.
+struct ServerSettings: Sendable {
+    /// e.g. "127.0.0.1:3000", ":3000", "[::1]:3000"; port 0 picks a free port.
+    var listen = "127.0.0.1:3000"
+    /// Event-loop threads; 0 means one per CPU in the affinity mask.
+    var threads = 0
+    var limits = RequestLimits()
+    /// Seconds allowed from a request's first byte to the end of its head.
+    var headerTimeout: Double = 10
+    /// Seconds a keep-alive connection may sit idle between requests.
+    var idleTimeout: Double = 60
+    /// Seconds a response may make no write progress (slow readers) before the connection is closed.
+    var writeTimeout: Double = 60
+    /// Open connections allowed in all; more are answered 503 and closed.
+    var maxConnections = 10_000
+}
+
+/// Why the server could not start.
+struct ServerError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// HTTP/1.1 server on epoll: one event loop per thread, each with its own SO_REUSEPORT listener.
+/// Keep-alive and pipelining (responses in request order), GET and HEAD, sendfile for fd blobs.
+final class HTTPServer: @unchecked Sendable {
+    let settings: ServerSettings
+    private let handler: RequestHandler
+    private var loops: [EventLoop] = []
+    /// The bound port (useful when listening on port 0).
+    private(set) var port: UInt16 = 0
+    fileprivate let openConnections = Atomic<Int>(0)
+
+    init(settings: ServerSettings, handler: RequestHandler) {
+        self.settings = settings
+        self.handler = handler
+    }
+
+    /// CPUs in this process's affinity mask (what a `taskset` allows), at least 1.
+    static func availableCPUs() -> Int {
+        let count = Int(athens_affinity_cpu_count())
+        return count > 0 ? count : max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    /// Binds the listeners; throws with a one-line reason (bad address, port in use).
+    func bind() throws(ServerError) {
+        let (host, requestedPort) = try Self.parseListen(settings.listen)
+        let threadCount = settings.threads > 0 ? settings.threads : Self.availableCPUs()
+        var boundPort = requestedPort
+        for _ in 0..<threadCount {
+            let fd = try Self.listener(host: host, port: boundPort, listen: settings.listen)
+            if boundPort == 0 {
+                var address = sockaddr_storage()
+                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+                _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+                boundPort = withUnsafePointer(to: &address) { p in
+                    p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+                }
+            }
+            loops.append(EventLoop(server: self, listener: fd, handler: handler))
+        }
+        port = boundPort
+    }
+
+    /// Starts the loops on their own threads and returns.
+    func start() {
+        for loop in loops {
+            let thread = Thread { loop.run() }
+            thread.name = "athens-http"
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    static func parseListen(_ listen: String) throws(ServerError) -> (host: String, port: UInt16) {
+        var host: Substring, portText: Substring
+        if listen.hasPrefix("[") {
+            guard let close = listen.firstIndex(of: "]") else { throw ServerError(description: "listen \"\(listen)\": bad IPv6 address") }
+            host = listen[listen.index(after: listen.startIndex)..<close]
+            let rest = listen[listen.index(after: close)...]
+            guard rest.hasPrefix(":") else { throw ServerError(description: "listen \"\(listen)\": missing port") }
+            portText = rest.dropFirst()
+        } else {
+            guard let colon = listen.lastIndex(of: ":") else { throw ServerError(description: "listen \"\(listen)\": missing port (e.g. 127.0.0.1:3000)") }
+            host = listen[..<colon]
+            portText = listen[listen.index(after: colon)...]
+        }
+        guard let port = UInt16(portText) else { throw ServerError(description: "listen \"\(listen)\": bad port") }
+        return (host.isEmpty ? "0.0.0.0" : String(host), port)
+    }
+
+    private static func listener(host: String, port: UInt16, listen: String) throws(ServerError) -> Int32 {
+        var v4 = sockaddr_in()
+        var v6 = sockaddr_in6()
+        let isV6 = host.contains(":")
+        if isV6 {
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = port.bigEndian
+            guard inet_pton(AF_INET6, host, &v6.sin6_addr) == 1 else { throw ServerError(description: "listen \"\(listen)\": bad address") }
+        } else {
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = port.bigEndian
+            let numeric = host == "localhost" ? "127.0.0.1" : host
+            guard inet_pton(AF_INET, numeric, &v4.sin_addr) == 1 else { throw ServerError(description: "listen \"\(listen)\": bad address (use an IP address)") }
+        }
+        let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ServerError(description: "socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
+        let result = isV6
+            ? withUnsafePointer(to: &v6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            : withUnsafePointer(to: &v4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard result == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw ServerError(description: "listen \"\(listen)\": \(reason)")
+        }
+        guard Glibc.listen(fd, 1024) == 0 else {
+            close(fd)
+            throw ServerError(description: "listen \"\(listen)\": \(String(cString: strerror(errno)))")
+        }
+        return fd
+    }
+}
+
+/// One connection's state, touched only on its loop's thread.
+private final class Connection {
+    enum State { case reading, awaiting, writing }
+
+    let fd: Int32
+    let generation: UInt64
+    var state = State.reading
+    /// Buffered request bytes live in input[start..<end].
+    var input: UnsafeMutableRawBufferPointer
+    var start = 0, end = 0
+    var pending: Response?
+    var keepAlive = true
+    var isHead = false
+    var peerClosed = false
+    var inDrive = false
+    var wantsRead = true
+    var wantsWrite = false
+    var deadline: Double
+    // Output in progress.
+    var head: [UInt8] = []
+    var headSent = 0
+    var bodySent: UInt64 = 0
+    var scratch: [UInt8] = []
+
+    init(fd: Int32, generation: UInt64, capacity: Int, deadline: Double) {
+        self.fd = fd
+        self.generation = generation
+        input = .allocate(byteCount: capacity, alignment: 16)
+        self.deadline = deadline
+    }
+
+    deinit { input.deallocate() }
+}
+
+/// An epoll loop on its own thread, owning a listener and its connections.
+final class EventLoop: @unchecked Sendable {
+    private unowned let server: HTTPServer
+    private let handler: RequestHandler
+    private let listener: Int32
+    private let epoll: Int32
+    private let wakeFD: Int32
+    private var connections: [Int32: Connection] = [:]
+    private var nextGeneration: UInt64 = 1
+    private var thread: pthread_t?
+    private let mailboxLock = NSLock()
+    private var mailbox: [(fd: Int32, generation: UInt64, response: Response)] = []
+    private var cachedDate = ""
+    private var cachedSecond = 0
+    private let inputCapacity: Int
+    private var lastSweep = 0.0
+
+    fileprivate init(server: HTTPServer, listener: Int32, handler: RequestHandler) {
+        self.server = server
+        self.listener = listener
+        self.handler = handler
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
+        // Room for a maximal head plus slack, so the parser always reaches a verdict before the buffer fills.
+        inputCapacity = server.settings.limits.maxRequestLine + server.settings.limits.maxHeaderBytes + 8192
+        add(listener, events: EPOLLIN.rawValue, token: -1)
+        add(wakeFD, events: EPOLLIN.rawValue, token: -2)
+    }
+
+    private func add(_ fd: Int32, events: UInt32, token: Int32) {
+        var event = epoll_event()
+        event.events = events
+        event.data.fd = token == -1 || token == -2 ? token : fd
+        epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+    }
+
+    private static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    fileprivate func run() {
+        thread = pthread_self()
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        while true {
+            let n = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), 1000) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                fatalError("epoll_wait: \(String(cString: strerror(errno)))")
+            }
+            for i in 0..<Int(n) {
+                let event = events[i]
+                let token = event.data.fd
+                if token == -1 {
+                    acceptAll()
+                } else if token == -2 {
+                    drainMailbox()
+                } else if let connection = connections[token] {
+                    if event.events & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 && event.events & EPOLLIN.rawValue == 0 {
+                        close(connection)
+                        continue
+                    }
+                    if event.events & EPOLLIN.rawValue != 0 { readAvailable(connection) }
+                    if connections[token] === connection { drive(connection) }
+                }
+            }
+            let now = Self.now()
+            if now - lastSweep >= 1 {
+                lastSweep = now
+                sweep(now: now)
+            }
+        }
+    }
+
+    private func acceptAll() {
+        while true {
+            let fd = athens_accept_nonblocking(listener)
+            if fd < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                return // EAGAIN, or EMFILE: try again on the next event
+            }
+            if server.openConnections.add(1, ordering: .relaxed).newValue > server.settings.maxConnections {
+                server.openConnections.subtract(1, ordering: .relaxed)
+                let refusal = Array("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
+                _ = refusal.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                Glibc.close(fd)
+                continue
+            }
+            var one: Int32 = 1
+            setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+            let connection = Connection(fd: fd, generation: nextGeneration, capacity: inputCapacity,
+                                        deadline: Self.now() + server.settings.headerTimeout)
+            nextGeneration += 1
+            connections[fd] = connection
+            add(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue, token: fd)
+        }
+    }
+
+    private func updateInterest(_ c: Connection) {
+        var event = epoll_event()
+        event.events = (c.wantsRead ? EPOLLIN.rawValue | EPOLLRDHUP.rawValue : 0) | (c.wantsWrite ? EPOLLOUT.rawValue : 0)
+        event.data.fd = c.fd
+        epoll_ctl(epoll, EPOLL_CTL_MOD, c.fd, &event)
+    }
+
+    private func close(_ c: Connection) {
+        epoll_ctl(epoll, EPOLL_CTL_DEL, c.fd, nil)
+        Glibc.close(c.fd)
+        connections[c.fd] = nil
+        c.pending = nil
+        server.openConnections.subtract(1, ordering: .relaxed)
+    }
+
+    /// Reads what the socket has into free buffer space. Pauses reading when the buffer is full.
+    private func readAvailable(_ c: Connection) {
+        if c.start > 0 && c.end == c.input.count {
+            // Compact: move unparsed bytes to the front.
+            let count = c.end - c.start
+            if count > 0 { memmove(c.input.baseAddress!, c.input.baseAddress! + c.start, count) }
+            c.start = 0
+            c.end = count
+        }
+        let free = c.input.count - c.end
+        if free == 0 {
+            // Pipelined requests filled the buffer while a response is pending: stop reading for now.
+            if c.wantsRead { c.wantsRead = false; updateInterest(c) }
+            return
+        }
+        let n = recv(c.fd, c.input.baseAddress! + c.end, free, 0)
+        if n > 0 {
+            if c.end == c.start && c.state == .reading {
+                c.deadline = Self.now() + server.settings.headerTimeout
+            }
+            c.end += n
+        } else if n == 0 {
+            c.peerClosed = true
+            if c.wantsRead { c.wantsRead = false; updateInterest(c) }
+        } else if errno != EAGAIN && errno != EINTR {
+            c.peerClosed = true
+            c.keepAlive = false
+            if c.wantsRead { c.wantsRead = false; updateInterest(c) }
+        }
+    }
+
+    /// Runs the connection's state machine as far as it can go without blocking.
+    private func drive(_ c: Connection) {
+        c.inDrive = true
+        defer { c.inDrive = false }
+        while connections[c.fd] === c {
+            switch c.state {
+            case .reading:
+                if c.start == c.end {
+                    c.start = 0
+                    c.end = 0
+                    if c.peerClosed { close(c); return }
+                    if !c.wantsRead { c.wantsRead = true; updateInterest(c) }
+                    return
+                }
+                let result = RequestParser.parse(UnsafeRawBufferPointer(rebasing: c.input[c.start..<c.end]), limits: server.settings.limits)
+                switch result {
+                case .incomplete:
+                    if c.peerClosed { close(c); return }
+                    if !c.wantsRead { c.wantsRead = true; updateInterest(c) }
+                    return
+                case let .failure(status, reason, allow):
+                    var response = Response.text(status, Response.reason(status).lowercased() + ": " + reason, close: true)
+                    if allow { response.headers.append(("Allow", "GET, HEAD")) }
+                    c.keepAlive = false
+                    c.isHead = false
+                    c.start = c.end
+                    c.state = .awaiting
+                    c.pending = response
+                case let .request(request, consumed):
+                    c.start += consumed
+                    c.keepAlive = request.keepAlive && !c.peerClosed
+                    c.isHead = request.method == .head
+                    c.state = .awaiting
+                    handler.handle(request, responder: Responder(loop: self, fd: c.fd, generation: c.generation))
+                }
+            case .awaiting:
+                guard let response = c.pending else { return }
+                if response.close { c.keepAlive = false }
+                c.head = response.head(date: date(), keepAlive: c.keepAlive)
+                c.headSent = 0
+                c.bodySent = 0
+                c.state = .writing
+                c.deadline = Self.now() + server.settings.writeTimeout
+            case .writing:
+                switch write(c) {
+                case .blocked:
+                    if !c.wantsWrite { c.wantsWrite = true; updateInterest(c) }
+                    return
+                case .failed:
+                    close(c)
+                    return
+                case .done:
+                    c.pending = nil
+                    c.head = []
+                    if c.wantsWrite { c.wantsWrite = false; updateInterest(c) }
+                    if !c.keepAlive { close(c); return }
+                    c.state = .reading
+                    c.deadline = Self.now() + (c.start == c.end ? server.settings.idleTimeout : server.settings.headerTimeout)
+                    if !c.wantsRead { c.wantsRead = true; updateInterest(c) }
+                }
+            }
+        }
+    }
+
+    private enum WriteResult { case done, blocked, failed }
+
+    /// Writes as much of the pending response as the socket takes.
+    private func write(_ c: Connection) -> WriteResult {
+        guard let response = c.pending else { return .done }
+        let bodyTotal = c.isHead ? 0 : response.body.count
+        // Head, plus in-memory bodies in the same writev.
+        while c.headSent < c.head.count {
+            var bodyBytes: UnsafeRawBufferPointer?
+            switch response.body {
+            case let .bytes(bytes) where !c.isHead:
+                bodyBytes = bytes.withUnsafeBytes { $0 } // stable: `bytes` is kept alive by c.pending
+            case let .blob(blob) where !c.isHead:
+                if case let .bytes(b) = blob.shape { bodyBytes = b }
+            default:
+                break
+            }
+            let n: Int
+            if let bodyBytes, bodyBytes.count > 0 {
+                n = c.head.withUnsafeBytes { h in
+                    var iov = [iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress! + c.headSent), iov_len: h.count - c.headSent),
+                               iovec(iov_base: UnsafeMutableRawPointer(mutating: bodyBytes.baseAddress!), iov_len: bodyBytes.count)]
+                    return writev(c.fd, &iov, 2)
+                }
+            } else {
+                let more = bodyTotal > 0 ? Int32(MSG_MORE) : 0
+                n = c.head.withUnsafeBytes { send(c.fd, $0.baseAddress! + c.headSent, $0.count - c.headSent, Int32(MSG_NOSIGNAL) | more) }
+            }
+            if n < 0 { return errno == EAGAIN || errno == EINTR ? .blocked : .failed }
+            let headLeft = c.head.count - c.headSent
+            if n >= headLeft {
+                c.headSent = c.head.count
+                c.bodySent = UInt64(n - headLeft)
+            } else {
+                c.headSent += n
+            }
+            c.deadline = Self.now() + server.settings.writeTimeout
+        }
+        while c.bodySent < bodyTotal {
+            let left = bodyTotal - c.bodySent
+            var n: Int
+            switch response.body {
+            case .empty:
+                return .done
+            case let .bytes(bytes):
+                n = bytes.withUnsafeBytes { send(c.fd, $0.baseAddress! + Int(c.bodySent), Int(left), Int32(MSG_NOSIGNAL)) }
+            case let .blob(blob):
+                switch blob.shape {
+                case let .bytes(b):
+                    n = send(c.fd, b.baseAddress! + Int(c.bodySent), Int(left), Int32(MSG_NOSIGNAL))
+                case let .file(fd, offset):
+                    var position = off_t(offset + c.bodySent)
+                    n = sendfile(c.fd, fd, &position, Int(min(left, 1 << 30)))
+                    if n == 0 { return .failed } // file shorter than promised
+                case .stream:
+                    if c.scratch.isEmpty {
+                        var chunk = [UInt8](repeating: 0, count: Int(min(left, 65536)))
+                        guard let got = chunk.withUnsafeMutableBytes({ blob.readStream(into: $0) }), got > 0 else { return .failed }
+                        c.scratch = Array(chunk[0..<got])
+                    }
+                    n = c.scratch.withUnsafeBytes { send(c.fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+                    if n > 0 { c.scratch.removeFirst(n) }
+                }
+            }
+            if n < 0 { return errno == EAGAIN || errno == EINTR ? .blocked : .failed }
+            c.bodySent += UInt64(n)
+            c.deadline = Self.now() + server.settings.writeTimeout
+        }
+        return .done
+    }
+
+    /// Closes connections past their deadline (header, idle or write timeout).
+    private func sweep(now: Double) {
+        for connection in Array(connections.values) where connection.state != .awaiting && connection.deadline < now {
+            close(connection)
+        }
+    }
+
+    private func date() -> String {
+        let second = time(nil)
+        if second != cachedSecond {
+            cachedSecond = second
+            cachedDate = httpDate(second)
+        }
+        return cachedDate
+    }
+
+    /// Hands a response to its connection: directly when already on this loop, else via the mailbox.
+    fileprivate func deliver(fd: Int32, generation: UInt64, response: Response) {
+        if let thread, pthread_equal(thread, pthread_self()) != 0 {
+            deliverNow(fd: fd, generation: generation, response: response)
+            return
+        }
+        mailboxLock.lock()
+        mailbox.append((fd, generation, response))
+        let first = mailbox.count == 1
+        mailboxLock.unlock()
+        if first {
+            var one: UInt64 = 1
+            _ = Glibc.write(wakeFD, &one, 8)
+        }
+    }
+
+    private func deliverNow(fd: Int32, generation: UInt64, response: Response) {
+        guard let c = connections[fd], c.generation == generation, c.state == .awaiting, c.pending == nil else { return }
+        c.pending = response
+        if !c.inDrive { drive(c) }
+    }
+
+    private func drainMailbox() {
+        var value: UInt64 = 0
+        _ = Glibc.read(wakeFD, &value, 8)
+        mailboxLock.lock()
+        let items = mailbox
+        mailbox.removeAll(keepingCapacity: true)
+        mailboxLock.unlock()
+        for item in items { deliverNow(fd: item.fd, generation: item.generation, response: item.response) }
+    }
+}

@@ -1,0 +1,243 @@
+/// Limits the parser enforces; each maps to the status the client gets when it is exceeded.
+struct RequestLimits: Sendable {
+    /// Longest request line (method, target, version), CRLF excluded: 414 past it.
+    var maxRequestLine = 8192
+    /// Largest header section (all header lines): 431 past it.
+    var maxHeaderBytes = 16384
+    /// Most header fields: 431 past it.
+    var maxHeaderCount = 100
+}
+
+/// A parsed HTTP/1.x request head. GET and HEAD only: this server never reads request bodies.
+struct Request: Sendable {
+    enum Method: Sendable { case get, head }
+
+    var method: Method
+    /// The request target as sent, e.g. "/github.com/%21burnt/@v/list?x=1".
+    var target: String
+    /// HTTP minor version: 0 or 1.
+    var minorVersion: Int
+    /// Header fields in order, names lower-cased.
+    var headers: [(name: String, value: String)]
+    /// Whether the connection stays open after the response.
+    var keepAlive: Bool
+
+    /// The target's path part, still percent-encoded.
+    var path: Substring {
+        if let q = target.firstIndex(of: "?") { return target[..<q] }
+        return target[...]
+    }
+
+    /// The target's query part without "?", or "".
+    var query: Substring {
+        if let q = target.firstIndex(of: "?") { return target[target.index(after: q)...] }
+        return ""
+    }
+
+    /// First value of a header (name lower-case).
+    func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+}
+
+/// Outcome of one parse attempt over buffered bytes.
+enum ParseResult {
+    /// More bytes are needed.
+    case incomplete
+    /// A request head of `consumed` bytes.
+    case request(Request, consumed: Int)
+    /// The bytes are not an acceptable request: answer `status` and close the connection.
+    case failure(status: Int, reason: String, allow: Bool = false)
+}
+
+/// Strict HTTP/1.x request-head parser: pure, allocation-light, never traps on any input (fuzzed).
+///
+/// Accepts CRLF or bare LF line ends (as nginx and Go do) but never a bare CR; refuses obsolete line
+/// folding, bodies (Content-Length > 0 or any Transfer-Encoding), missing or repeated Host on HTTP/1.1,
+/// and anything but GET and HEAD.
+enum RequestParser {
+    static func parse(_ buffer: UnsafeRawBufferPointer, limits: RequestLimits) -> ParseResult {
+        let count = buffer.count
+        // Request line. Leading empty lines are tolerated (RFC 9112 §2.2).
+        var start = 0
+        while start < count, buffer[start] == 0x0D || buffer[start] == 0x0A {
+            if start >= 8 { return .failure(status: 400, reason: "empty lines before request") }
+            start += 1
+        }
+        guard let lineEnd = findLF(buffer, from: start, limit: start + limits.maxRequestLine + 2) else {
+            return count - start > limits.maxRequestLine + 1
+                ? .failure(status: 414, reason: "request line too long")
+                : .incomplete
+        }
+        let line = trimCR(buffer, start, lineEnd)
+        guard let lineRange = line else { return .failure(status: 400, reason: "bare CR in request line") }
+        if lineRange.upperBound - lineRange.lowerBound > limits.maxRequestLine {
+            return .failure(status: 414, reason: "request line too long")
+        }
+
+        // Find the end of the header section before parsing it, so limits apply to unfinished heads too.
+        var cursor = lineEnd + 1
+        var fields: [Range<Int>] = []
+        let headerStart = cursor
+        while true {
+            let limit = headerStart + limits.maxHeaderBytes + 2
+            guard let end = findLF(buffer, from: cursor, limit: limit) else {
+                return count - headerStart > limits.maxHeaderBytes + 1
+                    ? .failure(status: 431, reason: "header section too large")
+                    : .incomplete
+            }
+            guard let field = trimCR(buffer, cursor, end) else { return .failure(status: 400, reason: "bare CR in header") }
+            cursor = end + 1
+            if field.isEmpty { break }
+            if end - headerStart > limits.maxHeaderBytes { return .failure(status: 431, reason: "header section too large") }
+            fields.append(field)
+            if fields.count > limits.maxHeaderCount { return .failure(status: 431, reason: "too many header fields") }
+        }
+
+        // Request line: method SP target SP HTTP/1.x
+        let parts = split(buffer, lineRange)
+        guard let parts else { return .failure(status: 400, reason: "malformed request line") }
+        let (methodRange, targetRange, versionRange) = parts
+        let minor: Int
+        switch bytes(buffer, versionRange) {
+        case Array("HTTP/1.1".utf8): minor = 1
+        case Array("HTTP/1.0".utf8): minor = 0
+        default:
+            let version = bytes(buffer, versionRange)
+            if version.count == 8, version.starts(with: Array("HTTP/".utf8)), version[6] == UInt8(ascii: "."),
+               isDigit(version[5]), isDigit(version[7]) {
+                return .failure(status: 505, reason: "HTTP version not supported")
+            }
+            return .failure(status: 400, reason: "malformed HTTP version")
+        }
+        let methodBytes = bytes(buffer, methodRange)
+        guard methodBytes.allSatisfy(isTokenChar) else { return .failure(status: 400, reason: "malformed method") }
+        let method: Request.Method
+        switch methodBytes {
+        case Array("GET".utf8): method = .get
+        case Array("HEAD".utf8): method = .head
+        default: return .failure(status: 405, reason: "method not allowed", allow: true)
+        }
+        // Target: origin-form only; visible ASCII, no fragments.
+        let targetBytes = bytes(buffer, targetRange)
+        guard targetBytes.first == UInt8(ascii: "/"),
+              targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "#") }) else {
+            return .failure(status: 400, reason: "malformed request target")
+        }
+
+        // Header fields.
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(fields.count)
+        var hostCount = 0
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var contentLength: UInt64?
+        for field in fields {
+            let first = buffer[field.lowerBound]
+            if first == 0x20 || first == 0x09 { return .failure(status: 400, reason: "obsolete header line folding") }
+            var colon = field.lowerBound
+            while colon < field.upperBound, buffer[colon] != UInt8(ascii: ":") { colon += 1 }
+            guard colon < field.upperBound, colon > field.lowerBound else { return .failure(status: 400, reason: "malformed header field") }
+            var nameBytes = bytes(buffer, field.lowerBound..<colon)
+            guard nameBytes.allSatisfy(isTokenChar) else { return .failure(status: 400, reason: "malformed header name") }
+            for i in nameBytes.indices where nameBytes[i] >= 0x41 && nameBytes[i] <= 0x5A { nameBytes[i] |= 0x20 }
+            var valueStart = colon + 1, valueEnd = field.upperBound
+            while valueStart < valueEnd, buffer[valueStart] == 0x20 || buffer[valueStart] == 0x09 { valueStart += 1 }
+            while valueEnd > valueStart, buffer[valueEnd - 1] == 0x20 || buffer[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+            let valueBytes = bytes(buffer, valueStart..<valueEnd)
+            // Field values: visible characters, space, tab, obs-text; never other controls (NUL, CR, DEL…).
+            guard valueBytes.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
+                return .failure(status: 400, reason: "control character in header value")
+            }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            let value = String(decoding: valueBytes, as: UTF8.self)
+            switch name {
+            case "host":
+                hostCount += 1
+            case "content-length":
+                guard !valueBytes.isEmpty, valueBytes.count <= 18, valueBytes.allSatisfy(isDigit),
+                      let length = UInt64(value), contentLength == nil || contentLength == length else {
+                    return .failure(status: 400, reason: "malformed Content-Length")
+                }
+                contentLength = length
+            case "transfer-encoding":
+                return .failure(status: 400, reason: "request bodies are not accepted")
+            case "connection":
+                for token in value.split(separator: ",") {
+                    let t = token.trimmingSpaces.lowercased()
+                    if t == "close" { connectionClose = true }
+                    if t == "keep-alive" { connectionKeepAlive = true }
+                }
+            default:
+                break
+            }
+            headers.append((name, value))
+        }
+        if minor == 1 && hostCount != 1 { return .failure(status: 400, reason: hostCount == 0 ? "missing Host header" : "repeated Host header") }
+        if let contentLength, contentLength > 0 { return .failure(status: 413, reason: "request bodies are not accepted") }
+        let keepAlive = minor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
+        let request = Request(method: method, target: String(decoding: targetBytes, as: UTF8.self),
+                              minorVersion: minor, headers: headers, keepAlive: keepAlive)
+        return .request(request, consumed: cursor)
+    }
+
+    private static func findLF(_ buffer: UnsafeRawBufferPointer, from: Int, limit: Int) -> Int? {
+        var i = from
+        let end = min(buffer.count, limit)
+        while i < end {
+            if buffer[i] == 0x0A { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The line [start, lfIndex) without a final CR; nil if a CR appears anywhere else in it.
+    private static func trimCR(_ buffer: UnsafeRawBufferPointer, _ start: Int, _ lf: Int) -> Range<Int>? {
+        var end = lf
+        if end > start, buffer[end - 1] == 0x0D { end -= 1 }
+        var i = start
+        while i < end {
+            if buffer[i] == 0x0D { return nil }
+            i += 1
+        }
+        return start..<end
+    }
+
+    /// Splits the request line on single spaces into exactly three non-empty parts.
+    private static func split(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> (Range<Int>, Range<Int>, Range<Int>)? {
+        var spaces: [Int] = []
+        for i in range where buffer[i] == 0x20 {
+            spaces.append(i)
+            if spaces.count > 2 { return nil }
+        }
+        guard spaces.count == 2 else { return nil }
+        let a = range.lowerBound..<spaces[0], b = (spaces[0] + 1)..<spaces[1], c = (spaces[1] + 1)..<range.upperBound
+        guard !a.isEmpty, !b.isEmpty, !c.isEmpty else { return nil }
+        return (a, b, c)
+    }
+
+    private static func bytes(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> [UInt8] {
+        Array(UnsafeRawBufferPointer(rebasing: buffer[range]))
+    }
+
+    private static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+
+    /// RFC 9110 tchar.
+    private static func isTokenChar(_ c: UInt8) -> Bool {
+        switch c {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
+        default: false
+        }
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs.
+    var trimmingSpaces: Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,95 @@
+import Glibc
+
+/// What the server sends back for one request. The one place responses are shaped.
+struct Response: Sendable {
+    /// The body: nothing, bytes, or a storage blob (sendfile'd when it is fd-backed).
+    enum Body: Sendable {
+        case empty
+        case bytes([UInt8])
+        case blob(Blob)
+
+        var count: UInt64 {
+            switch self {
+            case .empty: 0
+            case let .bytes(b): UInt64(b.count)
+            case let .blob(b): b.size
+            }
+        }
+    }
+
+    var status: Int
+    var headers: [(name: String, value: String)]
+    var body: Body
+    /// Close the connection after this response.
+    var close = false
+
+    init(status: Int, headers: [(name: String, value: String)] = [], body: Body = .empty, close: Bool = false) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.close = close
+    }
+
+    /// A short text/plain answer; the go command shows such bodies to the user ("server response: …").
+    static func text(_ status: Int, _ message: String, close: Bool = false) -> Response {
+        // One line, printable, bounded: the go command drops details with control characters.
+        var line = String(message.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? " " : Character($0) })
+        if line.utf8.count > 600 { line = String(line.utf8.prefix(600)) ?? "error" }
+        return Response(status: status, headers: [("Content-Type", "text/plain; charset=utf-8")],
+                        body: .bytes(Array((line + "\n").utf8)), close: close)
+    }
+
+    /// JSON bytes.
+    static func json(_ bytes: [UInt8]) -> Response {
+        Response(status: 200, headers: [("Content-Type", "application/json")], body: .bytes(bytes))
+    }
+
+    /// The reason phrase of a status.
+    static func reason(_ status: Int) -> String {
+        switch status {
+        case 200: "OK"
+        case 301: "Moved Permanently"
+        case 302: "Found"
+        case 303: "See Other"
+        case 400: "Bad Request"
+        case 401: "Unauthorized"
+        case 403: "Forbidden"
+        case 404: "Not Found"
+        case 405: "Method Not Allowed"
+        case 408: "Request Timeout"
+        case 410: "Gone"
+        case 413: "Content Too Large"
+        case 414: "URI Too Long"
+        case 429: "Too Many Requests"
+        case 431: "Request Header Fields Too Large"
+        case 500: "Internal Server Error"
+        case 501: "Not Implemented"
+        case 502: "Bad Gateway"
+        case 503: "Service Unavailable"
+        case 504: "Gateway Timeout"
+        case 505: "HTTP Version Not Supported"
+        default: "Status"
+        }
+    }
+
+    /// Serializes the status line and headers (Content-Length always, Connection: close when closing).
+    func head(date: String, keepAlive: Bool) -> [UInt8] {
+        var s = "HTTP/1.1 \(status) \(Self.reason(status))\r\nServer: athens\r\nDate: \(date)\r\n"
+        for (name, value) in headers { s += name + ": " + value + "\r\n" }
+        s += "Content-Length: \(body.count)\r\n"
+        if !keepAlive { s += "Connection: close\r\n" }
+        s += "\r\n"
+        return Array(s.utf8)
+    }
+}
+
+/// The IMF-fixdate for now, as HTTP's Date header wants it.
+func httpDate(_ seconds: Int) -> String {
+    var t = time_t(seconds)
+    var tmValue = tm()
+    gmtime_r(&t, &tmValue)
+    let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    return "\(days[Int(tmValue.tm_wday)]), \(two(tmValue.tm_mday)) \(months[Int(tmValue.tm_mon)]) \(1900 + tmValue.tm_year) \(two(tmValue.tm_hour)):\(two(tmValue.tm_min)):\(two(tmValue.tm_sec)) GMT"
+}

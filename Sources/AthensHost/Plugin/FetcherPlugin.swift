@@ -1,0 +1,96 @@
+import PluginABI
+
+/// A fetcher plugin instance, called through its C table.
+///
+/// - Important: every method may be called from any thread, concurrently, and may block for long:
+///   never call it from the event loop.
+final class FetcherPlugin: @unchecked Sendable {
+    /// The name the manifest uses for it.
+    let name: String
+    let library: PluginLibrary
+    private let methods: ath_fetcher_methods
+    private let instance: UnsafeMutableRawPointer?
+
+    init(library: PluginLibrary, configJSON: String, name: String? = nil) throws(PluginError) {
+        let name = name ?? library.name
+        guard let methods = library.fetcherMethods else {
+            throw PluginError(code: .invalid, plugin: name, operation: "create", message: "\(library.path) is a \(library.kind) plugin, not a fetcher plugin")
+        }
+        self.name = name
+        self.library = library
+        self.methods = methods
+        instance = try library.createInstance(configJSON: configJSON, pluginName: name)
+    }
+
+    deinit { library.descriptor.destroy?(instance) }
+
+    /// Receives bytes; returns false to refuse more (the plugin must then fail).
+    typealias Sink = (UnsafeRawBufferPointer) -> Bool
+
+    private func failure(_ status: ath_status, _ operation: String, _ error: ath_error) -> PluginError {
+        PluginError(code: .init(status), plugin: name, operation: "fetcher." + operation, message: error.text)
+    }
+
+    /// Fetches module@version (canonical) into the three sinks.
+    func fetch(module: String, version: String, info: Sink, mod: Sink, zip: Sink) throws(PluginError) {
+        var error = ath_error.empty()
+        let status = withSink(info) { i in
+            withSink(mod) { m in
+                withSink(zip) { z in
+                    module.withCString { mp in version.withCString { vp in methods.fetch!(instance, mp, vp, i, m, z, &error) } }
+                }
+            }
+        }
+        guard status == ATH_OK else { throw failure(status, "fetch", error) }
+    }
+
+    /// The versions the source knows (unsorted, may include junk: the caller filters).
+    func list(module: String) throws(PluginError) -> [String] {
+        var error = ath_error.empty()
+        var versions: [String] = []
+        let status = withUnsafeMutablePointer(to: &versions) { out in
+            module.withCString { m in
+                methods.list!(instance, m, { ctx, version in
+                    let list = ctx!.assumingMemoryBound(to: [String].self)
+                    // A lying plugin could emit forever; the bound keeps memory finite.
+                    guard list.pointee.count < 1_000_000 else { return 1 }
+                    list.pointee.append(String(cString: version))
+                    return 0
+                }, out, &error)
+            }
+        }
+        guard status == ATH_OK else { throw failure(status, "list", error) }
+        return versions
+    }
+
+    /// Resolves a query ("latest", branch, commit, version) to the .info JSON of a canonical version.
+    func resolve(module: String, query: String, limit: Int = 1 << 16) throws(PluginError) -> [UInt8] {
+        var error = ath_error.empty()
+        var info: [UInt8] = []
+        var overflow = false
+        let status = withSink({ bytes in
+            guard info.count + bytes.count <= limit else { overflow = true; return false }
+            info += bytes
+            return true
+        }) { sink in
+            module.withCString { m in query.withCString { q in methods.resolve!(instance, m, q, sink, &error) } }
+        }
+        if overflow { throw PluginError(code: .invalid, plugin: name, operation: "fetcher.resolve", message: "info larger than \(limit) bytes") }
+        guard status == ATH_OK else { throw failure(status, "resolve", error) }
+        return info
+    }
+}
+
+/// Calls `body` with an `ath_sink` that forwards to `sink`; the sink is valid only during `body`.
+func withSink<R>(_ sink: FetcherPlugin.Sink, _ body: (UnsafePointer<ath_sink>) -> R) -> R {
+    withoutActuallyEscaping(sink) { escapable in
+        var closure = escapable
+        return withUnsafeMutablePointer(to: &closure) { context in
+            var cSink = ath_sink(write: { ctx, data, length in
+                let forward = ctx!.assumingMemoryBound(to: FetcherPlugin.Sink.self).pointee
+                return forward(UnsafeRawBufferPointer(start: data, count: Int(length))) ? 0 : 1
+            }, ctx: UnsafeMutableRawPointer(context))
+            return withUnsafePointer(to: &cSink) { body($0) }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+import PluginABI
+
+/// A failure reported by a plugin call, or a plugin breaking the contract.
+struct PluginError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Broad class of failure; `HTTPStatus.forPluginError` maps it to an HTTP status in one table.
+    struct Code: Hashable, Sendable, CustomStringConvertible {
+        fileprivate let raw: UInt32
+        /// Not in this backend / upstream. C: `ATH_NOT_FOUND`.
+        static let notFound = Code(raw: ATH_NOT_FOUND.rawValue)
+        /// The version was already stored. C: `ATH_ALREADY_EXISTS`.
+        static let alreadyExists = Code(raw: ATH_ALREADY_EXISTS.rawValue)
+        /// Malformed arguments, config or data. C: `ATH_INVALID`.
+        static let invalid = Code(raw: ATH_INVALID.rawValue)
+        /// Transient failure of an upstream or a disk. C: `ATH_UNAVAILABLE`.
+        static let unavailable = Code(raw: ATH_UNAVAILABLE.rawValue)
+        /// A deadline passed. C: `ATH_TIMEOUT`.
+        static let timeout = Code(raw: ATH_TIMEOUT.rawValue)
+        /// Anything else, including status codes the host does not know. C: `ATH_INTERNAL`.
+        static let `internal` = Code(raw: ATH_INTERNAL.rawValue)
+        /// The plugin broke the ABI contract (e.g. returned OK without filling its result).
+        static let contractViolation = Code(raw: .max)
+
+        /// Reads a C status; unknown codes are `internal`.
+        init(_ status: ath_status) {
+            switch status {
+            case ATH_NOT_FOUND, ATH_ALREADY_EXISTS, ATH_INVALID, ATH_UNAVAILABLE, ATH_TIMEOUT: raw = status.rawValue
+            default: raw = ATH_INTERNAL.rawValue
+            }
+        }
+
+        private init(raw: UInt32) { self.raw = raw }
+
+        var description: String {
+            switch self {
+            case .notFound: "not found"
+            case .alreadyExists: "already exists"
+            case .invalid: "invalid"
+            case .unavailable: "unavailable"
+            case .timeout: "timeout"
+            case .contractViolation: "contract violation"
+            default: "internal"
+            }
+        }
+    }
+
+    var code: Code
+    /// The plugin as named in the manifest (or its file name).
+    var plugin: String
+    /// e.g. "storage.open".
+    var operation: String
+    /// Copied out of `ath_error` before the call returned.
+    var message: String
+
+    var description: String { "\(plugin) \(operation): \(code): \(message)" }
+}
+
+extension ath_error {
+    /// An empty error buffer.
+    static func empty() -> ath_error {
+        var error = ath_error()
+        error.message.0 = 0
+        return error
+    }
+
+    /// The message the plugin wrote, bounded even if it forgot the terminating NUL.
+    var text: String {
+        withUnsafeBytes(of: message) { raw in
+            let bytes = raw.prefix { $0 != 0 }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+    }
+}

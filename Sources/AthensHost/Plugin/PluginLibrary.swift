@@ -1,0 +1,141 @@
+import Glibc
+import PluginABI
+
+/// Why a plugin file could not be used; `description` is one line naming the file and the cause.
+struct PluginLoadError: Error, Equatable, CustomStringConvertible {
+    var path: String
+    var reason: String
+    var description: String { "plugin \(path): \(reason)" }
+}
+
+/// Kind of a plugin, from its descriptor.
+enum PluginKind: Sendable, Equatable, CustomStringConvertible {
+    case storage, fetcher
+    var description: String { self == .storage ? "storage" : "fetcher" }
+}
+
+/// A plugin shared library, loaded once and never unloaded, whose descriptor passed every check.
+///
+/// Checks run in an order where each step may trust what the previous ones established: the file loads
+/// (RTLD_NOW reports unresolved symbols now, not at the first call), the entry symbol exists, the plugin
+/// accepts our ABI major, magic, ABI major, struct sizes, toolchain, then the required entries.
+final class PluginLibrary: @unchecked Sendable {
+    /// Path as given.
+    let path: String
+    /// The plugin's own name (`ath_plugin.name`).
+    let name: String
+    let kind: PluginKind
+    /// ABI minor the plugin was built against.
+    let abiMinor: UInt32
+    /// Copy of the descriptor, zero-filled past the plugin's `struct_size`.
+    let descriptor: ath_plugin
+    /// Copy of the storage table (zero-filled past its `struct_size`), for storage plugins.
+    let storageMethods: ath_storage_methods?
+    /// Copy of the fetcher table (zero-filled past its `struct_size`), for fetcher plugins.
+    let fetcherMethods: ath_fetcher_methods?
+
+    /// Loads and checks the plugin at `path`.
+    init(path: String) throws(PluginLoadError) {
+        self.path = path
+        func reject(_ reason: String) -> PluginLoadError { PluginLoadError(path: path, reason: reason) }
+
+        _ = dlerror()
+        // NODELETE: unloading a Swift image leaves dangling runtime metadata (see notes/swift-plugins.md).
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
+            throw reject("cannot load: " + Self.lastDLError(stripping: path))
+        }
+        _ = dlerror()
+        guard let symbol = dlsym(handle, ATH_PLUGIN_QUERY_SYMBOL) else {
+            throw reject("no entry symbol \(ATH_PLUGIN_QUERY_SYMBOL): not an athens plugin")
+        }
+        let query = unsafeBitCast(symbol, to: ath_plugin_query_fn.self)
+        guard let info = query(ATH_ABI_MAJOR) else {
+            throw reject("declined host ABI major \(ATH_ABI_MAJOR)")
+        }
+        // Magic first: if it is wrong, no other field can be trusted.
+        let raw = UnsafeRawPointer(info)
+        let magic = raw.loadUnaligned(as: UInt32.self)
+        guard magic == ATH_MAGIC else { throw reject("bad magic 0x\(String(magic, radix: 16)): not an athens plugin descriptor") }
+        let declaredSize = raw.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+        let major = raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self)
+        guard major == ATH_ABI_MAJOR else {
+            throw reject("built for ABI \(major).x, host speaks ABI \(ATH_ABI_MAJOR).\(ATH_ABI_MINOR)")
+        }
+        guard declaredSize >= UInt32(MemoryLayout<ath_plugin>.size) else {
+            throw reject("descriptor struct_size \(declaredSize) is smaller than ABI 1.0's \(MemoryLayout<ath_plugin>.size)")
+        }
+        let descriptor = Self.copy(ath_plugin.self, from: raw, declaredSize: declaredSize)
+        self.descriptor = descriptor
+        self.abiMinor = descriptor.abi_minor
+        self.name = String(cString: descriptor.name)
+
+        if let toolchain = descriptor.toolchain {
+            let ours = String(cString: ath_swift_toolchain_id())
+            let theirs = String(cString: toolchain)
+            guard theirs == ours else {
+                throw reject("built with toolchain \"\(theirs)\", host built with \"\(ours)\" (Swift plugins must come from the host's toolchain)")
+            }
+        }
+        guard descriptor.create != nil else { throw reject("required entry create is NULL") }
+        guard descriptor.destroy != nil else { throw reject("required entry destroy is NULL") }
+
+        switch descriptor.kind {
+        case ATH_KIND_STORAGE:
+            kind = .storage
+            guard let table = descriptor.storage else { throw reject("storage plugin without a storage table") }
+            let size = UnsafeRawPointer(table).loadUnaligned(as: UInt32.self)
+            guard size >= UInt32(MemoryLayout<ath_storage_methods>.size) else {
+                throw reject("storage table struct_size \(size) is smaller than ABI 1.0's \(MemoryLayout<ath_storage_methods>.size)")
+            }
+            let methods = Self.copy(ath_storage_methods.self, from: UnsafeRawPointer(table), declaredSize: size)
+            let required: [(String, Bool)] = [("open", methods.open != nil), ("save", methods.save != nil),
+                                              ("exists", methods.exists != nil), ("list", methods.list != nil),
+                                              ("remove", methods.remove != nil)]
+            if let missing = required.first(where: { !$0.1 }) { throw reject("required storage entry \(missing.0) is NULL") }
+            storageMethods = methods
+            fetcherMethods = nil
+        case ATH_KIND_FETCHER:
+            kind = .fetcher
+            guard let table = descriptor.fetcher else { throw reject("fetcher plugin without a fetcher table") }
+            let size = UnsafeRawPointer(table).loadUnaligned(as: UInt32.self)
+            guard size >= UInt32(MemoryLayout<ath_fetcher_methods>.size) else {
+                throw reject("fetcher table struct_size \(size) is smaller than ABI 1.0's \(MemoryLayout<ath_fetcher_methods>.size)")
+            }
+            let methods = Self.copy(ath_fetcher_methods.self, from: UnsafeRawPointer(table), declaredSize: size)
+            let required: [(String, Bool)] = [("fetch", methods.fetch != nil), ("list", methods.list != nil),
+                                              ("resolve", methods.resolve != nil)]
+            if let missing = required.first(where: { !$0.1 }) { throw reject("required fetcher entry \(missing.0) is NULL") }
+            fetcherMethods = methods
+            storageMethods = nil
+        default:
+            throw reject("unknown plugin kind \(descriptor.kind.rawValue)")
+        }
+    }
+
+    /// Copies `min(declaredSize, sizeof T)` bytes into a zeroed T: fields past the plugin's size read as absent.
+    private static func copy<T>(_: T.Type, from source: UnsafeRawPointer, declaredSize: UInt32) -> T {
+        let result = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
+        defer { result.deallocate() }
+        result.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<T>.size)
+        result.copyMemory(from: source, byteCount: min(Int(declaredSize), MemoryLayout<T>.size))
+        return result.load(as: T.self)
+    }
+
+    /// dlerror() text without a leading "<path>: " (we print the path ourselves).
+    private static func lastDLError(stripping path: String) -> String {
+        guard let message = dlerror() else { return "unknown dlopen error" }
+        let text = String(cString: message)
+        return text.hasPrefix(path + ": ") ? String(text.dropFirst(path.count + 2)) : text
+    }
+
+    /// Creates an instance with the plugin's constructor.
+    func createInstance(configJSON: String, pluginName: String) throws(PluginError) -> UnsafeMutableRawPointer? {
+        var error = ath_error.empty()
+        var instance: UnsafeMutableRawPointer?
+        let status = configJSON.withCString { descriptor.create!($0, &instance, &error) }
+        guard status == ATH_OK else {
+            throw PluginError(code: .init(status), plugin: pluginName, operation: "create", message: error.text)
+        }
+        return instance
+    }
+}

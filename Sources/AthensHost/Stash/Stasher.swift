@@ -1,0 +1,155 @@
+import Foundation
+import GoModule
+
+/// Puts a module version into storage. Blocking: run it on a `WorkerPool` thread.
+/// Wrappers (pool, single-flight, deadlines) conform to it too and wrap another stasher.
+protocol Stasher: Sendable {
+    /// Makes module@version (canonical) complete in storage, or throws; never leaves part of it there.
+    func stash(module: String, version: String) throws(DownloadError)
+}
+
+/// Fetches a version, spools the zip to an unlinked temporary file, validates all three files with
+/// the go command's rules, then saves them. Nothing a fetcher produces reaches storage unchecked.
+/// Fetchers are tried in order; the next is asked only when one answers not-found.
+final class FetchingStasher: Stasher {
+    let fetchers: [FetcherPlugin]
+    let storage: StoragePlugin
+    /// Where zips are spooled while they are checked (unlinked at once, so nothing is left on a crash).
+    let spoolDirectory: String
+
+    init(fetchers: [FetcherPlugin], storage: StoragePlugin, spoolDirectory: String) {
+        self.fetchers = fetchers
+        self.storage = storage
+        self.spoolDirectory = spoolDirectory
+    }
+
+    func stash(module: String, version: String) throws(DownloadError) {
+        var lastError = DownloadError(status: 404, message: "not found: \(module)@\(version): no fetcher configured")
+        for fetcher in fetchers {
+            do {
+                return try stash(module: module, version: version, from: fetcher)
+            } catch where error.status == 404 {
+                lastError = error
+            }
+        }
+        throw lastError
+    }
+
+    private func stash(module: String, version: String, from fetcher: FetcherPlugin) throws(DownloadError) {
+        let spool = try Spool(directory: spoolDirectory)
+        var info: [UInt8] = [], mod: [UInt8] = []
+        var zipBytes: UInt64 = 0
+        var refused: String?
+        do throws(PluginError) {
+            try fetcher.fetch(module: module, version: version, info: { bytes in
+                guard info.count + bytes.count <= ArtifactValidator.maxInfo else { refused = ".info larger than \(ArtifactValidator.maxInfo) bytes"; return false }
+                info += bytes
+                return true
+            }, mod: { bytes in
+                guard UInt64(mod.count + bytes.count) <= ModuleZip.maxGoMod else { refused = ".mod larger than \(ModuleZip.maxGoMod) bytes"; return false }
+                mod += bytes
+                return true
+            }, zip: { bytes in
+                guard zipBytes + UInt64(bytes.count) <= ModuleZip.maxZipFile else { refused = ".zip larger than \(ModuleZip.maxZipFile) bytes"; return false }
+                guard spool.append(bytes) else { refused = "spooling the zip failed: \(String(cString: strerror(errno)))"; return false }
+                zipBytes += UInt64(bytes.count)
+                return true
+            })
+        } catch {
+            if let refused { throw DownloadError(status: 502, message: "\(module)@\(version): \(refused)") }
+            throw DownloadError(error, module: module, version: version)
+        }
+        let what = "\(module)@\(version)"
+        do {
+            try ArtifactValidator.checkInfo(info, version: version)
+            try ArtifactValidator.checkMod(mod)
+            let entries = try ZipDirectory.read(fd: spool.fd, size: zipBytes)
+            try ModuleZip.check(module: module, version: version, entries: entries, zipSize: zipBytes)
+        } catch let error as ZipError {
+            throw DownloadError(status: 502, message: "\(what): fetcher \(fetcher.name) produced an invalid zip: \(error.message)")
+        } catch let error as ValidationError {
+            throw DownloadError(status: 502, message: "\(what): fetcher \(fetcher.name) produced \(error.message)")
+        } catch {
+            throw DownloadError(status: 502, message: "\(what): \(error)")
+        }
+        do {
+            try storage.save(module: module, version: version, info: info, mod: mod, zipFD: spool.fd, zipSize: zipBytes)
+        } catch {
+            throw DownloadError(error, module: module, version: version)
+        }
+    }
+}
+
+/// A zip being received: an unlinked temporary file, closed when the spool goes.
+final class Spool {
+    let fd: Int32
+
+    init(directory: String) throws(DownloadError) {
+        var template = Array((directory + "/athens-spool-XXXXXX").utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw DownloadError(status: 503, message: "cannot create a spool file in \(directory): \(String(cString: strerror(errno)))")
+        }
+        unlink(template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        self.fd = fd
+    }
+
+    /// Appends bytes; false on a write error (e.g. ENOSPC).
+    func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var done = 0
+        while done < bytes.count {
+            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 { if errno == EINTR { continue }; return false }
+            done += n
+        }
+        return true
+    }
+
+    deinit { close(fd) }
+}
+
+/// Checks the .info and .mod a fetcher produced.
+struct ValidationError: Error { var message: String }
+
+enum ArtifactValidator {
+    /// Largest .info accepted.
+    static let maxInfo = 1 << 16
+
+    /// A JSON object whose "Version" is `version` (when given) and canonical, and "Time", if any, a string.
+    /// Returns the version it names.
+    @discardableResult
+    static func checkInfo(_ info: [UInt8], version: String?) throws(ValidationError) -> String {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(info))) as? [String: Any] else {
+            throw ValidationError(message: "a .info that is not a JSON object")
+        }
+        guard let named = object["Version"] as? String else { throw ValidationError(message: "a .info without a string \"Version\"") }
+        if let version, named != version {
+            throw ValidationError(message: "a .info for version \(named) instead of the requested \(version)")
+        }
+        guard ModulePath.canonicalVersion(named) == named else {
+            throw ValidationError(message: "a .info with non-canonical version \(named)")
+        }
+        if let time = object["Time"], !(time is String) { throw ValidationError(message: "a .info whose \"Time\" is not a string") }
+        return named
+    }
+
+    /// UTF-8 text with a `module` directive, as the go command requires of every go.mod.
+    static func checkMod(_ mod: [UInt8]) throws(ValidationError) {
+        guard let text = String(validating: mod, as: UTF8.self) else { throw ValidationError(message: "a .mod that is not UTF-8") }
+        var inComment = false
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+            var rest = line.trimmingSpaces
+            if inComment {
+                guard let end = rest.range(of: "*/") else { continue }
+                rest = rest[end.upperBound...].trimmingSpaces
+                inComment = false
+            }
+            if rest.hasPrefix("/*") { inComment = !rest.contains("*/"); continue }
+            if rest.hasPrefix("module") {
+                let after = rest.dropFirst("module".count)
+                if let first = after.first, first == " " || first == "\t" || first == "(" { return }
+            }
+        }
+        throw ValidationError(message: "a .mod without a module directive")
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// A fixed set of threads running blocking jobs (plugin calls) from a bounded queue.
+///
+/// Plugin calls block, sometimes for minutes (a git clone, a slow upstream), so they never run on the
+/// event loops or on Swift's cooperative pool (one thread per core). A full queue refuses at once
+/// (the caller answers 503), so the server never hangs on an overload.
+///
+/// Invariant: `queue.count <= capacity`.
+final class WorkerPool: @unchecked Sendable {
+    typealias Job = @Sendable () -> Void
+
+    let name: String
+    let threadCount: Int
+    let capacity: Int
+    private let condition = NSCondition()
+    private var queue: [Job] = []
+    private var head = 0
+    private var busy = 0
+
+    /// Starts `threads` workers that take jobs from a queue of at most `capacity` waiting jobs.
+    init(name: String, threads: Int, capacity: Int) {
+        self.name = name
+        threadCount = max(1, threads)
+        self.capacity = max(0, capacity)
+        for index in 0..<threadCount {
+            let thread = Thread { [unowned self] in self.work() }
+            thread.name = "\(name)-\(index)"
+            thread.start()
+        }
+    }
+
+    /// Queues `job`; false (and the job is dropped) when every worker is busy and the queue is full.
+    @discardableResult
+    func submit(_ job: @escaping Job) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        let waiting = queue.count - head
+        // A free worker takes the job at once; otherwise it waits in the bounded queue.
+        guard waiting < capacity || busy + waiting < threadCount else { return false }
+        queue.append(job)
+        condition.signal()
+        return true
+    }
+
+    /// Jobs waiting plus jobs running.
+    var load: (waiting: Int, running: Int) {
+        condition.lock()
+        defer { condition.unlock() }
+        return (queue.count - head, busy)
+    }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while head == queue.count { condition.wait() }
+            let job = queue[head]
+            head += 1
+            if head > 1024 && head * 2 > queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            busy += 1
+            condition.unlock()
+            job()
+            condition.lock()
+            busy -= 1
+            condition.unlock()
+        }
+    }
+}

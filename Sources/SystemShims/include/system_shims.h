@@ -1,0 +1,13 @@
+/* Linux APIs the Glibc Swift module does not expose: epoll, eventfd, sendfile, CPU affinity, accept4.
+ * Host only. No _GNU_SOURCE here: it would change struct definitions the Glibc module also declares. */
+#ifndef ATHENS_SYSTEM_SHIMS_H
+#define ATHENS_SYSTEM_SHIMS_H
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/sendfile.h>
+
+/** CPUs in this process's affinity mask (what taskset allows); 0 if it cannot be read. */
+int athens_affinity_cpu_count(void);
+/** accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC). */
+int athens_accept_nonblocking(int fd);
+#endif

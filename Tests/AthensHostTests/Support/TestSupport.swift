@@ -1,0 +1,153 @@
+import Foundation
+import Testing
+
+/// Paths and helpers shared by the tests.
+enum TestSupport {
+    /// The package root (tests read fixtures from it).
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<4 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The folder holding the built products (athens, lib*.so): the test runner sits beside them.
+    static let productsDirectory: String = {
+        if let dir = ProcessInfo.processInfo.environment["ATHENS_PRODUCTS_DIR"] { return dir }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // The runner may be inside a bundle directory (…/athensPackageTests.xctest/…).
+        while !FileManager.default.fileExists(atPath: url.appendingPathComponent("libMemoryStorage.so").path), url.path != "/" {
+            url.deleteLastPathComponent()
+        }
+        return url.path
+    }()
+
+    /// Path of a built plugin, e.g. "MemoryStorage" → …/libMemoryStorage.so.
+    static func plugin(_ name: String) -> String { productsDirectory + "/lib" + name + ".so" }
+
+    /// The built athens executable.
+    static var athens: String { productsDirectory + "/athens" }
+
+    /// A fresh temporary directory, removed by the caller via `removeDirectory`.
+    static func makeTemporaryDirectory(_ label: String = "athens-test") -> String {
+        let path = NSTemporaryDirectory() + "/\(label)-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    static func removeDirectory(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+
+    /// Runs a program to completion; returns exit status, stdout and stderr.
+    @discardableResult
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                    directory: String? = nil, timeout: Double = 120) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
+        nonisolated(unsafe) var outData = Data(), errData = Data()
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        group.enter()
+        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning {
+            process.terminate()
+            Issue.record("\(executable) \(arguments) timed out after \(timeout)s")
+        }
+        process.waitUntilExit()
+        group.wait()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+
+    /// Compiles a C plugin fixture from Tests/Fixtures/CPlugins into `directory`; returns the .so path.
+    static func compileCPlugin(_ source: String, defines: [String] = [], into directory: String, name: String) throws -> String {
+        let output = directory + "/" + name
+        let result = try run("/usr/bin/cc", ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror",
+                                             "-shared", "-fPIC", "-I", packageRoot + "/Sources/PluginABI/include"]
+                             + defines.map { "-D" + $0 } + [packageRoot + "/Tests/Fixtures/CPlugins/" + source, "-o", output, "-lpthread"])
+        guard result.status == 0 else { throw TestFailure("cc failed: \(result.stderr)") }
+        return output
+    }
+}
+
+/// A test-setup failure with a message.
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A child process started by a test and stopped by it (by pid, never by name).
+final class ChildProcess: @unchecked Sendable {
+    let process = Process()
+    private let stdoutPipe = Pipe()
+    private let stderrPipe = Pipe()
+    private let lock = NSLock()
+    private var stderrData = Data()
+
+    /// Starts `executable` and waits for its first stdout line (servers print their address there).
+    init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        process.standardOutput = stdoutPipe
+        process.standardError = stderrPipe
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        stderrPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            guard let self else { return }
+            self.lock.lock(); self.stderrData.append(data); self.lock.unlock()
+        }
+    }
+
+    /// Reads stdout until a newline (or EOF / timeout).
+    func firstLine(timeout: Double = 30) -> String? {
+        let handle = stdoutPipe.fileHandleForReading
+        var line = Data()
+        let deadline = Date().addingTimeInterval(timeout)
+        let fd = handle.fileDescriptor
+        while Date() < deadline {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 100) > 0 {
+                var byte: UInt8 = 0
+                let n = read(fd, &byte, 1)
+                if n <= 0 { return line.isEmpty ? nil : String(decoding: line, as: UTF8.self) }
+                if byte == 0x0A { return String(decoding: line, as: UTF8.self) }
+                line.append(byte)
+            }
+        }
+        return nil
+    }
+
+    /// What the child wrote to stderr so far.
+    var stderr: String {
+        lock.lock(); defer { lock.unlock() }
+        return String(decoding: stderrData, as: UTF8.self)
+    }
+
+    func stop() {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(10_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        }
+        process.waitUntilExit()
+        stderrPipe.fileHandleForReading.readabilityHandler = nil
+    }
+
+    deinit { stop() }
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Writes a static GOPROXY tree of small, valid modules for the end-to-end tests.
+
+Usage: make_fixture_proxy.py OUT_DIR
+
+The tree is laid out exactly as the GOPROXY protocol names files (escaped module paths, @v/list,
+<version>.info/.mod/.zip), so any static file server can act as an upstream proxy. The modules cover
+what the go command treats specially: several tags and a pre-release, upper-case letters in the path,
+a /v2 module, a +incompatible version with a synthesized go.mod, and a module with a dependency.
+"""
+import json
+import os
+import sys
+import zipfile
+
+
+def escape(s):
+    """Go's module.EscapePath/EscapeVersion: upper-case letters become '!' + lower case."""
+    return "".join("!" + c.lower() if "A" <= c <= "Z" else c for c in s)
+
+
+def add_version(root, module, version, files, gomod=None, time="2024-01-02T03:04:05Z"):
+    """Writes .info, .mod and .zip for module@version; files maps relative names to text."""
+    vdir = os.path.join(root, escape(module), "@v")
+    os.makedirs(vdir, exist_ok=True)
+    if gomod is None:
+        gomod = "module %s\n\ngo 1.19\n" % module
+        zip_files = dict(files, **{"go.mod": gomod})
+    else:
+        zip_files = dict(files)
+        if gomod.startswith("synthesized:"):
+            gomod = "module %s\n" % module  # what the go command serves for a module without go.mod
+        else:
+            zip_files["go.mod"] = gomod
+    base = os.path.join(vdir, escape(version))
+    with open(base + ".info", "w") as f:
+        json.dump({"Version": version, "Time": time}, f)
+    with open(base + ".mod", "w") as f:
+        f.write(gomod)
+    with zipfile.ZipFile(base + ".zip", "w", zipfile.ZIP_DEFLATED) as z:
+        for name in sorted(zip_files):
+            z.writestr("%s@%s/%s" % (module, version, name), zip_files[name])
+    with open(os.path.join(vdir, "list"), "a") as f:
+        f.write(version + "\n")
+
+
+def main(out):
+    if os.path.exists(out) and os.listdir(out):
+        sys.exit("refusing to write into non-empty " + out)
+    os.makedirs(out, exist_ok=True)
+    for version in ["v1.0.0", "v1.1.0", "v1.2.0-pre.1"]:
+        add_version(out, "example.com/hello", version, {
+            "hello.go": 'package hello\n\n// Version is the tag.\nconst Version = "%s"\n' % version,
+            "LICENSE": "Fixture license\n",
+        })
+    add_version(out, "example.com/Upper/Case", "v0.1.0", {"case.go": "package casepkg\n\nconst X = 1\n"})
+    add_version(out, "example.com/multi/v2", "v2.0.0", {"multi.go": "package multi\n\nconst Major = 2\n"})
+    add_version(out, "example.com/legacy", "v2.0.0+incompatible",
+                {"legacy.go": "package legacy\n\nconst Old = true\n"}, gomod="synthesized:")
+    # Known answer: x/mod's dirhash gives h1:fCHMqo5ggHEQvwcrsN81zr5orRk5lClR36KRHpfUjKg= for this zip.
+    add_version(out, "example.com/m", "v1.0.0", {"m.go": "package m\n"}, gomod="module example.com/m\n")
+    add_version(out, "example.com/dep", "v1.0.0", {"dep.go": "package dep\n\nfunc Answer() int { return 42 }\n"})
+    add_version(out, "example.com/app", "v1.0.0", {
+        "app.go": 'package app\n\nimport "example.com/dep"\n\nfunc Run() int { return dep.Answer() }\n',
+    }, gomod="module example.com/app\n\ngo 1.19\n\nrequire example.com/dep v1.0.0\n")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
