@@ -36,6 +36,9 @@ Usage: bench/run.sh [options]
   --athens-url URL    measure an already running server as the candidate instead of
                       starting athens (no restarts; CPU/RSS only with --athens-pid)
   --athens-pid PID    pid of the --athens-url server, for CPU and RSS figures
+  --nginx-sendfile on|off
+                      nginx's sendfile setting (default on, as in the method notes; off can
+                      cost less CPU for large files on loopback)
   --server-cpus LIST  CPUs for the servers (taskset -c, default 1)
   --client-cpus LIST  CPUs for wrk (taskset -c, default 0)
   --max-steal PCT     redo a run whose steal exceeds PCT (default 1.0), at most twice
@@ -53,7 +56,7 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 # ---------------------------------------------------------------- options
 REPS="" DURATION="" WARMUP="" MODULES="" SIZES="" MAX_LARGE="" SEED=1 TESTS=""
 QUICK=0 STORAGE=MemoryStorage STORAGE_ROOT="" BUILD=1 CANDIDATE=athens
-ATHENS_URL="" ATHENS_EXT_PID="" SERVER_CPUS=1 CLIENT_CPUS=0 MAX_STEAL=1.0 MAX_OTHER=5 MAX_ATTEMPTS=3
+NGINX_SENDFILE=on ATHENS_URL="" ATHENS_EXT_PID="" SERVER_CPUS=1 CLIENT_CPUS=0 MAX_STEAL=1.0 MAX_OTHER=5 MAX_ATTEMPTS=3
 OUT="" KEEP=0
 while [[ $# -gt 0 ]]; do
     opt=$1
@@ -66,7 +69,7 @@ while [[ $# -gt 0 ]]; do
     esac
     case $opt in
         --reps|--duration|--warmup|--modules|--sizes|--max-large|--seed|--tests|--storage|--storage-root|\
-        --athens-url|--athens-pid|--server-cpus|--client-cpus|--max-steal|--max-other|--out) ;;
+        --athens-url|--athens-pid|--server-cpus|--client-cpus|--max-steal|--max-other|--nginx-sendfile|--out) ;;
         *) die "unknown option $opt (see --help)" ;;
     esac
     [[ $# -ge 2 ]] || die "$opt needs a value (see --help)"
@@ -88,6 +91,7 @@ while [[ $# -gt 0 ]]; do
         --client-cpus) CLIENT_CPUS=$val ;;
         --max-steal) MAX_STEAL=$val ;;
         --max-other) MAX_OTHER=$val ;;
+        --nginx-sendfile) NGINX_SENDFILE=$val ;;
         --out) OUT=$val ;;
         *) die "unknown option $opt (see --help)" ;;
     esac
@@ -103,6 +107,7 @@ for n in REPS DURATION WARMUP MODULES MAX_LARGE SEED; do
 done
 [[ $REPS -ge 1 && $DURATION -ge 1 ]] || die "--reps and --duration must be at least 1"
 [[ $MAX_STEAL =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--max-steal must be a number"
+[[ $NGINX_SENDFILE == on || $NGINX_SENDFILE == off ]] || die "--nginx-sendfile must be on or off"
 [[ $MAX_OTHER =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--max-other must be a number"
 [[ -z $ATHENS_EXT_PID || $CANDIDATE == url ]] || die "--athens-pid needs --athens-url"
 [[ -z $ATHENS_EXT_PID || -d /proc/$ATHENS_EXT_PID ]] || die "--athens-pid $ATHENS_EXT_PID: no such process"
@@ -210,7 +215,7 @@ events {
 }
 http {
     access_log off;
-    sendfile on;
+    sendfile $NGINX_SENDFILE;
     tcp_nopush on;
     tcp_nodelay on;
     keepalive_timeout 65;
@@ -592,7 +597,7 @@ OUT=${OUT:-$BENCH_DIR/results-$DATE.txt}
     echo "athens benchmark, $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "host: $(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
     echo "repo: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty)')"
-    echo "baseline: $("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //'), $NGINX_WORKERS worker(s)"
+    echo "baseline: $("$NGINX_BIN" -v 2>&1 | sed 's/^nginx version: //'), $NGINX_WORKERS worker(s), sendfile $NGINX_SENDFILE"
     case $CANDIDATE in
         athens) echo "candidate: athens $ATHENS_BIN, storage $STORAGE${STORAGE_ROOT:+ (root $STORAGE_ROOT)}, upstream nginx" ;;
         nginx) echo "candidate: a second nginx with the same config (--athens-nginx self-test, not athens)" ;;

@@ -1,1 +1,228 @@
+// ProxyFetcher: fetches module versions from an upstream GOPROXY (proxy.golang.org, another athens, ...)
+// over HTTP(S). Config: {"url": "https://proxy.golang.org", "timeoutSeconds": 30, "zipTimeoutSeconds": 600}.
+// Every call blocks its (host-owned) thread; zips stream from the socket into the host's sink.
+import Foundation
+import GoModule
 import PluginKit
+
+/// The plugin's entry symbol.
+@c(ath_plugin_query)
+public func athPluginQuery(_ hostABIMajor: UInt32) -> UnsafePointer<ath_plugin>? {
+    PluginEntry.fetcher(name: "ProxyFetcher", hostABIMajor: hostABIMajor) { config throws(PluginFailure) in
+        try ProxyFetcher(config: config)
+    }
+}
+
+/// A fetcher backed by an upstream GOPROXY.
+final class ProxyFetcher: FetcherBackend {
+    /// Largest .info (and @latest) body accepted.
+    static let maxInfoBytes: Int64 = 64 << 10
+    /// Largest .mod body accepted (Go's MaxGoMod).
+    static let maxModBytes: Int64 = 16 << 20
+    /// Largest @v/list body accepted.
+    static let maxListBytes: Int64 = 16 << 20
+    /// Largest zip accepted (Go's MaxZipFile).
+    static let maxZipBytes: Int64 = 500 << 20
+    /// Most bytes of an error body kept for the message (the ath_error buffer holds 511).
+    static let maxDetailBytes = 160
+
+    private let upstream: UpstreamBase
+    private let client: UpstreamClient
+    /// Whole-transfer limit for one zip.
+    private let zipTimeout: Double
+
+    /// Reads `url`, `timeoutSeconds` and `zipTimeoutSeconds`; refuses anything else.
+    init(config: PluginConfig) throws(PluginFailure) {
+        let url = try config.string("url")
+        let timeout = try config.number("timeoutSeconds") ?? 30
+        let zipTimeout = try config.number("zipTimeoutSeconds") ?? 600
+        try config.finish()
+        guard let url else { throw .invalid("config.url: required (the upstream GOPROXY, e.g. \"https://proxy.golang.org\")") }
+        // A day is already absurd; beyond it the clock arithmetic is not worth trusting.
+        guard timeout > 0, timeout <= 86_400 else { throw .invalid("config.timeoutSeconds: must be more than 0 and at most 86400") }
+        guard zipTimeout > 0, zipTimeout <= 86_400 else { throw .invalid("config.zipTimeoutSeconds: must be more than 0 and at most 86400") }
+        upstream = try UpstreamBase(config: url)
+        self.zipTimeout = zipTimeout
+        client = UpstreamClient(idleTimeout: timeout, authorization: upstream.authorization, origin: upstream.origin)
+    }
+
+    func fetch(module: String, version: String, info: ByteSink, mod: ByteSink, zip: ByteSink) throws(PluginFailure) {
+        let subject = "\(module)@\(version)"
+        let infoURL = try requestURL(subject) { () throws(ModuleError) in try upstream.versionURL(module: module, version: version, suffix: ".info") }
+        let modURL = try requestURL(subject) { () throws(ModuleError) in try upstream.versionURL(module: module, version: version, suffix: ".mod") }
+        let zipURL = try requestURL(subject) { () throws(ModuleError) in try upstream.versionURL(module: module, version: version, suffix: ".zip") }
+
+        // The .info first, checked before anything reaches a sink: a wrong version stops the fetch early.
+        let infoBytes = try getWhole(infoURL, subject: subject, limit: Self.maxInfoBytes)
+        let infoVersion = try infoObject(infoBytes, subject: subject, url: infoURL).version
+        guard infoVersion == version else {
+            throw .unavailable("\(subject): upstream sent .info for version \(infoVersion.prefix(80)) instead of \(version) (\(redacted(infoURL)))")
+        }
+        try write(infoBytes, to: info, subject: subject, url: infoURL)
+
+        let modBytes = try getWhole(modURL, subject: subject, limit: Self.maxModBytes)
+        try write(modBytes, to: mod, subject: subject, url: modURL)
+
+        try get(zipURL, subject: subject, limit: Self.maxZipBytes, wholeTimeout: zipTimeout, wholeTimeoutName: "zipTimeoutSeconds") { chunk throws(PluginFailure) in
+            try write(chunk, to: zip, subject: subject, url: zipURL)
+        }
+    }
+
+    func list(module: String) throws(PluginFailure) -> [String] {
+        let subject = "\(module)/@v/list"
+        let url = try requestURL(subject) { () throws(ModuleError) in try upstream.listURL(module: module) }
+        let body = try getWhole(url, subject: subject, limit: Self.maxListBytes)
+        // As the go command reads it: the first field of each line; only canonical, non-pseudo versions.
+        var seen = Set<String>()
+        var versions: [String] = []
+        for line in body.split(separator: UInt8(ascii: "\n")) {
+            guard let field = line.split(whereSeparator: { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }).first,
+                  let version = String(validating: field, as: UTF8.self),
+                  SemVer.isValid(version), !SemVer.isPseudoVersion(version),
+                  ModulePath.canonicalVersion(version) == version,
+                  seen.insert(version).inserted else { continue }
+            versions.append(version)
+        }
+        return versions
+    }
+
+    func resolve(module: String, query: String, info: ByteSink) throws(PluginFailure) {
+        let subject = "\(module)@\(query)"
+        let url = try requestURL(subject) { () throws(ModuleError) in
+            query == "latest" ? try upstream.latestURL(module: module)
+                              : try upstream.versionURL(module: module, version: query, suffix: ".info")
+        }
+        let body = try getWhole(url, subject: subject, limit: Self.maxInfoBytes)
+        let version = try infoObject(body, subject: subject, url: url).version
+        guard ModulePath.canonicalVersion(version) == version else {
+            throw .unavailable("\(subject): upstream answered with non-canonical version \"\(version.prefix(80))\" (\(redacted(url)))")
+        }
+        // The go command's rule: asking for a canonical version must give back that very version.
+        if ModulePath.canonicalVersion(query) == query, version != query {
+            throw .unavailable("\(subject): upstream sent .info for version \(version) instead of \(query) (\(redacted(url)))")
+        }
+        try write(body, to: info, subject: subject, url: url)
+    }
+
+    // MARK: - Helpers
+
+    /// Builds a request URL; a module path or version GOPROXY cannot spell is the caller's mistake.
+    private func requestURL(_ subject: String, _ build: () throws(ModuleError) -> String) throws(PluginFailure) -> URL {
+        let text: String
+        do {
+            text = try build()
+        } catch {
+            throw .invalid("\(subject): \(error.message)")
+        }
+        // Every byte outside Go's path-segment set is percent-encoded, so this parses unless the base is odd.
+        guard let url = URL(string: text) else { throw .internal("\(subject): cannot build a request URL on the configured base") }
+        return url
+    }
+
+    /// The checked .info fields: a JSON object with a string "Version" and, if present, a string "Time".
+    private func infoObject(_ bytes: [UInt8], subject: String, url: URL) throws(PluginFailure) -> (version: String, time: String?) {
+        guard let value = try? JSONSerialization.jsonObject(with: Data(bytes)), let object = value as? [String: Any] else {
+            throw .unavailable("\(subject): upstream sent an .info that is not a JSON object (\(redacted(url)))")
+        }
+        guard let version = object["Version"] as? String else {
+            throw .unavailable("\(subject): upstream sent an .info without a string \"Version\" (\(redacted(url)))")
+        }
+        let time = object["Time"]
+        // null is what Go's encoding/json reads as "no time".
+        guard time == nil || time is NSNull || time is String else {
+            throw .unavailable("\(subject): upstream sent an .info whose \"Time\" is not a string (\(redacted(url)))")
+        }
+        return (version, time as? String)
+    }
+
+    /// Hands bytes to a host sink, naming the subject if the host refuses them.
+    private func write(_ bytes: some ContiguousBytes, to sink: ByteSink, subject: String, url: URL) throws(PluginFailure) {
+        var failure: PluginFailure?
+        bytes.withUnsafeBytes { raw in
+            do throws(PluginFailure) { try sink.write(raw) } catch { failure = error }
+        }
+        if let failure { throw PluginFailure(failure.status, "\(subject): \(failure.message) (from \(redacted(url)))") }
+    }
+
+    /// GETs a small body whole, within the idle timeout between events and `zipTimeout` overall.
+    private func getWhole(_ url: URL, subject: String, limit: Int64) throws(PluginFailure) -> [UInt8] {
+        var body: [UInt8] = []
+        try get(url, subject: subject, limit: limit, wholeTimeout: zipTimeout, wholeTimeoutName: "zipTimeoutSeconds") { chunk throws(PluginFailure) in
+            body.append(contentsOf: chunk)
+        }
+        return body
+    }
+
+    /// GETs `url` and passes its 200 body to `consume` piece by piece, enforcing `limit` bytes, the announced
+    /// Content-Length, the idle timeout, and `wholeTimeout` for the whole transfer.
+    private func get(_ url: URL, subject: String, limit: Int64, wholeTimeout: Double, wholeTimeoutName: String,
+                     consume: (Data) throws(PluginFailure) -> Void) throws(PluginFailure) {
+        let deadline = Date().addingTimeInterval(wholeTimeout)
+        let deadlineName = "\(wholeTimeoutName) (\(seconds(wholeTimeout)))"
+        let shownURL = redacted(url)
+        let transfer = client.start(url)
+        defer { transfer.cancel() }
+        var received: Int64 = 0
+        var announced: Int64?
+        do {
+            let head = try transfer.response(deadline: deadline, deadlineName: deadlineName)
+            announced = head.contentLength
+            guard head.status == 200 else {
+                let detail = errorDetail(transfer, head: head, deadline: deadline)
+                let text = "upstream answered \(head.status) for \(head.url)" + (detail.isEmpty ? "" : ": \(detail)")
+                // Go's rule: only 404 and 410 mean "does not exist"; anything else may be transient.
+                if head.status == 404 || head.status == 410 { throw PluginFailure.notFound("\(subject): not found: \(text)") }
+                throw PluginFailure.unavailable("\(subject): \(text)")
+            }
+            if let announced = head.contentLength, announced > limit {
+                throw PluginFailure.unavailable("\(subject): upstream announced \(announced) bytes, over the \(limit)-byte limit (\(shownURL))")
+            }
+            while let chunk = try transfer.nextChunk(deadline: deadline, deadlineName: deadlineName) {
+                received += Int64(chunk.count)
+                if received > limit {
+                    throw PluginFailure.unavailable("\(subject): upstream sent more than the \(limit)-byte limit (\(shownURL))")
+                }
+                if let announced = head.contentLength, received > announced {
+                    throw PluginFailure.unavailable("\(subject): upstream sent more than its Content-Length \(announced) (\(shownURL))")
+                }
+                try consume(chunk)
+            }
+            if let announced = head.contentLength, received != announced {
+                throw PluginFailure.unavailable("\(subject): upstream sent \(received) of \(announced) bytes, truncated (\(shownURL))")
+            }
+        } catch let failure as PluginFailure {
+            throw failure
+        } catch let error as TransferError {
+            let partial = announced.map { " after \(received) of \($0) bytes" } ?? (received > 0 ? " after \(received) bytes" : "")
+            switch error {
+            case .timedOut(let why): throw .timeout("\(subject): upstream \(why)\(partial) (\(shownURL))")
+            case .failed(let why): throw .unavailable("\(subject): upstream \(why)\(partial) (\(shownURL))")
+            }
+        } catch {
+            throw .internal("\(subject): \(error) (\(shownURL))")
+        }
+    }
+
+    /// The start of a non-200 body if it is short plain text, as the go command shows it; "" otherwise.
+    private func errorDetail(_ transfer: Transfer, head: ResponseHead, deadline: Date) -> String {
+        let type = (head.contentType ?? "").lowercased().replacingOccurrences(of: " ", with: "")
+        guard type == "text/plain" || type == "text/plain;charset=utf-8" || type == "text/plain;charset=us-ascii" else { return "" }
+        var bytes: [UInt8] = []
+        // Best effort and brief: the status alone already says what happened.
+        let soon = min(deadline, Date().addingTimeInterval(min(transfer.idleTimeout, 5)))
+        while bytes.count < 4096, let chunk = try? transfer.nextChunk(deadline: soon, deadlineName: "") {
+            bytes.append(contentsOf: chunk)
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else { return "" }
+        // Up to the first blank line, lines joined, and only if every character is printable.
+        var lines: [Substring] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { if lines.isEmpty { continue } else { break } }
+            lines.append(Substring(trimmed))
+        }
+        let joined = lines.joined(separator: " / ")
+        guard joined.unicodeScalars.allSatisfy({ $0.properties.generalCategory != .control && $0.properties.generalCategory != .format }) else { return "" }
+        return joined.count > Self.maxDetailBytes ? String(joined.prefix(Self.maxDetailBytes)) + "…" : joined
+    }
+}

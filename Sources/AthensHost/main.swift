@@ -63,8 +63,9 @@ do {
     fail(error.description)
 }
 if let listenOverride { manifest.listen = listenOverride }
+let listenHost: String
 do {
-    _ = try HTTPServer.parseListen(manifest.listen)
+    listenHost = try HTTPServer.parseListen(manifest.listen).host
 } catch {
     fail(error.description)
 }
@@ -101,6 +102,16 @@ for (index, fetcher) in manifest.fetchers.enumerated() {
 
 // SIGPIPE would kill the process when a client goes away mid-response; errors are handled instead.
 signal(SIGPIPE, SIG_IGN)
+// SIGTERM and SIGINT are taken by the main thread with sigwait (below); blocked here so that every
+// thread started from now on (event loops, workers, plugin threads) inherits the mask. The dispositions
+// are reset too, since a parent may have started us with them ignored.
+var stopSignals = sigset_t()
+sigemptyset(&stopSignals)
+sigaddset(&stopSignals, SIGTERM)
+sigaddset(&stopSignals, SIGINT)
+signal(SIGTERM, SIG_DFL)
+signal(SIGINT, SIG_DFL)
+pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
 let pool = WorkerPool(name: "download", threads: manifest.downloadWorkers, capacity: manifest.downloadQueue)
 let stasher = FetchingStasher(fetchers: fetchers, storage: storage, spoolDirectory: manifest.spoolDirectory)
@@ -112,7 +123,11 @@ do {
     fail(error.description)
 }
 server.start()
-Log.info("athens \(athensVersion) listening on \(manifest.listen) port \(server.port) storage=\(storage.name) fetchers=\(fetchers.map(\.name).joined(separator: ","))")
+Log.info("athens \(athensVersion) listening on \(listenHost) port \(server.port) storage=\(storage.name) fetchers=\(fetchers.map(\.name).joined(separator: ","))")
 // The first line on stdout tells scripts and tests the port (useful with port 0).
-FileHandle.standardOutput.write(Data("listening on 127.0.0.1:\(server.port)\n".utf8))
-while true { pause() }
+FileHandle.standardOutput.write(Data("listening on \(listenHost.contains(":") ? "[\(listenHost)]" : listenHost):\(server.port)\n".utf8))
+var received: Int32 = 0
+sigwait(&stopSignals, &received)
+// Graceful draining of in-flight requests comes with the operations work; for now, stop at once.
+Log.info("athens stopping on signal \(received)")
+exit(0)

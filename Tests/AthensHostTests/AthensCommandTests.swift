@@ -30,6 +30,23 @@ struct AthensCommandTests {
         #expect(result.stderr.contains(message), "stderr: \(result.stderr)")
     }
 
+    @Test("the manifest's listen address is used, and a port in use stops a second athens")
+    func portInUse() throws {
+        let dir = TestSupport.makeTemporaryDirectory("cmd-port")
+        defer { TestSupport.removeDirectory(dir) }
+        let manifest = dir + "/athens.json"
+        try #"{"listen": "127.0.0.1:0", "storage": {"plugin": "MemoryStorage"}, "fetchers": []}"#.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let first = try ChildProcess(TestSupport.athens, ["--config", manifest])
+        defer { first.stop() }
+        let line = try #require(first.firstLine())
+        let port = try #require(line.split(separator: ":").last.map(String.init))
+        #expect(line == "listening on 127.0.0.1:\(port)")
+        #expect(port != "3000" && port != "0")
+        let second = try TestSupport.run(TestSupport.athens, ["--config", manifest, "--listen", "127.0.0.1:\(port)"], timeout: 30)
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("Address already in use"), "\(second.stderr)")
+    }
+
     @Test("an unreadable manifest file is named")
     func missingManifest() throws {
         let result = try TestSupport.run(TestSupport.athens, ["--config", "/nonexistent/athens.json"])

@@ -126,9 +126,13 @@ final class EndToEndTests {
         let missing = try go(["mod", "download", "-json", "example.com/nowhere@v1.0.0"], proxy: athensURL)
         #expect(missing.status != 0)
         #expect(missing.stdout.contains("404") || missing.stdout.contains("not found"), "\(missing.stdout)")
-        // With a second proxy after a comma, the go command moves on after our 404.
-        let chained = try downloadSums(["example.com/hello@v1.0.0"], proxy: "\(athensURL)/nonexistent-prefix,\(upstreamURL)")
-        #expect(chained["example.com/hello@v1.0.0"]?.first?.hasPrefix("h1:") == true)
+        // With a second proxy after a comma, the go command moves on after our 404 and gets the module there.
+        let second = work + "/second"
+        let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", second, "--second"])
+        #expect(made.status == 0)
+        let chained = try downloadSums(["example.com/second@v1.0.0"], proxy: "\(athensURL),file://\(second)")
+        #expect(chained["example.com/second@v1.0.0"]?.first?.hasPrefix("h1:") == true)
+        #expect(try upstreamRequests().contains { $0.contains("example.com/second/@v/v1.0.0.info") }, "athens asked its upstream first")
     }
 
     @Test("cached modules are still served when the upstream is gone")

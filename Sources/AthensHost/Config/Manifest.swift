@@ -23,7 +23,11 @@ struct Manifest {
         var use: PluginUse
     }
 
-    var listen = "127.0.0.1:3000"
+    /// Address to listen on; stored in `server.listen`.
+    var listen: String {
+        get { server.listen }
+        set { server.listen = newValue }
+    }
     /// Where plugins named without a path are found; default: the folder of the athens executable.
     var pluginDirectory: String
     var storage: PluginUse

@@ -29,6 +29,9 @@ struct DownloadRequest: Equatable, Sendable {
             return .failure(.malformed(status: 400, message: "bad request: malformed percent-encoding in path"))
         }
         guard path.first == "/", let at = path.range(of: "/@") else { return .failure(.notARoute) }
+        guard at.lowerBound > path.startIndex else {
+            return .failure(.malformed(status: 400, message: "bad request: empty module path"))
+        }
         let escapedModule = path[path.index(after: path.startIndex)..<at.lowerBound]
         let tail = path[at.upperBound...]
         let kind: Kind

@@ -66,20 +66,19 @@ final class HTTPServer: @unchecked Sendable {
     func bind() throws(ServerError) {
         let (host, requestedPort) = try Self.parseListen(settings.listen)
         let threadCount = settings.threads > 0 ? settings.threads : Self.availableCPUs()
-        var boundPort = requestedPort
+        // One listening socket shared by every loop (EPOLLEXCLUSIVE wakes one loop per connection).
+        // No SO_REUSEPORT: a second athens on the same port must fail, not silently share it.
+        let fd = try Self.listener(host: host, port: requestedPort, listen: settings.listen)
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        // sin_port and sin6_port sit at the same offset.
+        port = withUnsafePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+        }
         for _ in 0..<threadCount {
-            let fd = try Self.listener(host: host, port: boundPort, listen: settings.listen)
-            if boundPort == 0 {
-                var address = sockaddr_storage()
-                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-                boundPort = withUnsafePointer(to: &address) { p in
-                    p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
-                }
-            }
             loops.append(EventLoop(server: self, listener: fd, handler: handler))
         }
-        port = boundPort
     }
 
     /// Starts the loops on their own threads and returns.
@@ -127,7 +126,6 @@ final class HTTPServer: @unchecked Sendable {
         guard fd >= 0 else { throw ServerError(description: "socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
         let result = isV6
             ? withUnsafePointer(to: &v6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
             : withUnsafePointer(to: &v4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
@@ -203,7 +201,7 @@ final class EventLoop: @unchecked Sendable {
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
         // Room for a maximal head plus slack, so the parser always reaches a verdict before the buffer fills.
         inputCapacity = server.settings.limits.maxRequestLine + server.settings.limits.maxHeaderBytes + 8192
-        add(listener, events: EPOLLIN.rawValue, token: -1)
+        add(listener, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, token: -1)
         add(wakeFD, events: EPOLLIN.rawValue, token: -2)
     }
 

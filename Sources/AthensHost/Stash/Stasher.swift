@@ -59,6 +59,8 @@ final class FetchingStasher: Stasher {
             if let refused { throw DownloadError(status: 502, message: "\(module)@\(version): \(refused)") }
             throw DownloadError(error, module: module, version: version)
         }
+        // A fetcher that ignores a refused write and reports success still fails here.
+        if let refused { throw DownloadError(status: 502, message: "\(module)@\(version): \(refused)") }
         let what = "\(module)@\(version)"
         do {
             try ArtifactValidator.checkInfo(info, version: version)
