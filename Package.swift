@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "athens", targets: ["AthensHost"]),
         .library(name: "MemoryStorage", type: .dynamic, targets: ["MemoryStorage"]),
         .library(name: "ProxyFetcher", type: .dynamic, targets: ["ProxyFetcher"]),
+        .library(name: "FileStorage", type: .dynamic, targets: ["FileStorage"]),
     ],
     targets: [
         // The whole host/plugin contract: one header, no code.
@@ -22,6 +23,9 @@ let package = Package(
         .executableTarget(name: "AthensHost", dependencies: ["PluginABI", "GoModule", "SystemShims"], path: "Sources/AthensHost"),
         .target(name: "MemoryStorage", dependencies: ["PluginKit"], path: "Plugins/MemoryStorage"),
         .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule"], path: "Plugins/ProxyFetcher"),
+        .target(name: "FileStorage", dependencies: ["PluginKit", "GoModule"], path: "Plugins/FileStorage"),
+        // Drives a storage plugin .so from another process, for the kill and multi-process tests.
+        .executableTarget(name: "StorageStress", dependencies: ["PluginABI"], path: "Tests/StorageStress"),
         // Tests link the host only; plugins are loaded from their .so files by path, as in production.
         .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule"], path: "Tests/AthensHostTests"),
     ]

@@ -5,24 +5,18 @@ import PluginABI
 /// - Important: every method may be called from any thread, concurrently, and may block for long:
 ///   never call it from the event loop.
 final class FetcherPlugin: @unchecked Sendable {
-    /// The name the manifest uses for it.
-    let name: String
-    let library: PluginLibrary
+    private let created: PluginInstance
     private let methods: ath_fetcher_methods
-    private let instance: UnsafeMutableRawPointer?
+    /// The plugin's instance pointer, passed first to every call.
+    private var instance: UnsafeMutableRawPointer? { created.pointer }
+    /// The name the manifest uses for it.
+    var name: String { created.name }
+    var library: PluginLibrary { created.library }
 
     init(library: PluginLibrary, configJSON: String, name: String? = nil) throws(PluginError) {
-        let name = name ?? library.name
-        guard let methods = library.fetcherMethods else {
-            throw PluginError(code: .invalid, plugin: name, operation: "create", message: "\(library.path) is a \(library.kind) plugin, not a fetcher plugin")
-        }
-        self.name = name
-        self.library = library
-        self.methods = methods
-        instance = try library.createInstance(configJSON: configJSON, pluginName: name)
+        created = try PluginInstance(library: library, configJSON: configJSON, name: name, expected: .fetcher)
+        methods = library.fetcherMethods!
     }
-
-    deinit { library.descriptor.destroy?(instance) }
 
     /// Receives bytes; returns false to refuse more (the plugin must then fail).
     typealias Sink = (UnsafeRawBufferPointer) -> Bool

@@ -128,14 +128,33 @@ final class PluginLibrary: @unchecked Sendable {
         return text.hasPrefix(path + ": ") ? String(text.dropFirst(path.count + 2)) : text
     }
 
-    /// Creates an instance with the plugin's constructor.
-    func createInstance(configJSON: String, pluginName: String) throws(PluginError) -> UnsafeMutableRawPointer? {
+}
+
+/// One instance created by a plugin's constructor; destroyed when the last reference goes.
+final class PluginInstance: @unchecked Sendable {
+    let library: PluginLibrary
+    /// The name the manifest uses for it.
+    let name: String
+    /// The plugin's opaque instance, passed first to every table entry.
+    let pointer: UnsafeMutableRawPointer?
+
+    /// Calls `create` with the plugin's JSON config; `expected` is the kind the caller needs.
+    init(library: PluginLibrary, configJSON: String, name: String?, expected: PluginKind) throws(PluginError) {
+        let name = name ?? library.name
+        guard library.kind == expected else {
+            throw PluginError(code: .invalid, plugin: name, operation: "create",
+                              message: "\(library.path) is a \(library.kind) plugin, not a \(expected) plugin")
+        }
         var error = ath_error.empty()
         var instance: UnsafeMutableRawPointer?
-        let status = configJSON.withCString { descriptor.create!($0, &instance, &error) }
+        let status = configJSON.withCString { library.descriptor.create!($0, &instance, &error) }
         guard status == ATH_OK else {
-            throw PluginError(code: .init(status), plugin: pluginName, operation: "create", message: error.text)
+            throw PluginError(code: .init(status), plugin: name, operation: "create", message: error.text)
         }
-        return instance
+        self.library = library
+        self.name = name
+        pointer = instance
     }
+
+    deinit { library.descriptor.destroy?(pointer) }
 }

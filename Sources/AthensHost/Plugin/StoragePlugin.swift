@@ -5,24 +5,18 @@ import PluginABI
 ///
 /// - Important: every method may be called from any thread, concurrently (the ABI promises it).
 final class StoragePlugin: @unchecked Sendable {
-    /// The name the manifest uses for it.
-    let name: String
-    let library: PluginLibrary
+    private let created: PluginInstance
     private let methods: ath_storage_methods
-    private let instance: UnsafeMutableRawPointer?
+    /// The plugin's instance pointer, passed first to every call.
+    private var instance: UnsafeMutableRawPointer? { created.pointer }
+    /// The name the manifest uses for it.
+    var name: String { created.name }
+    var library: PluginLibrary { created.library }
 
     init(library: PluginLibrary, configJSON: String, name: String? = nil) throws(PluginError) {
-        let name = name ?? library.name
-        guard let methods = library.storageMethods else {
-            throw PluginError(code: .invalid, plugin: name, operation: "create", message: "\(library.path) is a \(library.kind) plugin, not a storage plugin")
-        }
-        self.name = name
-        self.library = library
-        self.methods = methods
-        instance = try library.createInstance(configJSON: configJSON, pluginName: name)
+        created = try PluginInstance(library: library, configJSON: configJSON, name: name, expected: .storage)
+        methods = library.storageMethods!
     }
-
-    deinit { library.descriptor.destroy?(instance) }
 
     private func failure(_ status: ath_status, _ operation: String, _ error: ath_error) -> PluginError {
         PluginError(code: .init(status), plugin: name, operation: "storage." + operation, message: error.text)
