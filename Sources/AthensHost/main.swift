@@ -113,9 +113,28 @@ signal(SIGTERM, SIG_DFL)
 signal(SIGINT, SIG_DFL)
 pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
 
+// Routing: rules name fetchers by their manifest names (checked when the manifest was read).
+var policy = DownloadPolicy(rules: manifest.rules, mode: manifest.downloadMode, downloadURL: manifest.downloadURL,
+                            networkMode: manifest.networkMode, noSumPatterns: manifest.noSumPatterns)
+for fetcher in fetchers { policy.fetchersByName[fetcher.name] = fetcher }
+policy.defaultFetchers = manifest.defaultFetcher.map { [policy.fetchersByName[$0]!] } ?? fetchers
+
+// The stasher chain: the manifest's wrappers in order (the first is the outermost), then the deadline,
+// then fetch → validate → save.
+var stasher: Stasher = DeadlineStasher(wrapping: FetchingStasher(policy: policy, storage: storage, spoolDirectory: manifest.spoolDirectory),
+                                       timeout: manifest.stashTimeout)
+for wrapper in manifest.stashWrappers.reversed() {
+    switch wrapper {
+    case .singleflight: stasher = SingleFlightStasher(wrapping: stasher)
+    case let .pool(workers): stasher = PooledStasher(wrapping: stasher, workers: workers)
+    }
+}
+
 let pool = WorkerPool(name: "download", threads: manifest.downloadWorkers, capacity: manifest.downloadQueue)
-let stasher = FetchingStasher(fetchers: fetchers, storage: storage, spoolDirectory: manifest.spoolDirectory)
-let download = DownloadProtocol(storage: storage, fetchers: fetchers, stasher: stasher, pool: pool)
+let background = WorkerPool(name: "background", threads: max(2, manifest.downloadWorkers / 4), capacity: manifest.downloadQueue)
+let download = DownloadProtocol(storage: storage, policy: policy, stasher: stasher, pool: pool, background: background,
+                                lists: ListCache(ttl: manifest.listCacheSeconds),
+                                cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
 let server = HTTPServer(settings: manifest.server, handler: Router(download: download, version: athensVersion))
 do {
     try server.bind()
@@ -123,7 +142,7 @@ do {
     fail(error.description)
 }
 server.start()
-Log.info("athens \(athensVersion) listening on \(listenHost) port \(server.port) storage=\(storage.name) fetchers=\(fetchers.map(\.name).joined(separator: ","))")
+Log.info("athens \(athensVersion) listening on \(listenHost) port \(server.port) storage=\(storage.name) fetchers=\(fetchers.map(\.name).joined(separator: ",")) mode=\(manifest.downloadMode.rawValue) network=\(manifest.networkMode.rawValue)")
 // The first line on stdout tells scripts and tests the port (useful with port 0).
 FileHandle.standardOutput.write(Data("listening on \(listenHost.contains(":") ? "[\(listenHost)]" : listenHost):\(server.port)\n".utf8))
 var received: Int32 = 0

@@ -18,7 +18,7 @@ final class DownloadProtocolTests {
     func makeStasher() throws -> (FetchingStasher, StoragePlugin) {
         let storage = try StoragePlugin(library: PluginLibrary(path: TestSupport.plugin("MemoryStorage")), configJSON: "{}")
         let fetcher = try FetcherPlugin(library: PluginLibrary(path: fetcherPath), configJSON: "{}")
-        return (FetchingStasher(fetchers: [fetcher], storage: storage, spoolDirectory: work), storage)
+        return (FetchingStasher(policy: DownloadPolicy(defaultFetchers: [fetcher]), storage: storage, spoolDirectory: work), storage)
     }
 
     @Test("a valid fetch is validated and stored")

@@ -40,6 +40,31 @@ struct Manifest {
     var server = ServerSettings()
     var logLevel = "info"
 
+    /// A stasher wrapper, applied in manifest order (the first listed is the outermost).
+    enum StashWrapper: Equatable {
+        /// One fetch per module@version at a time; concurrent callers share its result.
+        case singleflight
+        /// At most `workers` fetch+save at once.
+        case pool(workers: Int)
+    }
+    /// Seconds a request waits for a fetch+save (the fetch goes on and is stored if it completes).
+    var stashTimeout: Double = 600
+    var stashWrappers: [StashWrapper] = [.singleflight, .pool(workers: 10)]
+    var rules: [RoutingRule] = []
+    /// The fetcher of the default route; nil: every fetcher in order.
+    var defaultFetcher: String?
+    var downloadMode = DownloadMode.sync
+    var downloadURL: String?
+    var networkMode = NetworkMode.fallback
+    /// Seconds a fetcher's list/@latest answer is reused.
+    var listCacheSeconds: Double = 60
+    /// Checksum databases proxied under /sumdb/<name>/: name and base URL.
+    var sumDBs: [(name: String, url: String)] = [("sum.golang.org", "https://sum.golang.org")]
+    var noSumPatterns = ""
+    /// In-memory cache of small stored files (.info, .mod, small zips): total and per-file bytes.
+    var cacheMaxBytes = 64 << 20
+    var cacheMaxFileBytes = 64 << 10
+
     /// The working default: FileStorage in ./athens-data once that plugin is built, else MemoryStorage,
     /// and the public proxy upstream.
     static func defaultManifest(pluginDirectory: String) -> Manifest {
@@ -94,8 +119,99 @@ struct Manifest {
             if let v = try server.int("maxHeaderCount", min: 1, max: 10_000) { manifest.server.limits.maxHeaderCount = v }
             try server.finish()
         }
+        if let stash = try object.object("stash") {
+            if let v = try stash.seconds("timeoutSeconds") { manifest.stashTimeout = v }
+            if let wrappers = try stash.array("wrappers") {
+                manifest.stashWrappers = []
+                for (index, element) in wrappers.enumerated() {
+                    let wrapper = try Object(element, path: "\(stash.path).wrappers[\(index)]")
+                    switch try wrapper.string("type") {
+                    case "singleflight": manifest.stashWrappers.append(.singleflight)
+                    case "pool": manifest.stashWrappers.append(.pool(workers: try wrapper.int("workers", min: 1, max: 4096) ?? 10))
+                    default: throw ManifestError("\(wrapper.path).type: must be \"singleflight\" or \"pool\"")
+                    }
+                    try wrapper.finish()
+                }
+            }
+            try stash.finish()
+        }
+        if let v = try object.string("downloadMode") {
+            guard let mode = DownloadMode(rawValue: v) else { throw ManifestError("manifest.downloadMode: must be one of \(DownloadMode.allCases.map(\.rawValue).joined(separator: ", "))") }
+            manifest.downloadMode = mode
+        }
+        if let v = try object.string("downloadURL") { manifest.downloadURL = v }
+        if let v = try object.string("networkMode") {
+            guard let mode = NetworkMode(rawValue: v) else { throw ManifestError("manifest.networkMode: must be strict, fallback or offline") }
+            manifest.networkMode = mode
+        }
+        if let v = try object.seconds("listCacheSeconds", allowZero: true) { manifest.listCacheSeconds = v }
+        if let v = try object.string("defaultFetcher") { manifest.defaultFetcher = v }
+        if let rules = try object.array("rules") {
+            for (index, element) in rules.enumerated() {
+                let rule = try Object(element, path: "rules[\(index)]")
+                guard let patterns = try rule.string("match"), !patterns.isEmpty else { throw ManifestError("rules[\(index)].match: required (e.g. \"corp.example/*\")") }
+                let fetcher = try rule.string("fetcher")
+                var mode: DownloadMode?
+                if let v = try rule.string("mode") {
+                    guard let m = DownloadMode(rawValue: v) else { throw ManifestError("rules[\(index)].mode: must be one of \(DownloadMode.allCases.map(\.rawValue).joined(separator: ", "))") }
+                    mode = m
+                }
+                let action: RoutingRule.Action
+                switch try rule.string("action") ?? "fetch" {
+                case "private":
+                    guard let fetcher else { throw ManifestError("rules[\(index)].fetcher: required for a private rule") }
+                    action = .private(fetcher: fetcher)
+                case "exclude":
+                    action = .exclude
+                case "fetch":
+                    action = .fetch(fetcher: fetcher)
+                default:
+                    throw ManifestError("rules[\(index)].action: must be private, exclude or fetch")
+                }
+                manifest.rules.append(RoutingRule(patterns: patterns, action: action, mode: mode))
+                try rule.finish()
+            }
+        }
+        if let sumdbs = try object.array("sumdbs") {
+            manifest.sumDBs = []
+            for (index, element) in sumdbs.enumerated() {
+                let db = try Object(element, path: "sumdbs[\(index)]")
+                guard let name = try db.string("name"), !name.isEmpty, !name.contains("/") else { throw ManifestError("sumdbs[\(index)].name: required, a host name such as sum.golang.org") }
+                let url = try db.string("url") ?? "https://" + name
+                guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw ManifestError("sumdbs[\(index)].url: must be an http(s) URL") }
+                manifest.sumDBs.append((name, url))
+                try db.finish()
+            }
+        }
+        if let v = try object.string("noSumPatterns") { manifest.noSumPatterns = v }
+        if let cache = try object.object("cache") {
+            if let v = try cache.int("maxBytes", min: 0, max: 1 << 40) { manifest.cacheMaxBytes = v }
+            if let v = try cache.int("maxFileBytes", min: 0, max: 1 << 30) { manifest.cacheMaxFileBytes = v }
+            try cache.finish()
+        }
         try object.finish()
+        try manifest.validate()
         return manifest
+    }
+
+    /// Cross-key checks: rules name configured fetchers; redirect modes have a URL.
+    func validate() throws(ManifestError) {
+        let names = Set(fetchers.map(\.name))
+        if let defaultFetcher, !names.contains(defaultFetcher) {
+            throw ManifestError("manifest.defaultFetcher: no fetcher named \"\(defaultFetcher)\"")
+        }
+        for (index, rule) in rules.enumerated() {
+            switch rule.action {
+            case let .private(name), let .fetch(name?):
+                guard names.contains(name) else { throw ManifestError("rules[\(index)].fetcher: no fetcher named \"\(name)\"") }
+            default:
+                break
+            }
+        }
+        let modes = [downloadMode] + rules.compactMap(\.mode)
+        if modes.contains(where: { $0 == .redirect || $0 == .asyncRedirect }), downloadURL == nil {
+            throw ManifestError("manifest.downloadURL: required by the redirect download modes")
+        }
     }
 
     private static func pluginUse(_ object: Object) throws(ManifestError) -> PluginUse {
@@ -210,9 +326,11 @@ private final class Object {
         return Int(number)
     }
 
-    func seconds(_ key: String) throws(ManifestError) -> Double? {
+    func seconds(_ key: String, allowZero: Bool = false) throws(ManifestError) -> Double? {
         guard let number = try number(key) else { return nil }
-        guard number > 0, number <= 86400 else { throw ManifestError("\(path).\(key): must be more than 0 and at most 86400") }
+        guard number > 0 || (allowZero && number == 0), number <= 86400 else {
+            throw ManifestError("\(path).\(key): must be \(allowZero ? "at least" : "more than") 0 and at most 86400")
+        }
         return number
     }
 

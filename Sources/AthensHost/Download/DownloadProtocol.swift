@@ -1,54 +1,63 @@
 import Foundation
 import GoModule
 
-/// The GOPROXY protocol over one storage and an ordered list of fetchers.
+/// The GOPROXY protocol over one storage, the fetchers, and the routing policy.
 ///
-/// A request's path: storage first (on the event loop: a hit is an open() and a sendfile, and never
-/// queues behind misses); on a miss, a job on the download pool runs the stasher (fetch → validate →
-/// save) and serves what storage then holds. A full pool answers 503 with Retry-After at once.
+/// A request's path: the route of its module (first matching rule: private → one fetcher only, exclude →
+/// 404, else the default fetchers). Then the in-memory cache and storage, on the event loop: a hit is
+/// served at once and never queues behind misses. On a miss, the download mode decides: `sync` runs the
+/// stasher on the download pool (full → 503 + Retry-After) and serves what storage then holds; `async`
+/// answers 404 and stashes in the background; `redirect` sends the client to `downloadURL`; `none` 404s.
 final class DownloadProtocol: @unchecked Sendable {
     let storage: StoragePlugin
-    /// Tried in order; the next one is asked only when one answers not-found (like `GOPROXY=a,b`).
-    let fetchers: [FetcherPlugin]
+    let policy: DownloadPolicy
     let stasher: Stasher
+    /// Bounded pool for requests that must wait (misses, list, latest).
     let pool: WorkerPool
+    /// Bounded pool for background stashes of the async modes (full: the stash is skipped).
+    let background: WorkerPool
+    let lists: ListCache
+    let cache: ArtifactCache
 
-    init(storage: StoragePlugin, fetchers: [FetcherPlugin], stasher: Stasher, pool: WorkerPool) {
+    init(storage: StoragePlugin, policy: DownloadPolicy, stasher: Stasher, pool: WorkerPool,
+         background: WorkerPool, lists: ListCache, cache: ArtifactCache) {
         self.storage = storage
-        self.fetchers = fetchers
+        self.policy = policy
         self.stasher = stasher
         self.pool = pool
+        self.background = background
+        self.lists = lists
+        self.cache = cache
     }
 
     /// Answers one decoded request.
     func serve(_ request: DownloadRequest, responder: Responder) {
         let module = request.module
-        do {
-            try ModulePath.check(module)
-        } catch {
-            return responder.respond(.text(404, "not found: \(error.message)"))
+        let route = policy.route(module)
+        if route.excluded {
+            return responder.respond(.text(404, "not found: \(module) is excluded by this proxy's policy"))
         }
         switch request.kind {
         case .list:
-            offload(responder) { () throws(DownloadError) in try self.list(module: module) }
+            offload(responder) { () throws(DownloadError) in try self.list(module: module, route: route) }
         case .latest:
-            offload(responder) { () throws(DownloadError) in try self.latest(module: module) }
+            offload(responder) { () throws(DownloadError) in try self.latest(module: module, route: route) }
         case let .file(artifact, version):
             if ModulePath.canonicalVersion(version) == version {
-                serveCanonical(module: module, version: version, artifact: artifact, responder: responder)
+                serveCanonical(module: module, version: version, artifact: artifact, route: route, responder: responder)
             } else if artifact == .info {
                 // A query (branch, tag, commit): resolve it, store the canonical version, serve its .info.
                 guard version != "latest", version != "upgrade", version != "patch" else {
                     return responder.respond(.text(404, "not found: \(module)@\(version): use @latest"))
                 }
-                offload(responder) { () throws(DownloadError) in try self.resolveQuery(module: module, query: version) }
+                offload(responder) { () throws(DownloadError) in try self.resolveQuery(module: module, query: version, route: route) }
             } else {
                 responder.respond(.text(404, "not found: \(module)@\(version)\(artifact): version is not canonical"))
             }
         }
     }
 
-    private func serveCanonical(module: String, version: String, artifact: Artifact, responder: Responder) {
+    private func serveCanonical(module: String, version: String, artifact: Artifact, route: Route, responder: Responder) {
         do {
             try ModulePath.check(path: module, version: version)
         } catch {
@@ -56,21 +65,64 @@ final class DownloadProtocol: @unchecked Sendable {
         }
         switch hit(module: module, version: version, artifact: artifact) {
         case let .success(response):
-            responder.respond(response)
+            return responder.respond(response)
         case let .failure(error) where error.status != 404:
-            responder.respond(error.response)
+            return responder.respond(error.response)
         case .failure:
+            break
+        }
+        let what = "\(module)@\(version)\(artifact)"
+        switch route.mode {
+        case .sync:
             offload(responder) { () throws(DownloadError) in
                 try self.stasher.stash(module: module, version: version)
                 return try self.hit(module: module, version: version, artifact: artifact).get()
             }
+        case .async:
+            stashInBackground(module: module, version: version)
+            responder.respond(.text(404, "not found: \(what): not cached yet; fetching it in the background, retry shortly"))
+        case .redirect, .asyncRedirect:
+            if route.mode == .asyncRedirect { stashInBackground(module: module, version: version) }
+            responder.respond(redirect(module: module, version: version, artifact: artifact))
+        case .none:
+            responder.respond(.text(404, "not found: \(what): not cached, and this proxy does not fetch it"))
         }
     }
 
-    /// The stored file as a response, or the failure (404 when not stored).
+    private func stashInBackground(module: String, version: String) {
+        let stasher = self.stasher
+        background.submit {
+            do {
+                try stasher.stash(module: module, version: version)
+            } catch {
+                Log.debug("background fetch of \(module)@\(version) failed: \(error)")
+            }
+        }
+    }
+
+    /// 302 to the same file under `downloadURL`.
+    private func redirect(module: String, version: String, artifact: Artifact) -> Response {
+        guard let base = policy.downloadURL,
+              let path = try? ModulePath.escapePath(module), let escapedVersion = try? ModulePath.escapeVersion(version) else {
+            return .text(404, "not found: \(module)@\(version)\(artifact)")
+        }
+        let location = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/" + path + "/@v/" + escapedVersion + artifact.description
+        return Response(status: 302, headers: [("Location", location)])
+    }
+
+    /// The stored file as a response, or the failure (404 when not stored). Small files are served from
+    /// memory after their first read.
     private func hit(module: String, version: String, artifact: Artifact) -> Result<Response, DownloadError> {
+        let key = module + "@" + version + artifact.description
+        if let bytes = cache.get(key) {
+            return .success(Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes)))
+        }
         do {
             let blob = try storage.open(module: module, version: version, artifact: artifact)
+            if blob.size <= UInt64(cache.maxFileBytes), let bytes = blob.readAll(limit: UInt64(cache.maxFileBytes)) {
+                cache.put(key, bytes)
+                return .success(Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes)))
+            }
             return .success(Response(status: 200, headers: Self.headers(for: artifact), body: .blob(blob)))
         } catch {
             return .failure(DownloadError(error, module: module, version: version))
@@ -79,11 +131,15 @@ final class DownloadProtocol: @unchecked Sendable {
 
     static func headers(for artifact: Artifact) -> [(name: String, value: String)] {
         switch artifact {
-        case .info: [("Content-Type", "application/json"), ("Cache-Control", "public, max-age=604800")]
-        case .mod: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "public, max-age=604800, immutable")]
-        case .zip: [("Content-Type", "application/zip"), ("Cache-Control", "public, max-age=604800, immutable")]
+        case .info: infoHeaders
+        case .mod: modHeaders
+        case .zip: zipHeaders
         }
     }
+
+    private static let infoHeaders = [(name: "Content-Type", value: "application/json"), (name: "Cache-Control", value: "public, max-age=604800")]
+    private static let modHeaders = [(name: "Content-Type", value: "text/plain; charset=utf-8"), (name: "Cache-Control", value: "public, max-age=604800, immutable")]
+    private static let zipHeaders = [(name: "Content-Type", value: "application/zip"), (name: "Cache-Control", value: "public, max-age=604800, immutable")]
 
     /// Runs `work` on the download pool and answers with its result; 503 when the pool is full.
     private func offload(_ responder: Responder, _ work: @escaping @Sendable () throws(DownloadError) -> Response) {
@@ -101,68 +157,114 @@ final class DownloadProtocol: @unchecked Sendable {
         }
     }
 
-    /// Stored ∪ fetched canonical versions, semver-sorted, no pseudo-versions. When every fetcher fails
-    /// but storage has versions, storage's answer is served (the module is still usable).
-    func list(module: String) throws(DownloadError) -> Response {
-        var versions = Set<String>()
-        var fetchError: DownloadError?
-        var known = false
+    /// Canonical release and pre-release versions, no pseudo-versions.
+    private static func listable(_ versions: some Sequence<String>) -> [String] {
+        versions.filter { ModulePath.canonicalVersion($0) == $0 && !SemVer.isPseudoVersion($0) }
+    }
+
+    /// What the route's fetchers list (cached for the TTL; stale when they fail, unless strict), or the error.
+    private func fetchedVersions(module: String, route: Route) -> Result<[String], DownloadError>? {
+        guard policy.networkMode != .offline, !route.fetchers.isEmpty else { return nil }
+        var lastError: DownloadError?
+        for fetcher in route.fetchers {
+            let key = "list\u{0}" + fetcher.name + "\u{0}" + module
+            if let cached = lists.fresh(key) { return .success(Self.decodeLines(cached)) }
+            do {
+                let versions = Self.listable(try fetcher.list(module: module))
+                lists.store(key, Array(versions.joined(separator: "\n").utf8))
+                return .success(versions)
+            } catch {
+                let mapped = DownloadError(error, module: module, version: nil)
+                if error.code == .notFound {
+                    lastError = lastError ?? mapped
+                    continue
+                }
+                if policy.networkMode == .fallback, let stale = lists.stale(key) {
+                    Log.info("\(fetcher.name) failed listing \(module), serving the cached list: \(error)")
+                    return .success(Self.decodeLines(stale))
+                }
+                return .failure(mapped)
+            }
+        }
+        return lastError.map { .failure($0) }
+    }
+
+    private static func decodeLines(_ bytes: [UInt8]) -> [String] {
+        String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    /// Stored ∪ fetched versions, semver-sorted. Fetcher failures fall back to storage in `fallback` mode
+    /// when storage knows the module; in `strict` mode they fail the request.
+    func list(module: String, route: Route) throws(DownloadError) -> Response {
+        let stored: [String]
         do {
-            versions.formUnion(try storage.list(module: module))
-            known = !versions.isEmpty
+            stored = Self.listable(try storage.list(module: module))
         } catch {
             throw DownloadError(error, module: module, version: nil)
         }
-        for fetcher in fetchers {
-            do {
-                versions.formUnion(try fetcher.list(module: module))
-                known = true
-                fetchError = nil
-                break
-            } catch where error.code == .notFound {
-                if fetchError == nil { fetchError = DownloadError(error, module: module, version: nil) }
-            } catch {
-                fetchError = DownloadError(error, module: module, version: nil)
-                break
+        var versions = Set(stored)
+        switch fetchedVersions(module: module, route: route) {
+        case let .success(fetched)?:
+            versions.formUnion(fetched)
+        case let .failure(error)?:
+            if error.status == 404 {
+                if stored.isEmpty { throw error }
+            } else if policy.networkMode == .strict || stored.isEmpty {
+                throw error
+            }
+        case nil:
+            if stored.isEmpty && route.fetchers.isEmpty && policy.networkMode != .offline {
+                throw DownloadError(status: 404, message: "not found: \(module): no fetcher for this module")
             }
         }
-        let listed = SemVer.sorted(versions.filter { ModulePath.canonicalVersion($0) == $0 && !SemVer.isPseudoVersion($0) })
-        if !known, let fetchError { throw fetchError }
-        if !known { throw DownloadError(status: 404, message: "not found: \(module): no fetcher configured") }
-        let body = listed.map { $0 + "\n" }.joined()
+        if versions.isEmpty && policy.networkMode == .offline {
+            throw DownloadError(status: 404, message: "not found: \(module): not cached (offline mode)")
+        }
+        let body = SemVer.sorted(Array(versions)).map { $0 + "\n" }.joined()
         return Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-cache")],
                         body: .bytes(Array(body.utf8)))
     }
 
-    /// The fetchers' `latest`; when they fail (not when they say not-found), the highest stored version.
-    func latest(module: String) throws(DownloadError) -> Response {
+    /// The fetchers' `latest` (cached for the TTL). When they fail — or in offline mode — the highest
+    /// stored version (release, else pre-release), unless strict.
+    func latest(module: String, route: Route) throws(DownloadError) -> Response {
         var lastError = DownloadError(status: 404, message: "not found: \(module)@latest")
-        for fetcher in fetchers {
-            do {
-                let info = try fetcher.resolve(module: module, query: "latest")
-                let version = try ArtifactValidator.checkInfo(info, version: nil)
-                try ModulePath.check(path: module, version: version)
-                return Response(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: .bytes(info))
-            } catch let error as PluginError {
-                lastError = DownloadError(error, module: module, version: "latest")
-                if error.code != .notFound { break }
-            } catch let error as ValidationError {
-                lastError = DownloadError(status: 502, message: "\(fetcher.name) answered latest with \(error.message)")
-                break
-            } catch let error as ModuleError {
-                lastError = DownloadError(status: 502, message: "\(fetcher.name) answered latest with \(error.message)")
-                break
-            } catch {
-                lastError = DownloadError(status: 502, message: "\(error)")
+        if policy.networkMode != .offline {
+            for fetcher in route.fetchers {
+                let key = "latest\u{0}" + fetcher.name + "\u{0}" + module
+                if let cached = lists.fresh(key) { return Self.latestResponse(cached) }
+                do {
+                    let info = try fetcher.resolve(module: module, query: "latest")
+                    let version = try ArtifactValidator.checkInfo(info, version: nil)
+                    try ModulePath.check(path: module, version: version)
+                    lists.store(key, info)
+                    return Self.latestResponse(info)
+                } catch let error as PluginError {
+                    lastError = DownloadError(error, module: module, version: "latest")
+                    if error.code == .notFound { continue }
+                } catch let error as ValidationError {
+                    lastError = DownloadError(status: 502, message: "\(fetcher.name) answered latest with \(error.message)")
+                } catch let error as ModuleError {
+                    lastError = DownloadError(status: 502, message: "\(fetcher.name) answered latest with \(error.message)")
+                } catch {
+                    lastError = DownloadError(status: 502, message: "\(error)")
+                }
+                if policy.networkMode == .fallback, let stale = lists.stale(key) { return Self.latestResponse(stale) }
                 break
             }
+            if lastError.status == 404 || policy.networkMode == .strict { throw lastError }
         }
-        if lastError.status != 404, let stored = try? storage.list(module: module),
-           let best = Self.highest(stored.filter { ModulePath.canonicalVersion($0) == $0 && !SemVer.isPseudoVersion($0) }),
+        if let stored = try? storage.list(module: module), let best = Self.highest(Self.listable(stored)),
            case let .success(response) = hit(module: module, version: best, artifact: .info) {
+            var response = response
+            response.headers = [("Content-Type", "application/json"), ("Cache-Control", "no-cache")]
             return response
         }
-        throw lastError
+        throw policy.networkMode == .offline ? DownloadError(status: 404, message: "not found: \(module)@latest: nothing cached (offline mode)") : lastError
+    }
+
+    private static func latestResponse(_ info: [UInt8]) -> Response {
+        Response(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: .bytes(info))
     }
 
     /// Highest release, else highest pre-release (the go command's preference).
@@ -171,10 +273,13 @@ final class DownloadProtocol: @unchecked Sendable {
         return sorted.last { SemVer.prerelease($0).isEmpty } ?? sorted.last
     }
 
-    /// Resolves a non-canonical .info query through the fetchers and stores the version it names.
-    func resolveQuery(module: String, query: String) throws(DownloadError) -> Response {
+    /// Resolves a non-canonical .info query through the route's fetchers and stores the version it names.
+    func resolveQuery(module: String, query: String, route: Route) throws(DownloadError) -> Response {
         var lastError = DownloadError(status: 404, message: "not found: \(module)@\(query)")
-        for fetcher in fetchers {
+        if policy.networkMode == .offline || route.mode == .none {
+            throw DownloadError(status: 404, message: "not found: \(module)@\(query): queries need a fetcher")
+        }
+        for fetcher in route.fetchers {
             let version: String
             do {
                 let info = try fetcher.resolve(module: module, query: query)
@@ -197,4 +302,42 @@ final class DownloadProtocol: @unchecked Sendable {
         }
         throw lastError
     }
+
+    /// `/catalog?token=…&pagesize=…`: one page of stored module versions as JSON.
+    func catalog(query: Substring, responder: Responder) {
+        var token = "", pageSize = 1000
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = parts[0], value = parts.count > 1 ? DownloadRequest.percentDecode(parts[1]) : ""
+            guard let value else { return responder.respond(.text(400, "bad request: malformed \(name)")) }
+            switch name {
+            case "token":
+                guard value.utf8.count < Int(ATH_CATALOG_TOKEN_CAPACITY) else { return responder.respond(.text(400, "bad request: token too long")) }
+                token = value
+            case "pagesize":
+                guard let n = Int(value), n >= 1, n <= 10_000 else { return responder.respond(.text(400, "bad request: pagesize must be 1…10000")) }
+                pageSize = n
+            default:
+                return responder.respond(.text(400, "bad request: unknown parameter \(name)"))
+            }
+        }
+        guard storage.hasCatalog else { return responder.respond(.text(501, "not implemented: storage \(storage.name) has no catalog")) }
+        let (pageToken, size) = (token, pageSize)
+        offload(responder) { () throws(DownloadError) in
+            let page: (entries: [(module: String, version: String)], next: String)
+            do throws(PluginError) {
+                page = try self.storage.catalog(token: pageToken, pageSize: size)
+            } catch where error.code == .invalid {
+                throw DownloadError(status: 400, message: "bad request: \(error.message)")
+            } catch {
+                throw DownloadError(error, module: "catalog", version: nil)
+            }
+            var object: [String: Any] = ["modules": page.entries.map { ["module": $0.module, "version": $0.version] }]
+            if !page.next.isEmpty { object["next"] = page.next }
+            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+            return .json(Array(data))
+        }
+    }
 }
+
+import PluginABI

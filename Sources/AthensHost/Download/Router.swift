@@ -29,6 +29,8 @@ final class Router: RequestHandler {
             return
         case "/version":
             return responder.respond(.json(Array(#"{"version":"\#(version)","pluginABI":"\#(ATH_ABI_MAJOR).\#(ATH_ABI_MINOR)"}"#.utf8)))
+        case "/catalog":
+            return download.catalog(query: request.query, responder: responder)
         case "/", "/index.html":
             return responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")],
                                               body: .bytes(Array("athens Go module proxy\nUse: GOPROXY=http://<this host>[:port]\n".utf8))))

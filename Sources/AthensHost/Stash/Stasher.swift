@@ -10,22 +10,25 @@ protocol Stasher: Sendable {
 
 /// Fetches a version, spools the zip to an unlinked temporary file, validates all three files with
 /// the go command's rules, then saves them. Nothing a fetcher produces reaches storage unchecked.
-/// Fetchers are tried in order; the next is asked only when one answers not-found.
+/// The module's route names the fetchers, tried in order; the next is asked only after a not-found.
+/// A private module's route holds only its own fetcher, so private code never reaches an upstream.
 final class FetchingStasher: Stasher {
-    let fetchers: [FetcherPlugin]
+    let policy: DownloadPolicy
     let storage: StoragePlugin
     /// Where zips are spooled while they are checked (unlinked at once, so nothing is left on a crash).
     let spoolDirectory: String
 
-    init(fetchers: [FetcherPlugin], storage: StoragePlugin, spoolDirectory: String) {
-        self.fetchers = fetchers
+    init(policy: DownloadPolicy, storage: StoragePlugin, spoolDirectory: String) {
+        self.policy = policy
         self.storage = storage
         self.spoolDirectory = spoolDirectory
     }
 
     func stash(module: String, version: String) throws(DownloadError) {
-        var lastError = DownloadError(status: 404, message: "not found: \(module)@\(version): no fetcher configured")
-        for fetcher in fetchers {
+        var lastError = DownloadError(status: 404, message: "not found: \(module)@\(version): no fetcher for this module")
+        let route = policy.route(module)
+        guard !route.excluded else { throw DownloadError(status: 404, message: "not found: \(module) is excluded by this proxy's policy") }
+        for fetcher in route.fetchers {
             do {
                 return try stash(module: module, version: version, from: fetcher)
             } catch where error.status == 404 {
