@@ -135,7 +135,8 @@ let background = WorkerPool(name: "background", threads: max(2, manifest.downloa
 let download = DownloadProtocol(storage: storage, policy: policy, stasher: stasher, pool: pool, background: background,
                                 lists: ListCache(ttl: manifest.listCacheSeconds),
                                 cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
-let server = HTTPServer(settings: manifest.server, handler: Router(download: download, version: athensVersion))
+let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy, pool: pool)
+let server = HTTPServer(settings: manifest.server, handler: Router(download: download, sumdb: sumdb, version: athensVersion))
 do {
     try server.bind()
 } catch {

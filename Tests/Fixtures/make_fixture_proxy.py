@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes a static GOPROXY tree of small, valid modules for the end-to-end tests.
 
-Usage: make_fixture_proxy.py OUT_DIR [--second]
+Usage: make_fixture_proxy.py OUT_DIR [--second | --private]
 
-With --second it writes only example.com/second, a module the main tree lacks (for fall-through tests).
+With --second it writes only example.com/second, a module the main tree lacks (for fall-through tests);
+with --private only corp.example/secret (v1.0.0, v1.1.0), the tree of a private source.
 
 The tree is laid out exactly as the GOPROXY protocol names files (escaped module paths, @v/list,
 <version>.info/.mod/.zip), so any static file server can act as an upstream proxy. The modules cover
@@ -46,12 +47,16 @@ def add_version(root, module, version, files, gomod=None, time="2024-01-02T03:04
         f.write(version + "\n")
 
 
-def main(out, second=False):
+def main(out, second=False, private=False):
     if os.path.exists(out) and os.listdir(out):
         sys.exit("refusing to write into non-empty " + out)
     os.makedirs(out, exist_ok=True)
     if second:
         add_version(out, "example.com/second", "v1.0.0", {"second.go": "package second\n"})
+        return
+    if private:
+        for version in ["v1.0.0", "v1.1.0"]:
+            add_version(out, "corp.example/secret", version, {"secret.go": "package secret\n\nconst Token = \"%s\"\n" % version})
         return
     for version in ["v1.0.0", "v1.1.0", "v1.2.0-pre.1"]:
         add_version(out, "example.com/hello", version, {
@@ -71,6 +76,7 @@ def main(out, second=False):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] != "--second"):
+    if len(sys.argv) not in (2, 3) or (len(sys.argv) == 3 and sys.argv[2] not in ("--second", "--private")):
         sys.exit(__doc__)
-    main(sys.argv[1], second=len(sys.argv) == 3)
+    flag = sys.argv[2] if len(sys.argv) == 3 else ""
+    main(sys.argv[1], second=flag == "--second", private=flag == "--private")

@@ -75,6 +75,8 @@ final class DownloadProtocol: @unchecked Sendable {
         switch route.mode {
         case .sync:
             offload(responder) { () throws(DownloadError) in
+                // Stored while this request waited in the queue? Then no fetch at all.
+                if case let .success(response) = self.hit(module: module, version: version, artifact: artifact) { return response }
                 try self.stasher.stash(module: module, version: version)
                 return try self.hit(module: module, version: version, artifact: artifact).get()
             }
@@ -234,7 +236,7 @@ final class DownloadProtocol: @unchecked Sendable {
                 let key = "latest\u{0}" + fetcher.name + "\u{0}" + module
                 if let cached = lists.fresh(key) { return Self.latestResponse(cached) }
                 do {
-                    let info = try fetcher.resolve(module: module, query: "latest")
+                    let info = try latestInfo(module: module, fetcher: fetcher)
                     let version = try ArtifactValidator.checkInfo(info, version: nil)
                     try ModulePath.check(path: module, version: version)
                     lists.store(key, info)
@@ -261,6 +263,17 @@ final class DownloadProtocol: @unchecked Sendable {
             return response
         }
         throw policy.networkMode == .offline ? DownloadError(status: 404, message: "not found: \(module)@latest: nothing cached (offline mode)") : lastError
+    }
+
+    /// The fetcher's @latest; when it has none (a static GOPROXY tree, say), the .info of the highest
+    /// version it lists — what the go command itself would pick.
+    private func latestInfo(module: String, fetcher: FetcherPlugin) throws(PluginError) -> [UInt8] {
+        do {
+            return try fetcher.resolve(module: module, query: "latest")
+        } catch where error.code == .notFound {
+            guard let best = Self.highest(Self.listable(try fetcher.list(module: module))) else { throw error }
+            return try fetcher.resolve(module: module, query: best)
+        }
     }
 
     private static func latestResponse(_ info: [UInt8]) -> Response {

@@ -3,10 +3,12 @@ import Dispatch
 /// Routes requests: operational endpoints, then the GOPROXY download routes. Runs on the event loop.
 final class Router: RequestHandler {
     let download: DownloadProtocol
+    let sumdb: SumDBProxy?
     let version: String
 
-    init(download: DownloadProtocol, version: String) {
+    init(download: DownloadProtocol, sumdb: SumDBProxy?, version: String) {
         self.download = download
+        self.sumdb = sumdb
         self.version = version
     }
 
@@ -36,6 +38,10 @@ final class Router: RequestHandler {
                                               body: .bytes(Array("athens Go module proxy\nUse: GOPROXY=http://<this host>[:port]\n".utf8))))
         default:
             break
+        }
+        if path.hasPrefix("/sumdb/") {
+            guard let sumdb else { return responder.respond(.text(404, "not found: no checksum database is proxied here")) }
+            return sumdb.serve(path: path, responder: responder)
         }
         switch DownloadRequest.parse(path) {
         case let .success(parsed):

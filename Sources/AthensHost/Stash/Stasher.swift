@@ -28,6 +28,8 @@ final class FetchingStasher: Stasher {
         var lastError = DownloadError(status: 404, message: "not found: \(module)@\(version): no fetcher for this module")
         let route = policy.route(module)
         guard !route.excluded else { throw DownloadError(status: 404, message: "not found: \(module) is excluded by this proxy's policy") }
+        // A caller that queued behind a finished flight finds the version stored: fetch nothing.
+        if (try? storage.exists(module: module, version: version)) == true { return }
         for fetcher in route.fetchers {
             do {
                 return try stash(module: module, version: version, from: fetcher)
