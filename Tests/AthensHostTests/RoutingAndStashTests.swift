@@ -168,6 +168,13 @@ final class RoutingAndStashTests {
         let list = try fallback.get("/example.com/hello/@v/list")
         #expect(list.status == 200 && String(decoding: list.body, as: UTF8.self) == "v1.0.0\nv1.1.0\nv1.2.0-pre.1\n")
         #expect(String(decoding: try fallback.get("/example.com/hello/@latest").body, as: UTF8.self).contains("v1.1.0"))
+        // The go command sees the same: versions listed through fallback, an error through strict.
+        let viaFallback = try GoCommand.run(["list", "-m", "-versions", "example.com/hello"], proxy: fallback.url)
+        #expect(viaFallback.stdout.contains("example.com/hello v1.0.0 v1.1.0 v1.2.0-pre.1"), "\(viaFallback.stderr)")
+        let viaOffline = try GoCommand.run(["list", "-m", "-versions", "example.com/hello"], proxy: offline.url)
+        #expect(viaOffline.stdout.contains("example.com/hello v1.0.0"), "offline lists what it stored: \(viaOffline.stderr)")
+        let viaStrict = try GoCommand.run(["list", "-m", "-versions", "example.com/hello"], proxy: strict.url)
+        #expect(viaStrict.status != 0)
         // strict: the upstream failure is the answer.
         #expect(try strict.get("/example.com/hello/@v/list").status == 502)
         #expect(try strict.get("/example.com/hello/@latest").status == 502)
