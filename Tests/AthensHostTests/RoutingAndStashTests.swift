@@ -159,6 +159,8 @@ final class RoutingAndStashTests {
             #expect(try s.get("/example.com/hello/@v/v1.0.0.info").status == 200)
             _ = try s.get("/example.com/hello/@v/list")
             _ = try s.get("/example.com/hello/@latest")
+            // The go command reads the latest version's go.mod for retractions: have it cached.
+            #expect(try s.get("/example.com/hello/@v/v1.1.0.mod").status == 200)
         }
         let before = upstream.requests.count
         #expect(String(decoding: try offline.get("/example.com/nothing/@v/list").body, as: UTF8.self).contains("offline"))
@@ -170,7 +172,7 @@ final class RoutingAndStashTests {
         #expect(String(decoding: try fallback.get("/example.com/hello/@latest").body, as: UTF8.self).contains("v1.1.0"))
         // The go command sees the same: versions listed through fallback, an error through strict.
         let viaFallback = try GoCommand.run(["list", "-m", "-versions", "example.com/hello"], proxy: fallback.url)
-        #expect(viaFallback.stdout.contains("example.com/hello v1.0.0 v1.1.0 v1.2.0-pre.1"), "\(viaFallback.stderr)")
+        #expect(viaFallback.stdout.contains("example.com/hello v1.0.0 v1.1.0 v1.2.0-pre.1"), "stderr: \(viaFallback.stderr)")
         let viaOffline = try GoCommand.run(["list", "-m", "-versions", "example.com/hello"], proxy: offline.url)
         #expect(viaOffline.stdout.contains("example.com/hello v1.0.0"), "offline lists what it stored: \(viaOffline.stderr)")
         let viaStrict = try GoCommand.run(["list", "-m", "-versions", "example.com/hello"], proxy: strict.url)
