@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "MemoryStorage", type: .dynamic, targets: ["MemoryStorage"]),
         .library(name: "ProxyFetcher", type: .dynamic, targets: ["ProxyFetcher"]),
         .library(name: "FileStorage", type: .dynamic, targets: ["FileStorage"]),
+        .library(name: "GitFetcher", type: .dynamic, targets: ["GitFetcher"]),
     ],
     targets: [
         // The whole host/plugin contract: one header, no code.
@@ -24,6 +25,9 @@ let package = Package(
         .target(name: "MemoryStorage", dependencies: ["PluginKit"], path: "Plugins/MemoryStorage"),
         .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule"], path: "Plugins/ProxyFetcher"),
         .target(name: "FileStorage", dependencies: ["PluginKit", "GoModule"], path: "Plugins/FileStorage"),
+        // The system zlib (deflate for GitFetcher's streamed module zips).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "GitFetcher", dependencies: ["PluginKit", "GoModule", "CZlib"], path: "Plugins/GitFetcher"),
         // Drives a storage plugin .so from another process, for the kill and multi-process tests.
         .executableTarget(name: "StorageStress", dependencies: ["PluginABI"], path: "Tests/StorageStress"),
         // Tests link the host only; plugins are loaded from their .so files by path, as in production.

@@ -50,104 +50,103 @@ while let argument = arguments.popFirst() {
 let executableDirectory = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
     .map { ($0 as NSString).deletingLastPathComponent } ?? FileManager.default.currentDirectoryPath
 
-var manifest: Manifest
-do {
+/// Reads the manifest (the file, or the default), then the environment and the command line over it.
+func readManifest(configPath: String?, listenOverride: String?) throws(ManifestError) -> Manifest {
+    var manifest: Manifest
     if let configPath {
-        guard let data = FileManager.default.contents(atPath: configPath) else { fail("\(configPath): cannot read the manifest") }
+        guard let data = FileManager.default.contents(atPath: configPath) else { throw ManifestError("\(configPath): cannot read the manifest") }
         manifest = try Manifest.parse(Array(data), pluginDirectory: executableDirectory)
     } else {
         manifest = Manifest.defaultManifest(pluginDirectory: executableDirectory)
     }
     try manifest.applyEnvironment(ProcessInfo.processInfo.environment)
-} catch {
-    fail(error.description)
-}
-if let listenOverride { manifest.listen = listenOverride }
-let listenHost: String
-do {
-    listenHost = try HTTPServer.parseListen(manifest.listen).host
-} catch {
-    fail(error.description)
-}
-Log.verbose = manifest.logLevel == "debug"
-
-// Plugins: load, check, create. Any failure names the file or the key and stops start-up.
-func load(_ use: Manifest.PluginUse, key: String, from manifest: Manifest) -> PluginLibrary {
+    if let listenOverride { manifest.listen = listenOverride }
     do {
-        return try PluginLibrary(path: manifest.libraryPath(for: use.plugin))
+        _ = try HTTPServer.parseListen(manifest.listen)
     } catch {
-        fail("\(key): \(error.description)")
+        throw ManifestError(error.description)
     }
+    return manifest
 }
 
-let storage: StoragePlugin
+func applyLogSettings(_ manifest: Manifest) {
+    Log.level = manifest.logLevel == "debug" ? .debug : manifest.logLevel == "error" ? .error : .info
+    Log.json = manifest.logFormat == "json"
+}
+
+let manifest: Manifest
+let assembly: Assembly
 do {
-    let library = load(manifest.storage, key: "storage.plugin", from: manifest)
-    guard library.kind == .storage else { fail("storage.plugin: \(library.path) is a \(library.kind) plugin") }
-    storage = try StoragePlugin(library: library, configJSON: manifest.storage.configJSON, name: manifest.storage.plugin)
+    manifest = try readManifest(configPath: configPath, listenOverride: listenOverride)
+    applyLogSettings(manifest)
+    assembly = try Assembly(manifest, version: athensVersion)
+} catch let error as ManifestError {
+    fail(error.description)
 } catch {
-    fail("storage.config: \(error.message)")
+    fail("\(error)")
 }
-
-var fetchers: [FetcherPlugin] = []
-for (index, fetcher) in manifest.fetchers.enumerated() {
-    let library = load(fetcher.use, key: "fetchers[\(index)].plugin", from: manifest)
-    guard library.kind == .fetcher else { fail("fetchers[\(index)].plugin: \(library.path) is a \(library.kind) plugin") }
-    do {
-        fetchers.append(try FetcherPlugin(library: library, configJSON: fetcher.use.configJSON, name: fetcher.name))
-    } catch {
-        fail("fetchers[\(index)].config: \(error.message)")
-    }
-}
+let listenHost = (try? HTTPServer.parseListen(manifest.listen).host) ?? "127.0.0.1"
 
 // SIGPIPE would kill the process when a client goes away mid-response; errors are handled instead.
 signal(SIGPIPE, SIG_IGN)
-// SIGTERM and SIGINT are taken by the main thread with sigwait (below); blocked here so that every
-// thread started from now on (event loops, workers, plugin threads) inherits the mask. The dispositions
-// are reset too, since a parent may have started us with them ignored.
-var stopSignals = sigset_t()
-sigemptyset(&stopSignals)
-sigaddset(&stopSignals, SIGTERM)
-sigaddset(&stopSignals, SIGINT)
-signal(SIGTERM, SIG_DFL)
-signal(SIGINT, SIG_DFL)
-pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
-
-// Routing: rules name fetchers by their manifest names (checked when the manifest was read).
-var policy = DownloadPolicy(rules: manifest.rules, mode: manifest.downloadMode, downloadURL: manifest.downloadURL,
-                            networkMode: manifest.networkMode, noSumPatterns: manifest.noSumPatterns)
-for fetcher in fetchers { policy.fetchersByName[fetcher.name] = fetcher }
-policy.defaultFetchers = manifest.defaultFetcher.map { [policy.fetchersByName[$0]!] } ?? fetchers
-
-// The stasher chain: the manifest's wrappers in order (the first is the outermost), then the deadline,
-// then fetch → validate → save.
-var stasher: Stasher = DeadlineStasher(wrapping: FetchingStasher(policy: policy, storage: storage, spoolDirectory: manifest.spoolDirectory),
-                                       timeout: manifest.stashTimeout)
-for wrapper in manifest.stashWrappers.reversed() {
-    switch wrapper {
-    case .singleflight: stasher = SingleFlightStasher(wrapping: stasher)
-    case let .pool(workers): stasher = PooledStasher(wrapping: stasher, workers: workers)
-    }
+// SIGTERM, SIGINT and SIGHUP are taken by the main thread with sigwait (below); blocked here so that
+// every thread started from now on (event loops, workers, plugin threads) inherits the mask. The
+// dispositions are reset too, since a parent may have started us with them ignored.
+var controlSignals = sigset_t()
+sigemptyset(&controlSignals)
+for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
+    sigaddset(&controlSignals, signalNumber)
+    signal(signalNumber, SIG_DFL)
 }
+pthread_sigmask(SIG_BLOCK, &controlSignals, nil)
 
-let pool = WorkerPool(name: "download", threads: manifest.downloadWorkers, capacity: manifest.downloadQueue)
-let background = WorkerPool(name: "background", threads: max(2, manifest.downloadWorkers / 4), capacity: manifest.downloadQueue)
-let download = DownloadProtocol(storage: storage, policy: policy, stasher: stasher, pool: pool, background: background,
-                                lists: ListCache(ttl: manifest.listCacheSeconds),
-                                cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
-let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy, pool: pool)
-let server = HTTPServer(settings: manifest.server, handler: Router(download: download, sumdb: sumdb, version: athensVersion))
+let handler = SwappableHandler(assembly)
+Metrics.shared.addGauges { handler.assembly.gauges() }
+let server = HTTPServer(settings: manifest.server, handler: handler,
+                        observer: AccessLog(format: manifest.logFormat == "json" ? .json : .logfmt, enabled: manifest.accessLog))
+Metrics.shared.addGauges { [
+    ("athens_http_connections", "", Double(server.connectionCount)),
+    ("athens_http_requests_in_flight", "", Double(server.inFlight)),
+] }
 do {
     try server.bind()
 } catch {
     fail(error.description)
 }
 server.start()
-Log.info("athens \(athensVersion) listening on \(listenHost) port \(server.port) storage=\(storage.name) fetchers=\(fetchers.map(\.name).joined(separator: ",")) mode=\(manifest.downloadMode.rawValue) network=\(manifest.networkMode.rawValue)")
+Log.info("listening", [("address", listenHost), ("port", String(server.port)), ("version", athensVersion),
+                       ("storage", assembly.storage.name), ("fetchers", assembly.fetchers.map(\.name).joined(separator: ",")),
+                       ("mode", manifest.downloadMode.rawValue), ("network", manifest.networkMode.rawValue)])
 // The first line on stdout tells scripts and tests the port (useful with port 0).
 FileHandle.standardOutput.write(Data("listening on \(listenHost.contains(":") ? "[\(listenHost)]" : listenHost):\(server.port)\n".utf8))
-var received: Int32 = 0
-sigwait(&stopSignals, &received)
-// Graceful draining of in-flight requests comes with the operations work; for now, stop at once.
-Log.info("athens stopping on signal \(received)")
-exit(0)
+
+while true {
+    var received: Int32 = 0
+    sigwait(&controlSignals, &received)
+    if received == SIGHUP {
+        // Reload: a new assembly from the manifest as it is now; in-flight requests finish on the old one.
+        do {
+            let next = try readManifest(configPath: configPath, listenOverride: listenOverride)
+            if next.listen != manifest.listen || next.server.threads != manifest.server.threads {
+                Log.info("reload: listen and server.threads take effect only on restart")
+            }
+            let fresh = try Assembly(next, version: athensVersion)
+            applyLogSettings(next)
+            let previous = handler.swap(to: fresh)
+            previous.retire()
+            Log.info("reloaded", [("storage", fresh.storage.name), ("fetchers", fresh.fetchers.map(\.name).joined(separator: ","))])
+        } catch let error as ManifestError {
+            Log.error("reload refused, keeping the running configuration", [("cause", error.description)])
+        } catch {
+            Log.error("reload refused, keeping the running configuration", [("cause", "\(error)")])
+        }
+        continue
+    }
+    // Graceful stop: no new connections; in-flight requests finish (up to the timeout); then exit 0.
+    Log.info("stopping", [("signal", String(received)), ("in_flight", String(server.inFlight))])
+    server.beginShutdown()
+    let deadline = Date().addingTimeInterval(manifest.shutdownTimeout)
+    while server.inFlight > 0 && Date() < deadline { usleep(20_000) }
+    if server.inFlight > 0 { Log.error("shutdown timeout: abandoning requests", [("in_flight", String(server.inFlight))]) }
+    exit(0)
+}

@@ -64,6 +64,14 @@ struct Manifest {
     /// In-memory cache of small stored files (.info, .mod, small zips): total and per-file bytes.
     var cacheMaxBytes = 64 << 20
     var cacheMaxFileBytes = 64 << 10
+    /// "logfmt" or "json".
+    var logFormat = "logfmt"
+    /// One log line per request.
+    var accessLog = true
+    /// Credentials required on every route but /healthz and /readyz.
+    var basicAuth: (user: String, password: String)?
+    /// Seconds SIGTERM waits for in-flight requests before exiting.
+    var shutdownTimeout: Double = 30
 
     /// The working default: FileStorage in ./athens-data once that plugin is built, else MemoryStorage,
     /// and the public proxy upstream.
@@ -184,6 +192,18 @@ struct Manifest {
             }
         }
         if let v = try object.string("noSumPatterns") { manifest.noSumPatterns = v }
+        if let v = try object.string("logFormat") {
+            guard v == "logfmt" || v == "json" else { throw ManifestError("manifest.logFormat: must be logfmt or json") }
+            manifest.logFormat = v
+        }
+        if let v = try object.bool("accessLog") { manifest.accessLog = v }
+        if let v = try object.seconds("shutdownTimeoutSeconds", allowZero: true) { manifest.shutdownTimeout = v }
+        if let auth = try object.object("basicAuth") {
+            guard let user = try auth.string("user"), !user.isEmpty, !user.contains(":") else { throw ManifestError("manifest.basicAuth.user: required, without ':'") }
+            guard let password = try auth.string("password"), !password.isEmpty else { throw ManifestError("manifest.basicAuth.password: required") }
+            manifest.basicAuth = (user, password)
+            try auth.finish()
+        }
         if let cache = try object.object("cache") {
             if let v = try cache.int("maxBytes", min: 0, max: 1 << 40) { manifest.cacheMaxBytes = v }
             if let v = try cache.int("maxFileBytes", min: 0, max: 1 << 30) { manifest.cacheMaxFileBytes = v }
@@ -259,6 +279,20 @@ struct Manifest {
             guard let n = Int(workers), n >= 1, n <= 4096 else { throw ManifestError("ATHENS_PROTOCOL_WORKERS: must be 1…4096") }
             downloadWorkers = n
         }
+        let user = env["ATHENS_BASIC_AUTH_USER"] ?? env["BASIC_AUTH_USER"] ?? ""
+        let password = env["ATHENS_BASIC_AUTH_PASS"] ?? env["BASIC_AUTH_PASS"] ?? ""
+        if !user.isEmpty || !password.isEmpty {
+            guard !user.isEmpty, !password.isEmpty, !user.contains(":") else { throw ManifestError("BASIC_AUTH_USER/BASIC_AUTH_PASS: both required, user without ':'") }
+            basicAuth = (user, password)
+        }
+        if let format = env["ATHENS_LOG_FORMAT"], !format.isEmpty {
+            guard format == "logfmt" || format == "json" else { throw ManifestError("ATHENS_LOG_FORMAT: must be logfmt or json") }
+            logFormat = format
+        }
+        if let timeout = env["ATHENS_SHUTDOWN_TIMEOUT"], !timeout.isEmpty {
+            guard let seconds = Double(timeout), seconds >= 0, seconds <= 86400 else { throw ManifestError("ATHENS_SHUTDOWN_TIMEOUT: seconds, 0…86400") }
+            shutdownTimeout = seconds
+        }
         if let level = env["ATHENS_LOG_LEVEL"], !level.isEmpty {
             guard ["debug", "info", "error"].contains(level) else { throw ManifestError("ATHENS_LOG_LEVEL: must be debug, info or error") }
             logLevel = level
@@ -297,6 +331,12 @@ private final class Object {
         guard let value = value(key) else { return nil }
         guard let string = value as? String else { throw ManifestError("\(path).\(key): must be a string") }
         return string
+    }
+
+    func bool(_ key: String) throws(ManifestError) -> Bool? {
+        guard let value = value(key) else { return nil }
+        guard let number = value as? NSNumber, String(cString: number.objCType) == "c" else { throw ManifestError("\(path).\(key): must be true or false") }
+        return number.boolValue
     }
 
     func object(_ key: String) throws(ManifestError) -> Object? {

@@ -11,6 +11,9 @@ struct DownloadError: Error, Equatable, CustomStringConvertible {
     /// The one table from plugin failures to HTTP statuses. `notFound` → 404 so `GOPROXY=a,b` falls
     /// through; transient upstream or disk trouble → 502/504; broken plugins → 500 (details logged only).
     init(_ error: PluginError, module: String, version: String?) {
+        if error.code != .notFound {
+            Metrics.shared.pluginError(plugin: error.plugin, operation: error.operation, code: error.code.description)
+        }
         switch error.code {
         case .notFound:
             status = 404

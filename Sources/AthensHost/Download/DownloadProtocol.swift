@@ -64,7 +64,8 @@ final class DownloadProtocol: @unchecked Sendable {
             return responder.respond(.text(404, "not found: \(error.message)"))
         }
         switch hit(module: module, version: version, artifact: artifact) {
-        case let .success(response):
+        case var .success(response):
+            response.cacheResult = "hit"
             return responder.respond(response)
         case let .failure(error) where error.status != 404:
             return responder.respond(error.response)
@@ -78,7 +79,9 @@ final class DownloadProtocol: @unchecked Sendable {
                 // Stored while this request waited in the queue? Then no fetch at all.
                 if case let .success(response) = self.hit(module: module, version: version, artifact: artifact) { return response }
                 try self.stasher.stash(module: module, version: version)
-                return try self.hit(module: module, version: version, artifact: artifact).get()
+                var response = try self.hit(module: module, version: version, artifact: artifact).get()
+                response.cacheResult = "miss"
+                return response
             }
         case .async:
             stashInBackground(module: module, version: version)

@@ -5,16 +5,28 @@ final class Router: RequestHandler {
     let download: DownloadProtocol
     let sumdb: SumDBProxy?
     let version: String
+    /// Basic-auth credentials every route but /healthz and /readyz requires; nil for none.
+    let auth: BasicAuth?
 
-    init(download: DownloadProtocol, sumdb: SumDBProxy?, version: String) {
+    init(download: DownloadProtocol, sumdb: SumDBProxy?, version: String, auth: BasicAuth? = nil) {
         self.download = download
         self.sumdb = sumdb
         self.version = version
+        self.auth = auth
     }
 
     func handle(_ request: Request, responder: Responder) {
         let path = request.path
+        if let auth, path != "/healthz", path != "/readyz", !auth.accepts(request.header("authorization")) {
+            return responder.tagged("unauthorized").respond(Response(status: 401, headers: [
+                ("Content-Type", "text/plain; charset=utf-8"), ("WWW-Authenticate", "Basic realm=\"athens\""),
+            ], body: .bytes(Array("unauthorized\n".utf8))))
+        }
+        let responder = responder.tagged(Self.endpoint(of: path))
         switch path {
+        case "/metrics":
+            return responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                                              body: .bytes(Array(Metrics.shared.render().utf8))))
         case "/healthz":
             return responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: .bytes(Array("ok\n".utf8))))
         case "/readyz":
@@ -55,3 +67,62 @@ final class Router: RequestHandler {
 }
 
 import PluginABI
+
+extension Router {
+    /// The metrics label of a path: the artifact kind for download routes, the route name otherwise.
+    static func endpoint(of path: Substring) -> String {
+        switch path {
+        case "/healthz", "/readyz": return "health"
+        case "/version", "/", "/index.html": return "info-page"
+        case "/metrics": return "metrics"
+        case "/catalog": return "catalog"
+        default: break
+        }
+        if path.hasPrefix("/sumdb/") { return "sumdb" }
+        if path.hasSuffix("/@v/list") { return "list" }
+        if path.hasSuffix("/@latest") { return "latest" }
+        if path.hasSuffix(".info") { return "info" }
+        if path.hasSuffix(".mod") { return "mod" }
+        if path.hasSuffix(".zip") { return "zip" }
+        return "other"
+    }
+}
+
+/// HTTP Basic credentials, compared in constant time.
+struct BasicAuth: Sendable {
+    private let expected: [UInt8]
+
+    init(user: String, password: String) {
+        expected = Array(("Basic " + Base64.encode(Array((user + ":" + password).utf8))).utf8)
+    }
+
+    /// Whether an Authorization header carries these credentials. Time depends only on the lengths.
+    func accepts(_ header: String?) -> Bool {
+        let given = Array((header ?? "").utf8)
+        var difference = UInt8(given.count == expected.count ? 0 : 1)
+        for i in 0..<expected.count {
+            difference |= expected[i] ^ (i < given.count ? given[i] : 0)
+        }
+        return difference == 0
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+enum Base64 {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i < bytes.count {
+            let b0 = bytes[i], b1 = i + 1 < bytes.count ? bytes[i + 1] : 0, b2 = i + 2 < bytes.count ? bytes[i + 2] : 0
+            out.append(alphabet[Int(b0 >> 2)])
+            out.append(alphabet[Int((b0 & 3) << 4 | b1 >> 4)])
+            out.append(i + 1 < bytes.count ? alphabet[Int((b1 & 15) << 2 | b2 >> 6)] : UInt8(ascii: "="))
+            out.append(i + 2 < bytes.count ? alphabet[Int(b2 & 63)] : UInt8(ascii: "="))
+            i += 3
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -9,14 +9,53 @@ protocol RequestHandler: AnyObject, Sendable {
     func handle(_ request: Request, responder: Responder)
 }
 
+/// What the server knows of a finished request, for logs and metrics.
+struct RequestRecord {
+    var method: Request.Method?
+    var target: String
+    var status: Int
+    var bytes: UInt64
+    var seconds: Double
+    var endpoint: String
+    var cacheResult: String?
+    var requestID: String
+    /// False when the connection failed before the response was completely written.
+    var completed: Bool
+}
+
+/// Sees every finished request, on its event loop's thread; appends any log line to `log` (the loop
+/// writes the buffer out once per wake-up, not once per request).
+protocol RequestObserver: AnyObject, Sendable {
+    func completed(_ record: RequestRecord, log: inout [UInt8])
+}
+
 /// Delivers the response to one request back to its connection's event loop.
 struct Responder: Sendable {
     fileprivate let loop: EventLoop
     fileprivate let fd: Int32
     fileprivate let generation: UInt64
+    /// Metrics label given to responses that carry none.
+    private(set) var endpoint = "other"
+
+    fileprivate init(loop: EventLoop, fd: Int32, generation: UInt64) {
+        self.loop = loop
+        self.fd = fd
+        self.generation = generation
+    }
+
+    /// The same responder, labelling its response with `endpoint`.
+    func tagged(_ endpoint: String) -> Responder {
+        var copy = self
+        copy.endpoint = endpoint
+        return copy
+    }
 
     /// Sends `response`. Safe from any thread; a response for a connection that has gone is dropped.
-    func respond(_ response: Response) { loop.deliver(fd: fd, generation: generation, response: response) }
+    func respond(_ response: Response) {
+        var response = response
+        if response.endpoint == "other" { response.endpoint = endpoint }
+        loop.deliver(fd: fd, generation: generation, response: response)
+    }
 }
 
 /// Server settings, from the manifest.
@@ -46,14 +85,33 @@ struct ServerError: Error, CustomStringConvertible {
 final class HTTPServer: @unchecked Sendable {
     let settings: ServerSettings
     private let handler: RequestHandler
+    /// Sees finished requests (logs, metrics); nil for none.
+    let observer: RequestObserver?
     private var loops: [EventLoop] = []
+    /// Requests parsed and not yet completely answered, across loops.
+    fileprivate let activeRequests = Atomic<Int>(0)
+    fileprivate let draining = Atomic<Bool>(false)
     /// The bound port (useful when listening on port 0).
     private(set) var port: UInt16 = 0
     fileprivate let openConnections = Atomic<Int>(0)
 
-    init(settings: ServerSettings, handler: RequestHandler) {
+    init(settings: ServerSettings, handler: RequestHandler, observer: RequestObserver? = nil) {
         self.settings = settings
         self.handler = handler
+        self.observer = observer
+    }
+
+    /// Requests in progress right now.
+    var inFlight: Int { activeRequests.load(ordering: .relaxed) }
+
+    /// Open client connections right now.
+    var connectionCount: Int { openConnections.load(ordering: .relaxed) }
+
+    /// Stops accepting connections; each connection closes after its current response, idle ones at
+    /// once. Returns immediately: poll `inFlight` to wait for the drain.
+    func beginShutdown() {
+        draining.store(true, ordering: .relaxed)
+        for loop in loops { loop.wake() }
     }
 
     /// CPUs in this process's affinity mask (what a `taskset` allows), at least 1.
@@ -165,6 +223,11 @@ private final class Connection {
     var headSent = 0
     var bodySent: UInt64 = 0
     var scratch: [UInt8] = []
+    // The request being answered, for the observer.
+    var requestStart = 0.0
+    var requestMethod: Request.Method?
+    var requestTarget = ""
+    var requestID = ""
 
     init(fd: Int32, generation: UInt64, capacity: Int, deadline: Double) {
         self.fd = fd
@@ -192,6 +255,11 @@ final class EventLoop: @unchecked Sendable {
     private var cachedSecond = 0
     private let inputCapacity: Int
     private var lastSweep = 0.0
+    private var logBuffer: [UInt8] = []
+    private var drained = false
+    /// Prefix of generated request ids: random per loop, so ids are unique across loops and restarts.
+    private let idPrefix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
+    private var idCounter: UInt64 = 0
 
     fileprivate init(server: HTTPServer, listener: Int32, handler: RequestHandler) {
         self.server = server
@@ -243,12 +311,71 @@ final class EventLoop: @unchecked Sendable {
                     if connections[token] === connection { drive(connection) }
                 }
             }
+            if !logBuffer.isEmpty { flushLog() }
+            if server.draining.load(ordering: .relaxed) && !drained { drain() }
             let now = Self.now()
             if now - lastSweep >= 1 {
                 lastSweep = now
                 sweep(now: now)
             }
         }
+    }
+
+    /// Wakes the loop from another thread (shutdown).
+    fileprivate func wake() {
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+    }
+
+    /// Shutdown: stop accepting here, close idle connections, let busy ones finish without keep-alive.
+    private func drain() {
+        drained = true
+        epoll_ctl(epoll, EPOLL_CTL_DEL, listener, nil)
+        for connection in Array(connections.values) {
+            if connection.state == .reading && connection.start == connection.end {
+                close(connection)
+            } else {
+                connection.keepAlive = false
+            }
+        }
+    }
+
+    private func flushLog() {
+        var done = 0
+        logBuffer.withUnsafeBytes { raw in
+            while done < raw.count {
+                let n = Glibc.write(2, raw.baseAddress! + done, raw.count - done)
+                if n <= 0 { if errno == EINTR { continue }; break }
+                done += n
+            }
+        }
+        logBuffer.removeAll(keepingCapacity: logBuffer.count < 1 << 20)
+    }
+
+    /// Tells the observer about the connection's current request, once.
+    private func record(_ c: Connection, completed: Bool) {
+        guard c.state == .writing || c.state == .awaiting, !c.requestID.isEmpty else { return }
+        server.activeRequests.subtract(1, ordering: .relaxed)
+        if let observer = server.observer {
+            let response = c.pending
+            let record = RequestRecord(method: c.requestMethod, target: c.requestTarget, status: response?.status ?? 0,
+                                       bytes: c.isHead ? 0 : response?.body.count ?? 0, seconds: Self.now() - c.requestStart,
+                                       endpoint: response?.endpoint ?? "other", cacheResult: response?.cacheResult,
+                                       requestID: c.requestID, completed: completed)
+            observer.completed(record, log: &logBuffer)
+            if logBuffer.count > 1 << 16 { flushLog() }
+        }
+        c.requestID = ""
+    }
+
+    /// The client's Athens-Request-ID when it is a sane token, else a new one.
+    private func requestID(for request: Request) -> String {
+        if let given = request.header("athens-request-id"), !given.isEmpty, given.utf8.count <= 128,
+           given.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E || $0 == 0x3A }) {
+            return given
+        }
+        idCounter += 1
+        return idPrefix + "-" + String(idCounter, radix: 16)
     }
 
     private func acceptAll() {
@@ -283,6 +410,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func close(_ c: Connection) {
+        record(c, completed: false)
         epoll_ctl(epoll, EPOLL_CTL_DEL, c.fd, nil)
         Glibc.close(c.fd)
         connections[c.fd] = nil
@@ -344,22 +472,35 @@ final class EventLoop: @unchecked Sendable {
                 case let .failure(status, reason, allow):
                     var response = Response.text(status, Response.reason(status).lowercased() + ": " + reason, close: true)
                     if allow { response.headers.append(("Allow", "GET, HEAD")) }
+                    response.endpoint = "invalid"
                     c.keepAlive = false
                     c.isHead = false
                     c.start = c.end
                     c.state = .awaiting
+                    c.requestStart = Self.now()
+                    c.requestMethod = nil
+                    c.requestTarget = ""
+                    idCounter += 1
+                    c.requestID = idPrefix + "-" + String(idCounter, radix: 16)
+                    server.activeRequests.add(1, ordering: .relaxed)
+                    response.headers.append(("Athens-Request-ID", c.requestID))
                     c.pending = response
                 case let .request(request, consumed):
                     c.start += consumed
-                    c.keepAlive = request.keepAlive && !c.peerClosed
+                    c.keepAlive = request.keepAlive && !c.peerClosed && !drained
                     c.isHead = request.method == .head
                     c.state = .awaiting
+                    c.requestStart = Self.now()
+                    c.requestMethod = request.method
+                    c.requestTarget = request.target
+                    c.requestID = requestID(for: request)
+                    server.activeRequests.add(1, ordering: .relaxed)
                     handler.handle(request, responder: Responder(loop: self, fd: c.fd, generation: c.generation))
                 }
             case .awaiting:
                 guard let response = c.pending else { return }
-                if response.close { c.keepAlive = false }
-                c.head = response.head(date: date(), keepAlive: c.keepAlive)
+                if response.close || drained { c.keepAlive = false }
+                c.head = response.head(date: date(), keepAlive: c.keepAlive, requestID: c.requestID)
                 c.headSent = 0
                 c.bodySent = 0
                 c.state = .writing
@@ -373,6 +514,7 @@ final class EventLoop: @unchecked Sendable {
                     close(c)
                     return
                 case .done:
+                    record(c, completed: true)
                     c.pending = nil
                     c.head = []
                     if c.wantsWrite { c.wantsWrite = false; updateInterest(c) }

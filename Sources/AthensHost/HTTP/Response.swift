@@ -22,6 +22,10 @@ struct Response: Sendable {
     var body: Body
     /// Close the connection after this response.
     var close = false
+    /// Metrics label of the route that answered ("zip", "list", "health", …).
+    var endpoint = "other"
+    /// "hit" or "miss" for stored files; nil otherwise.
+    var cacheResult: String?
 
     init(status: Int, headers: [(name: String, value: String)] = [], body: Body = .empty, close: Bool = false) {
         self.status = status
@@ -73,8 +77,11 @@ struct Response: Sendable {
     }
 
     /// Serializes the status line and headers (Content-Length always, Connection: close when closing).
-    func head(date: String, keepAlive: Bool) -> [UInt8] {
+    func head(date: String, keepAlive: Bool, requestID: String = "") -> [UInt8] {
         var s = "HTTP/1.1 \(status) \(Self.reason(status))\r\nServer: athens\r\nDate: \(date)\r\n"
+        if !requestID.isEmpty && !headers.contains(where: { $0.name == "Athens-Request-ID" }) {
+            s += "Athens-Request-ID: " + requestID + "\r\n"
+        }
         for (name, value) in headers { s += name + ": " + value + "\r\n" }
         s += "Content-Length: \(body.count)\r\n"
         if !keepAlive { s += "Connection: close\r\n" }

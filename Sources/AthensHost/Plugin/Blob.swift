@@ -39,10 +39,13 @@ final class Blob: @unchecked Sendable {
     let shape: Shape
     let size: UInt64
     private let raw: ath_blob
+    /// Keeps the plugin instance alive while its blob is (a reload may drop every other reference).
+    private let owner: AnyObject?
 
     /// Takes ownership of `raw`; throws (after releasing it) if it is not one valid shape.
-    init(taking raw: ath_blob, plugin: String) throws(PluginError) {
+    init(taking raw: ath_blob, plugin: String, owner: AnyObject? = nil) throws(PluginError) {
         self.raw = raw
+        self.owner = owner
         size = raw.size
         let shapes = (raw.fd >= 0 ? 1 : 0) + (raw.data != nil ? 1 : 0) + (raw.read != nil ? 1 : 0)
         func violation(_ why: String) -> PluginError {

@@ -29,7 +29,7 @@ final class StoragePlugin: @unchecked Sendable {
         raw.fd = -1
         let status = module.withCString { m in version.withCString { v in methods.open!(instance, m, v, artifact.cValue, &raw, &error) } }
         guard status == ATH_OK else { throw failure(status, "open", error) }
-        return try Blob(taking: raw, plugin: name)
+        return try Blob(taking: raw, plugin: name, owner: created)
     }
 
     /// Saves a version; the zip is read from `zipFD` (`zipSize` bytes from offset 0) with pread.

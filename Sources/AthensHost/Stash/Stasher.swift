@@ -31,10 +31,17 @@ final class FetchingStasher: Stasher {
         // A caller that queued behind a finished flight finds the version stored: fetch nothing.
         if (try? storage.exists(module: module, version: version)) == true { return }
         for fetcher in route.fetchers {
+            let start = ListCache.now()
             do {
-                return try stash(module: module, version: version, from: fetcher)
+                try stash(module: module, version: version, from: fetcher)
+                Metrics.shared.fetch(fetcher: fetcher.name, result: "ok", seconds: ListCache.now() - start)
+                return
             } catch where error.status == 404 {
+                Metrics.shared.fetch(fetcher: fetcher.name, result: "not_found", seconds: ListCache.now() - start)
                 lastError = error
+            } catch {
+                Metrics.shared.fetch(fetcher: fetcher.name, result: error.status == 504 ? "timeout" : "error", seconds: ListCache.now() - start)
+                throw error
             }
         }
         throw lastError

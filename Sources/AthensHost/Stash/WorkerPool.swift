@@ -17,6 +17,7 @@ final class WorkerPool: @unchecked Sendable {
     private var queue: [Job] = []
     private var head = 0
     private var busy = 0
+    private var retired = false
 
     /// Starts `threads` workers that take jobs from a queue of at most `capacity` waiting jobs.
     init(name: String, threads: Int, capacity: Int) {
@@ -35,6 +36,7 @@ final class WorkerPool: @unchecked Sendable {
     func submit(_ job: @escaping Job) -> Bool {
         condition.lock()
         defer { condition.unlock() }
+        guard !retired else { return false }
         let waiting = queue.count - head
         // A free worker takes the job at once; otherwise it waits in the bounded queue.
         guard waiting < capacity || busy + waiting < threadCount else { return false }
@@ -50,10 +52,21 @@ final class WorkerPool: @unchecked Sendable {
         return (queue.count - head, busy)
     }
 
+    /// Lets the workers finish the queued jobs, then end (after a reload replaced this pool).
+    func retire() {
+        condition.lock()
+        retired = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
     private func work() {
         while true {
             condition.lock()
-            while head == queue.count { condition.wait() }
+            while head == queue.count {
+                if retired { condition.unlock(); return }
+                condition.wait()
+            }
             let job = queue[head]
             head += 1
             if head > 1024 && head * 2 > queue.count {

@@ -1,0 +1,120 @@
+import Foundation
+
+/// Everything a manifest assembles behind the HTTP server: plugins, routing policy, stasher chain,
+/// pools, the download protocol and the router. Built at start-up and again on every SIGHUP reload.
+final class Assembly: @unchecked Sendable {
+    let manifest: Manifest
+    let storage: StoragePlugin
+    let fetchers: [FetcherPlugin]
+    let pool: WorkerPool
+    let background: WorkerPool
+    let router: Router
+    private let singleFlights: [SingleFlightStasher]
+
+    /// Why an assembly failed: one line naming the manifest key.
+    struct Failure: Error, CustomStringConvertible { var description: String }
+
+    /// Loads and creates every plugin the manifest names and wires the request path.
+    init(_ manifest: Manifest, version: String) throws(Failure) {
+        self.manifest = manifest
+        func load(_ use: Manifest.PluginUse, key: String) throws(Failure) -> PluginLibrary {
+            do {
+                return try PluginLibrary(path: manifest.libraryPath(for: use.plugin))
+            } catch {
+                throw Failure(description: "\(key): \(error.description)")
+            }
+        }
+        let storageLibrary = try load(manifest.storage, key: "storage.plugin")
+        guard storageLibrary.kind == .storage else { throw Failure(description: "storage.plugin: \(storageLibrary.path) is a \(storageLibrary.kind) plugin") }
+        do {
+            storage = try StoragePlugin(library: storageLibrary, configJSON: manifest.storage.configJSON, name: manifest.storage.plugin)
+        } catch {
+            throw Failure(description: "storage.config: \(error.message)")
+        }
+        var fetchers: [FetcherPlugin] = []
+        for (index, fetcher) in manifest.fetchers.enumerated() {
+            let library = try load(fetcher.use, key: "fetchers[\(index)].plugin")
+            guard library.kind == .fetcher else { throw Failure(description: "fetchers[\(index)].plugin: \(library.path) is a \(library.kind) plugin") }
+            do {
+                fetchers.append(try FetcherPlugin(library: library, configJSON: fetcher.use.configJSON, name: fetcher.name))
+            } catch {
+                throw Failure(description: "fetchers[\(index)].config: \(error.message)")
+            }
+        }
+        self.fetchers = fetchers
+
+        // Routing: rules name fetchers by their manifest names (checked when the manifest was read).
+        var policy = DownloadPolicy(rules: manifest.rules, mode: manifest.downloadMode, downloadURL: manifest.downloadURL,
+                                    networkMode: manifest.networkMode, noSumPatterns: manifest.noSumPatterns)
+        for fetcher in fetchers { policy.fetchersByName[fetcher.name] = fetcher }
+        policy.defaultFetchers = manifest.defaultFetcher.flatMap { policy.fetchersByName[$0] }.map { [$0] } ?? fetchers
+
+        // The stasher chain: the manifest's wrappers in order (the first is the outermost), then the
+        // deadline, then fetch → validate → save.
+        var stasher: Stasher = DeadlineStasher(wrapping: FetchingStasher(policy: policy, storage: storage, spoolDirectory: manifest.spoolDirectory),
+                                               timeout: manifest.stashTimeout)
+        var singleFlights: [SingleFlightStasher] = []
+        for wrapper in manifest.stashWrappers.reversed() {
+            switch wrapper {
+            case .singleflight:
+                let flight = SingleFlightStasher(wrapping: stasher)
+                singleFlights.append(flight)
+                stasher = flight
+            case let .pool(workers):
+                stasher = PooledStasher(wrapping: stasher, workers: workers)
+            }
+        }
+        self.singleFlights = singleFlights
+
+        pool = WorkerPool(name: "download", threads: manifest.downloadWorkers, capacity: manifest.downloadQueue)
+        background = WorkerPool(name: "background", threads: max(2, manifest.downloadWorkers / 4), capacity: manifest.downloadQueue)
+        let download = DownloadProtocol(storage: storage, policy: policy, stasher: stasher, pool: pool, background: background,
+                                        lists: ListCache(ttl: manifest.listCacheSeconds),
+                                        cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
+        let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy, pool: pool)
+        router = Router(download: download, sumdb: sumdb, version: version,
+                        auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) })
+    }
+
+    /// Gauges read at scrape time.
+    func gauges() -> [(name: String, labels: String, value: Double)] {
+        let download = pool.load, background = background.load
+        return [
+            ("athens_pool_queue_depth", "pool=\"download\"", Double(download.waiting)),
+            ("athens_pool_running", "pool=\"download\"", Double(download.running)),
+            ("athens_pool_queue_depth", "pool=\"background\"", Double(background.waiting)),
+            ("athens_pool_running", "pool=\"background\"", Double(background.running)),
+            ("athens_singleflight_joins_total", "", Double(singleFlights.reduce(0) { $0 + $1.joins })),
+        ]
+    }
+
+    /// Stops taking new work on this assembly's pools once a newer one has replaced it.
+    func retire() {
+        pool.retire()
+        background.retire()
+    }
+}
+
+/// The server's handler: forwards to the current assembly's router, which a reload swaps atomically.
+/// Requests already routed keep the assembly they started with until they finish.
+final class SwappableHandler: RequestHandler, @unchecked Sendable {
+    private let lock = NSLock()
+    private var current: Assembly
+
+    init(_ assembly: Assembly) { current = assembly }
+
+    var assembly: Assembly { lock.withLock { current } }
+
+    /// Installs `next`; returns the assembly it replaced.
+    func swap(to next: Assembly) -> Assembly {
+        lock.withLock {
+            let previous = current
+            current = next
+            return previous
+        }
+    }
+
+    func handle(_ request: Request, responder: Responder) {
+        assembly.router.handle(request, responder: responder)
+    }
+}
