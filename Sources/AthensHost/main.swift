@@ -87,6 +87,13 @@ do {
 }
 let listenHost = (try? HTTPServer.parseListen(manifest.listen).host) ?? "127.0.0.1"
 
+// Many clients mean many descriptors: raise the soft limit to the hard one, as nginx does.
+var descriptorLimit = rlimit()
+if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &descriptorLimit) == 0, descriptorLimit.rlim_cur < descriptorLimit.rlim_max {
+    descriptorLimit.rlim_cur = descriptorLimit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &descriptorLimit)
+}
+
 // SIGPIPE would kill the process when a client goes away mid-response; errors are handled instead.
 signal(SIGPIPE, SIG_IGN)
 // SIGTERM, SIGINT and SIGHUP are taken by the main thread with sigwait (below); blocked here so that

@@ -45,7 +45,8 @@ public enum ModuleZipPlan {
         }
         for file in files {
             let p = file.path
-            if !isClean(p) {
+            // Go checks path.Clean first, which keeps a leading "/"; then that the path is relative.
+            if !isClean(p.hasPrefix("/") ? String(p.dropFirst()) : p) {
                 reject(p, "file path is not clean")
                 continue
             }

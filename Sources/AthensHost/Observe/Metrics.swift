@@ -100,7 +100,10 @@ final class Metrics: @unchecked Sendable {
         for name in gauges.keys.sorted() {
             let type = name.hasSuffix("_total") ? "counter" : "gauge"
             out += "# TYPE \(name) \(type)\n"
-            for g in gauges[name]! { out += name + (g.labels.isEmpty ? "" : "{\(g.labels)}") + " \(g.value)\n" }
+            for g in gauges[name]! {
+                let value = g.value == g.value.rounded() && abs(g.value) < 1e15 ? String(Int64(g.value)) : String(g.value)
+                out += name + (g.labels.isEmpty ? "" : "{\(g.labels)}") + " " + value + "\n"
+            }
         }
         return out
     }

@@ -10,12 +10,16 @@
  *   -DNULL_OPEN       storage table without open
  *   -DTOOLCHAIN=\"x\" claims a Swift toolchain
  *   -DWRONG_KIND      says fetcher but has a storage table only
+ * Run-time faults, by module path (for the fault-injection tests):
+ *   a module containing "storage-fail"   save fails with ATH_UNAVAILABLE ("disk on fire")
+ *   a module containing "storage-stall"  open sleeps 2 s first
  */
 #include "athens_plugin.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -106,6 +110,10 @@ static void blob_release(void *private_data) {
 static ath_status storage_open(void *instance, const char *module, const char *version, ath_artifact artifact,
                                ath_blob *out, ath_error *err) {
     struct store *s = instance;
+    if (strstr(module, "storage-stall")) {
+        struct timespec t = {2, 0};
+        nanosleep(&t, NULL);
+    }
     int which = artifact == ATH_ARTIFACT_INFO ? 0 : artifact == ATH_ARTIFACT_MOD ? 1 : artifact == ATH_ARTIFACT_ZIP ? 2 : -1;
     if (which < 0) {
         ath_error_set(err, "unknown artifact");
@@ -135,6 +143,10 @@ static ath_status storage_save(void *instance, const char *module, const char *v
                                const uint8_t *info, uint64_t info_size, const uint8_t *mod, uint64_t mod_size,
                                const ath_reader *zip, ath_error *err) {
     struct store *s = instance;
+    if (strstr(module, "storage-fail")) {
+        ath_error_set(err, "disk on fire");
+        return ATH_UNAVAILABLE;
+    }
     struct entry *e = calloc(1, sizeof *e);
     if (!e) return ATH_INTERNAL;
     e->module = copy_string(module);
