@@ -301,8 +301,12 @@ final class CodeRepo {
         }
 
         let tagPrefix = codeDir.isEmpty ? "" : codeDir + "/"
-        let retracted = retractions(versions: (try? versions()) ?? [])
-        func isRetracted(_ v: String) -> Bool { retracted.contains { $0.contains(v) } }
+        // Read only when a tag list needs it (it costs a go.mod read), then kept for this conversion.
+        var retracted: [GoModFile.Retraction]?
+        func isRetracted(_ v: String) -> Bool {
+            if retracted == nil { retracted = retractions(versions: (try? versions()) ?? []) }
+            return retracted!.contains { $0.contains(v) }
+        }
         func tagToVersion(_ tag: String) -> (version: String, canonical: Bool) {
             guard tag.hasPrefix(tagPrefix) else { return ("", false) }
             let trimmed = String(tag.dropFirst(tagPrefix.count))

@@ -45,41 +45,38 @@ final class Mirror: @unchecked Sendable {
 
     /// Makes sure the mirror exists and, if `maxAge` is given, that it was fetched at most that long ago.
     func update(maxAge: Double?, subject: String) throws(PluginFailure) {
-        let fresh: Bool = lock.withLock {
-            guard let lastRefresh else { return false }
-            guard let maxAge else { return true }
-            return Date().timeIntervalSince(lastRefresh) < maxAge
-        }
-        if fresh { return }
+        if isFresh(maxAge) { return }
         // One update at a time; whoever waited re-checks, because the update it waited for may be enough.
         updateLock.lock()
         defer { updateLock.unlock() }
-        let stillNeeded: Bool = lock.withLock {
-            guard let lastRefresh else { return true }
-            guard let maxAge else { return false }
-            return Date().timeIntervalSince(lastRefresh) >= maxAge
-        }
-        guard stillNeeded else { return }
+        if isFresh(maxAge) { return }
         let fileLock = try FileLock(path: directory + ".lock", subject: subject)
         defer { fileLock.release() }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory + "/HEAD", isDirectory: &isDirectory) {
-            // Another process (or an earlier run) made it: fetch only if asked to be fresh, or if we never did.
-            if maxAge != nil || lock.withLock({ lastRefresh == nil }) && !hasRefs() {
+        var refreshed = Date()
+        if FileManager.default.fileExists(atPath: directory + "/HEAD") {
+            if maxAge != nil || !hasRefs() {
                 try fetch(subject: subject)
+            } else {
+                // Made by an earlier run or another process: good for tags and commits, but never fetched
+                // by us, so anything that wants a recent mirror fetches first.
+                refreshed = .distantPast
             }
         } else {
             try clone(subject: subject)
         }
         lock.withLock {
-            lastRefresh = Date()
+            lastRefresh = refreshed
             cachedRefs = nil
         }
     }
 
-    /// Forces the next `update(maxAge:)` with any age to fetch.
-    func markStale() {
-        lock.withLock { lastRefresh = Date.distantPast }
+    /// Whether the mirror exists and, if `maxAge` is given, was fetched at most that long ago.
+    private func isFresh(_ maxAge: Double?) -> Bool {
+        lock.withLock {
+            guard let lastRefresh else { return false }
+            guard let maxAge else { return true }
+            return Date().timeIntervalSince(lastRefresh) < maxAge
+        }
     }
 
     private func hasRefs() -> Bool {

@@ -24,6 +24,7 @@ usage: athens [--config FILE] [--listen ADDR] [--version]
   --listen ADDR   overrides the manifest's listen address, e.g. 127.0.0.1:3000
 """
 
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "plugin-check" { exit(PluginCheck.run(Array(CommandLine.arguments.dropFirst(2)))) }
 var configPath: String?
 var listenOverride: String?
 var arguments = CommandLine.arguments.dropFirst()

@@ -216,6 +216,8 @@ struct GitFetcherTests {
         let config = #"{"cacheDirectory": "\#(cache)", "insecureHosts": ["corp.example"], "hostAddresses": {"corp.example": "127.0.0.1:\#(port)"}}"#
         let fetcher = try GitFetcherDriver.load(config)
         #expect(try GitFetcherDriver.resolve(fetcher, "corp.example/legacy", "latest")["Version"] as? String == "v2.1.0+incompatible")
+        // A path below the root: its page names the root, whose own page is read again and agrees.
+        #expect(try fetcher.list(module: "corp.example/legacy/sub") == [])
         // Without insecureHosts only https is tried, which this server does not speak: not found.
         let secure = try GitFetcherDriver.load(#"{"cacheDirectory": "\#(cache)/secure", "hostAddresses": {"corp.example": "127.0.0.1:\#(port)"}}"#)
         let error = #expect(throws: PluginError.self) { _ = try secure.list(module: "corp.example/legacy") }

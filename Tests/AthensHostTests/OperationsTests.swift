@@ -281,6 +281,19 @@ final class OperationsTests {
         #expect(String(decoding: r.body, as: UTF8.self).contains("disk on fire"))
         #expect(try failing.get("/example.com/ok/fine/@v/v1.0.0.zip").status == 200)
 
+        // A storage that stalls: after the first stall its calls leave the event loop, so hits stay fast.
+        let stalling = try athens(#""storage": {"plugin": "\#(cStorage)"}, "server": {"threads": 1}, "fetchers": [{"name": "c", "plugin": "\#(cFetcher)"}]"#)
+        defer { stalling.stop() }
+        #expect(try stalling.get("/example.com/ok/storage-stall/@v/v1.0.0.info").status == 200)   // fetched, then a 2 s open
+        #expect(stalling.process.stderr.contains("storage is slow"))
+        let stalled = try RawClient(port: stalling.port)
+        stalled.send("GET /example.com/ok/storage-stall/@v/v1.0.0.zip HTTP/1.1\r\nHost: x\r\n\r\n")
+        usleep(100_000)
+        let start = Date()
+        #expect(try stalling.get("/healthz").status == 200)
+        #expect(Date().timeIntervalSince(start) < 0.5, "the event loop was not held by the stalled open")
+        #expect(stalled.readResponse(timeout: 10)?.status == 200)
+
         // An upstream that cuts zips short, or resets.
         let truncating = try athens(#""storage": {"plugin": "MemoryStorage"}, "fetchers": [{"name": "u", "plugin": "ProxyFetcher", "config": {"url": "\#(upstream.url)/_fault/truncate:.zip", "timeoutSeconds": 5}}]"#)
         defer { truncating.stop() }

@@ -63,34 +63,101 @@ final class DownloadProtocol: @unchecked Sendable {
         } catch {
             return responder.respond(.text(404, "not found: \(error.message)"))
         }
-        switch hit(module: module, version: version, artifact: artifact) {
+        // A storage that has just stalled is called from the pool, not the event loop, for a while:
+        // one slow open must not hold up every connection of a loop twice.
+        if storageIsSlow() {
+            return offload(responder) { () throws(DownloadError) in
+                self.serveMiss(module: module, version: version, artifact: artifact, route: route, found: self.timedHit(module: module, version: version, artifact: artifact))
+            }
+        }
+        if let response = serveMiss(module: module, version: version, artifact: artifact, route: route,
+                                    found: timedHit(module: module, version: version, artifact: artifact), responder: responder) {
+            responder.respond(response)
+        }
+    }
+
+    private let slowLock = NSLock()
+    private var slowUntil = 0.0
+    /// An open slower than this marks the storage slow for `slowPenalty` seconds.
+    static let slowOpen = 0.05
+    static let slowPenalty = 30.0
+
+    private func storageIsSlow() -> Bool {
+        slowLock.withLock { slowUntil > ListCache.now() }
+    }
+
+    /// `hit`, timed: a slow storage call trips the breaker above.
+    private func timedHit(module: String, version: String, artifact: Artifact) -> Result<Response, DownloadError> {
+        let start = ListCache.now()
+        let result = hit(module: module, version: version, artifact: artifact)
+        let elapsed = ListCache.now() - start
+        if elapsed > Self.slowOpen {
+            slowLock.withLock { slowUntil = ListCache.now() + Self.slowPenalty }
+            Log.info("storage is slow; opening files off the event loop for a while", [("seconds", String(elapsed)), ("storage", storage.name)])
+        }
+        return result
+    }
+
+    /// Off the loop: the same decisions as the on-loop variant below, but a sync fetch runs inline.
+    private func serveMiss(module: String, version: String, artifact: Artifact, route: Route, found: Result<Response, DownloadError>) -> Response {
+        switch found {
         case var .success(response):
             response.cacheResult = "hit"
-            return responder.respond(response)
+            return response
         case let .failure(error) where error.status != 404:
-            return responder.respond(error.response)
+            return error.response
         case .failure:
             break
         }
-        let what = "\(module)@\(version)\(artifact)"
-        switch route.mode {
-        case .sync:
-            offload(responder) { () throws(DownloadError) in
-                // Stored while this request waited in the queue? Then no fetch at all.
-                if case let .success(response) = self.hit(module: module, version: version, artifact: artifact) { return response }
-                try self.stasher.stash(module: module, version: version)
-                var response = try self.hit(module: module, version: version, artifact: artifact).get()
+        if route.mode == .sync {
+            do throws(DownloadError) {
+                try stasher.stash(module: module, version: version)
+                var response = try hit(module: module, version: version, artifact: artifact).get()
                 response.cacheResult = "miss"
                 return response
+            } catch {
+                return error.response
             }
+        }
+        return missWithoutFetch(module: module, version: version, artifact: artifact, route: route)
+    }
+
+    /// On the loop: a hit or an error is returned; a sync miss is offloaded and answered later (nil).
+    private func serveMiss(module: String, version: String, artifact: Artifact, route: Route, found: Result<Response, DownloadError>,
+                           responder: Responder) -> Response? {
+        switch found {
+        case var .success(response):
+            response.cacheResult = "hit"
+            return response
+        case let .failure(error) where error.status != 404:
+            return error.response
+        case .failure:
+            break
+        }
+        guard route.mode == .sync else { return missWithoutFetch(module: module, version: version, artifact: artifact, route: route) }
+        offload(responder) { () throws(DownloadError) in
+            // Stored while this request waited in the queue? Then no fetch at all.
+            if case let .success(response) = self.hit(module: module, version: version, artifact: artifact) { return response }
+            try self.stasher.stash(module: module, version: version)
+            var response = try self.hit(module: module, version: version, artifact: artifact).get()
+            response.cacheResult = "miss"
+            return response
+        }
+        return nil
+    }
+
+    /// The answer of the modes that do not wait for a fetch: async, redirect, async_redirect, none.
+    private func missWithoutFetch(module: String, version: String, artifact: Artifact, route: Route) -> Response {
+        let what = "\(module)@\(version)\(artifact)"
+        switch route.mode {
+        case .sync, .none:
+            return .text(404, "not found: \(what): not cached, and this proxy does not fetch it")
         case .async:
             stashInBackground(module: module, version: version)
-            responder.respond(.text(404, "not found: \(what): not cached yet; fetching it in the background, retry shortly"))
+            return .text(404, "not found: \(what): not cached yet; fetching it in the background, retry shortly")
         case .redirect, .asyncRedirect:
             if route.mode == .asyncRedirect { stashInBackground(module: module, version: version) }
-            responder.respond(redirect(module: module, version: version, artifact: artifact))
-        case .none:
-            responder.respond(.text(404, "not found: \(what): not cached, and this proxy does not fetch it"))
+            return redirect(module: module, version: version, artifact: artifact)
         }
     }
 

@@ -84,8 +84,10 @@ final class PluginLibrary: @unchecked Sendable {
             kind = .storage
             guard let table = descriptor.storage else { throw reject("storage plugin without a storage table") }
             let size = UnsafeRawPointer(table).loadUnaligned(as: UInt32.self)
-            guard size >= UInt32(MemoryLayout<ath_storage_methods>.size) else {
-                throw reject("storage table struct_size \(size) is smaller than ABI 1.0's \(MemoryLayout<ath_storage_methods>.size)")
+            // Only the required entries must lie inside the table; optional ones past its end read as absent.
+            let needed = Self.requiredStorageSize
+            guard size >= needed else {
+                throw reject("storage table struct_size \(size) is smaller than the \(needed) bytes that ABI 1.0's required entries need")
             }
             let methods = Self.copy(ath_storage_methods.self, from: UnsafeRawPointer(table), declaredSize: size)
             let required: [(String, Bool)] = [("open", methods.open != nil), ("save", methods.save != nil),
@@ -98,8 +100,9 @@ final class PluginLibrary: @unchecked Sendable {
             kind = .fetcher
             guard let table = descriptor.fetcher else { throw reject("fetcher plugin without a fetcher table") }
             let size = UnsafeRawPointer(table).loadUnaligned(as: UInt32.self)
-            guard size >= UInt32(MemoryLayout<ath_fetcher_methods>.size) else {
-                throw reject("fetcher table struct_size \(size) is smaller than ABI 1.0's \(MemoryLayout<ath_fetcher_methods>.size)")
+            let needed = Self.requiredFetcherSize
+            guard size >= needed else {
+                throw reject("fetcher table struct_size \(size) is smaller than the \(needed) bytes that ABI 1.0's required entries need")
             }
             let methods = Self.copy(ath_fetcher_methods.self, from: UnsafeRawPointer(table), declaredSize: size)
             let required: [(String, Bool)] = [("fetch", methods.fetch != nil), ("list", methods.list != nil),
@@ -111,6 +114,14 @@ final class PluginLibrary: @unchecked Sendable {
             throw reject("unknown plugin kind \(descriptor.kind.rawValue)")
         }
     }
+
+    /// Bytes of `ath_storage_methods` up to the end of its last required entry (`remove`); `catalog`, which
+    /// follows, is optional and reads as absent in a table that stops before it.
+    static let requiredStorageSize = UInt32(MemoryLayout<ath_storage_methods>.offset(of: \ath_storage_methods.remove)!
+                                            + MemoryLayout<UnsafeRawPointer>.size)
+    /// Bytes of `ath_fetcher_methods` up to the end of its last required entry (`resolve`): the whole v1.0 table.
+    static let requiredFetcherSize = UInt32(MemoryLayout<ath_fetcher_methods>.offset(of: \ath_fetcher_methods.resolve)!
+                                            + MemoryLayout<UnsafeRawPointer>.size)
 
     /// Copies `min(declaredSize, sizeof T)` bytes into a zeroed T: fields past the plugin's size read as absent.
     private static func copy<T>(_: T.Type, from source: UnsafeRawPointer, declaredSize: UInt32) -> T {

@@ -1,0 +1,162 @@
+import Foundation
+import GoModule
+import PluginABI
+
+/// Where a fetcher's bytes go during a check: memory (small files) or an unlinked spool file (zips),
+/// with a running FNV-1a hash so two fetches can be compared without keeping both.
+final class SinkRecorder: @unchecked Sendable {
+    /// Bytes accepted before the sink refuses more.
+    let limit: UInt64
+    /// Refuse the first non-empty write (to check that the fetcher then stops and fails).
+    let refuseFirstWrite: Bool
+    private let spool: Spool?
+    private let lock = NSLock()
+    private var inFlight = false
+    private(set) var bytes: [UInt8] = []
+    private(set) var size: UInt64 = 0
+    private(set) var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+    private(set) var refused = false
+    /// Writes the fetcher made after the sink refused one (the ABI says it must stop).
+    private(set) var writesAfterRefusal = 0
+    private(set) var overlapped = false
+    private(set) var spoolFailed = false
+
+    /// A sink into memory, or into a spool file when `spoolDirectory` is given.
+    init(limit: UInt64, refuseFirstWrite: Bool = false, spoolDirectory: String? = nil) throws {
+        self.limit = limit
+        self.refuseFirstWrite = refuseFirstWrite
+        if let spoolDirectory {
+            do {
+                spool = try Spool(directory: spoolDirectory)
+            } catch {
+                throw CheckFailure("cannot create a spool file: \(error.message)")
+            }
+        } else {
+            spool = nil
+        }
+    }
+
+    /// The spool's fd (zip sinks only).
+    var fd: Int32? { spool?.fd }
+
+    fileprivate func write(_ data: UnsafePointer<UInt8>, _ length: UInt64) -> Int32 {
+        lock.lock()
+        if inFlight { overlapped = true }
+        inFlight = true
+        lock.unlock()
+        defer { lock.withLock { inFlight = false } }
+        if refused {
+            writesAfterRefusal += 1
+            return 1
+        }
+        if length == 0 { return 0 }
+        if refuseFirstWrite || size + length > limit {
+            refused = true
+            return 1
+        }
+        let buffer = UnsafeRawBufferPointer(start: data, count: Int(length))
+        if let spool {
+            guard spool.append(buffer) else { spoolFailed = true; refused = true; return 1 }
+        } else {
+            bytes += buffer
+        }
+        for byte in buffer { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        size += length
+        return 0
+    }
+
+    /// Calls `body` with an `ath_sink` over this recorder, valid for the call only.
+    func withSink<R>(_ body: (UnsafePointer<ath_sink>) -> R) -> R {
+        let context = Unmanaged.passRetained(self)
+        defer { context.release() }
+        var sink = ath_sink(write: { ctx, data, length in
+            Unmanaged<SinkRecorder>.fromOpaque(ctx!).takeUnretainedValue().write(data, length)
+        }, ctx: context.toOpaque())
+        return withUnsafePointer(to: &sink) { body($0) }
+    }
+}
+
+/// A fetcher plugin instance called through its C table directly, with error buffers audited.
+final class InstrumentedFetcher: @unchecked Sendable {
+    private let created: PluginInstance
+    private let methods: ath_fetcher_methods
+    private var instance: UnsafeMutableRawPointer? { created.pointer }
+    /// Error-buffer violations.
+    let errors = ErrorAudit()
+    /// Sink misuse: writes after a refusal, overlapping writes.
+    let sinkProblems = ProblemLog()
+    /// Where zips are spooled.
+    let spoolDirectory: String
+
+    /// Creates an instance of a fetcher plugin with `configJSON`.
+    init(library: PluginLibrary, configJSON: String, spoolDirectory: String) throws(PluginError) {
+        created = try PluginInstance(library: library, configJSON: configJSON, name: nil, expected: .fetcher)
+        methods = library.fetcherMethods!
+        self.spoolDirectory = spoolDirectory
+    }
+
+    /// The three files of one fetch.
+    struct Fetched {
+        var info: SinkRecorder
+        var mod: SinkRecorder
+        var zip: SinkRecorder
+    }
+
+    /// Fetches into fresh recorders; `refuse` names the sink that refuses its first write.
+    func fetch(_ module: String, _ version: String, refuse: Artifact? = nil) throws -> (fetched: Fetched, error: PluginCallError?) {
+        let operation = "fetcher.fetch \(module)@\(version)"
+        let fetched = Fetched(info: try SinkRecorder(limit: UInt64(ArtifactValidator.maxInfo), refuseFirstWrite: refuse == .info),
+                              mod: try SinkRecorder(limit: ModuleZip.maxGoMod, refuseFirstWrite: refuse == .mod),
+                              zip: try SinkRecorder(limit: ModuleZip.maxZipFile, refuseFirstWrite: refuse == .zip, spoolDirectory: spoolDirectory))
+        let (status, message) = errors.call(operation) { error in
+            fetched.info.withSink { i in
+                fetched.mod.withSink { m in
+                    fetched.zip.withSink { z in
+                        module.withCString { mp in version.withCString { vp in methods.fetch!(instance, mp, vp, i, m, z, error) } }
+                    }
+                }
+            }
+        }
+        for (name, sink) in [(".info", fetched.info), (".mod", fetched.mod), (".zip", fetched.zip)] {
+            if sink.overlapped { sinkProblems.add("\(operation): two writes to the \(name) sink overlapped") }
+            if sink.writesAfterRefusal > 0 {
+                sinkProblems.add("\(operation): \(sink.writesAfterRefusal) writes to the \(name) sink after it refused one")
+            }
+        }
+        return (fetched, status == ATH_OK ? nil : PluginCallError(operation: operation, status: status, message: message))
+    }
+
+    /// The versions the source lists, in its order.
+    func list(_ module: String) throws(PluginCallError) -> [String] {
+        let operation = "fetcher.list \(module)"
+        final class Collected { var versions: [String] = [] }
+        let collected = Collected()
+        let (status, message) = errors.call(operation) { error in
+            module.withCString { m in
+                methods.list!(instance, m, { ctx, version in
+                    let collected = Unmanaged<Collected>.fromOpaque(ctx!).takeUnretainedValue()
+                    guard collected.versions.count < 1_000_000 else { return 1 }
+                    collected.versions.append(String(cString: version))
+                    return 0
+                }, Unmanaged.passUnretained(collected).toOpaque(), error)
+            }
+        }
+        guard status == ATH_OK else { throw PluginCallError(operation: operation, status: status, message: message) }
+        return collected.versions
+    }
+
+    /// The .info JSON a query resolves to.
+    func resolve(_ module: String, _ query: String) throws -> [UInt8] {
+        let operation = "fetcher.resolve \(module) \"\(query)\""
+        let info = try SinkRecorder(limit: UInt64(ArtifactValidator.maxInfo))
+        let (status, message) = errors.call(operation) { error in
+            info.withSink { sink in
+                module.withCString { m in query.withCString { q in methods.resolve!(instance, m, q, sink, error) } }
+            }
+        }
+        if info.overlapped { sinkProblems.add("\(operation): two writes to the info sink overlapped") }
+        guard status == ATH_OK else { throw PluginCallError(operation: operation, status: status, message: message) }
+        guard !info.refused else { throw CheckFailure("\(operation): ATH_OK with a .info over \(ArtifactValidator.maxInfo) bytes") }
+        return info.bytes
+    }
+}
