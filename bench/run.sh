@@ -259,7 +259,7 @@ start_nginx() {  # start_nginx NAME PORT CPUS WORKERS -> LAST_PID
 
 write_manifest() {  # write_manifest FILE PORT UPSTREAM_PORT
     python3 - "$@" "$PLUGIN_DIR" "$STORAGE" "$STORAGE_ROOT" <<'EOF'
-import json, sys
+import json, os, sys
 path, port, upstream, plugin_dir, storage, root = sys.argv[1:7]
 config = {} if storage == "MemoryStorage" else {"root": root}
 manifest = {
@@ -267,6 +267,8 @@ manifest = {
     "pluginDirectory": plugin_dir,
     "storage": {"plugin": storage, "config": config},
     "fetchers": [{"name": "upstream", "plugin": "ProxyFetcher", "config": {"url": f"http://127.0.0.1:{upstream}"}}],
+    # nginx runs with access_log off; athens too unless BENCH_ACCESS_LOG=1 (then one line per request).
+    "accessLog": os.environ.get("BENCH_ACCESS_LOG") == "1",
 }
 with open(path, "w") as f:
     json.dump(manifest, f)

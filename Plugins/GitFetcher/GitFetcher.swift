@@ -142,7 +142,12 @@ final class GitFetcher: FetcherBackend {
                              _ body: (CodeRepo) throws(PluginFailure) -> T) throws(PluginFailure) -> T {
         let location = try finder.find(module)
         let mirror = mirrors.mirror(for: location.url)
-        try mirror.update(maxAge: freshness == .recent ? refreshSeconds : nil, subject: subject)
+        do {
+            try mirror.update(maxAge: freshness == .recent ? refreshSeconds : nil, subject: subject)
+        } catch where mirror.exists {
+            // The remote is unreachable (or gone) but we have a mirror: answer from it, as a proxy's cache
+            // should. Without a mirror (the first clone failed) the failure stands.
+        }
         do {
             return try body(CodeRepo(modulePath: module, codeRoot: location.root, mirror: mirror))
         } catch let failure where failure.status == ATH_NOT_FOUND && freshness == .exact {

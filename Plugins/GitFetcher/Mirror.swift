@@ -37,6 +37,9 @@ final class Mirror: @unchecked Sendable {
         self.git = git
     }
 
+    /// Whether the mirror has been cloned (by this process or an earlier one).
+    var exists: Bool { FileManager.default.fileExists(atPath: directory + "/HEAD") }
+
     /// Runs a local git command in the mirror.
     func run(_ arguments: [String], what: String,
              consume: ((UnsafeRawBufferPointer) throws(PluginFailure) -> Void)? = nil) throws(PluginFailure) -> GitResult {
@@ -53,7 +56,7 @@ final class Mirror: @unchecked Sendable {
         let fileLock = try FileLock(path: directory + ".lock", subject: subject)
         defer { fileLock.release() }
         var refreshed = Date()
-        if FileManager.default.fileExists(atPath: directory + "/HEAD") {
+        if exists {
             if maxAge != nil || !hasRefs() {
                 try fetch(subject: subject)
             } else {

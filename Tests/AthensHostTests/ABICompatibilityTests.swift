@@ -247,7 +247,7 @@ struct ABICompatibilityTests {
 
     @Test("C plugins carry no toolchain and load in any host of their major")
     func cPluginsCarryNone() throws {
-        for path in [CPluginBuild.built.storage, CPluginBuild.built.fetcher] {
+        for path in try [CPluginBuild.built.storage, CPluginBuild.built.fetcher] {
             let library = try PluginLibrary(path: path)
             #expect(library.descriptor.toolchain == nil)
         }

@@ -26,21 +26,27 @@ enum CPluginBuild {
         return try compile(source, into: directory, name: name, extra: extra)
     }
 
-    /// The two examples, built once per test run.
-    static let built: (storage: String, fetcher: String, directory: String) = {
+    /// The two examples, built once per test run (a build failure fails each test that needs them).
+    static var built: (storage: String, fetcher: String, directory: String) {
+        get throws { try builtOnce.get() }
+    }
+    private static let builtOnce = Result { () throws -> (storage: String, fetcher: String, directory: String) in
         let directory = TestSupport.makeTemporaryDirectory("examples")
-        let storage = try! compile(storageSource, into: directory, name: "libExampleStorage.so")
-        let fetcher = try! compile(fetcherSource, into: directory, name: "libExampleFetcher.so")
+        let storage = try compile(storageSource, into: directory, name: "libExampleStorage.so")
+        let fetcher = try compile(fetcherSource, into: directory, name: "libExampleFetcher.so")
         return (storage, fetcher, directory)
-    }()
+    }
 
     /// A GOPROXY tree from Tests/Fixtures/make_fixture_proxy.py, written once per test run.
-    static let tree: String = {
+    static var tree: String {
+        get throws { try treeOnce.get() }
+    }
+    private static let treeOnce = Result { () throws -> String in
         let tree = TestSupport.makeTemporaryDirectory("example-tree") + "/tree"
-        let made = try! TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree])
-        precondition(made.status == 0, "fixture tree: \(made.stderr)")
+        let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree])
+        guard made.status == 0 else { throw TestFailure("fixture tree: \(made.stderr)") }
         return tree
-    }()
+    }
 
     /// JSON text of {"root": tree}.
     static func rootConfig(_ tree: String) -> String {
@@ -73,7 +79,7 @@ struct CheckRow: Equatable {
 struct ExamplePluginsTests {
     @Test("both examples build with -Wall -Wextra -Werror, with cc and through the Makefile")
     func build() throws {
-        let built = CPluginBuild.built
+        let built = try CPluginBuild.built
         #expect(FileManager.default.fileExists(atPath: built.storage))
         #expect(FileManager.default.fileExists(atPath: built.fetcher))
         let out = TestSupport.makeTemporaryDirectory("make")
@@ -125,7 +131,7 @@ struct ExamplePluginsTests {
         ("fetcher", #"{"root":"/tmp"} trailing"#, "text after the object"),
     ])
     func badConfigs(kind: String, config: String, message: String) throws {
-        let path = kind == "storage" ? CPluginBuild.built.storage : CPluginBuild.built.fetcher
+        let path = try kind == "storage" ? CPluginBuild.built.storage : CPluginBuild.built.fetcher
         let library = try PluginLibrary(path: path)
         let error = #expect(throws: PluginError.self) {
             if kind == "storage" { _ = try StoragePlugin(library: library, configJSON: config) } else { _ = try FetcherPlugin(library: library, configJSON: config) }
@@ -158,12 +164,13 @@ struct ExamplePluginsTests {
     func goCommandEndToEnd() throws {
         let work = TestSupport.makeTemporaryDirectory("example-e2e")
         defer { TestSupport.removeDirectory(work) }
-        let tree = CPluginBuild.tree
+        let tree = try CPluginBuild.tree
+        let built = try CPluginBuild.built
         let manifest = work + "/athens.json"
         let manifestObject: [String: Any] = [
             "listen": "127.0.0.1:0",
-            "storage": ["plugin": CPluginBuild.built.storage, "config": ["spoolDirectory": work]],
-            "fetchers": [["name": "tree", "plugin": CPluginBuild.built.fetcher, "config": ["root": tree]]],
+            "storage": ["plugin": built.storage, "config": ["spoolDirectory": work]],
+            "fetchers": [["name": "tree", "plugin": built.fetcher, "config": ["root": tree]]],
         ]
         try JSONSerialization.data(withJSONObject: manifestObject).write(to: URL(fileURLWithPath: manifest))
         let athens = try ChildProcess(TestSupport.athens, ["--config", manifest])

@@ -176,6 +176,22 @@ struct GitFetcherTests {
         #expect(try fetcher.list(module: "github.com/fixture/notags") == ["v0.1.0"])
     }
 
+    @Test("when the remote goes away, list and latest are answered from the existing mirror")
+    func staleMirrorServes() throws {
+        let fixture = try GitFixture.shared()
+        let origin = cache + "/origin.git"
+        let copy = try TestSupport.run("/bin/cp", ["-R", fixture.repos + "/github.com/fixture/legacy", origin])
+        #expect(copy.status == 0)
+        let fetcher = try GitFetcherDriver.load(#"{"cacheDirectory": "\#(cache)/mirrors", "refreshSeconds": 0, "repositories": [{"root": "github.com/fixture/legacy", "url": "file://\#(origin)"}]}"#)
+        let before = try fetcher.list(module: "github.com/fixture/legacy")
+        try FileManager.default.moveItem(atPath: origin, toPath: origin + ".away")
+        #expect(try fetcher.list(module: "github.com/fixture/legacy") == before)
+        #expect(try GitFetcherDriver.resolve(fetcher, "github.com/fixture/legacy", "latest")["Version"] as? String == "v2.1.0+incompatible")
+        // A version the mirror never had is still not found.
+        let error = #expect(throws: PluginError.self) { _ = try GitFetcherDriver.fetch(fetcher, "github.com/fixture/legacy", "v9.0.0+incompatible") }
+        #expect(error?.code == .notFound, "\(error?.message ?? "")")
+    }
+
     @Test("a sink that refuses data makes the fetch fail")
     func sinkRefusal() throws {
         let fixture = try GitFixture.shared()

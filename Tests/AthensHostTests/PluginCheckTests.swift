@@ -79,7 +79,7 @@ struct PluginCheckTests {
         var config = "{}"
         let path: String
         switch plugin {
-        case "ExampleStorage": path = CPluginBuild.built.storage
+        case "ExampleStorage": path = try CPluginBuild.built.storage
         case "CTestStorage": path = try TestSupport.compileCPlugin("test_storage.c", into: Self.directory, name: "libCTestStorageForCheck.so")
         case "FileStorage":
             path = TestSupport.plugin(plugin)
@@ -378,7 +378,7 @@ struct PluginCheckTests {
                                                               "--module", "example.com/hello", "--version", "v1.1.0"])
         #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
         let lines = result.stdout.split(separator: "\n").map(String.init)
-        #expect(lines.first == "athens plugin-check \(CPluginBuild.built.fetcher)")
+        #expect(lines.first == "athens plugin-check \(try CPluginBuild.built.fetcher)")
         #expect(lines.dropFirst().first?.hasPrefix("CHECK") == true)
         #expect(lines.dropFirst().first?.contains("RESULT") == true)
         #expect(lines.last == "plugin-check OK: 15 checks (15 pass, 0 fail, 0 skip)")
@@ -409,8 +409,8 @@ struct PluginCheckTests {
         case "not-a-plugin":
             path = Self.directory + "/libText.so"
             try "not a library".write(toFile: path, atomically: true, encoding: .utf8)
-        case "fetcher": path = CPluginBuild.built.fetcher
-        default: path = CPluginBuild.built.storage
+        case "fetcher": path = try CPluginBuild.built.fetcher
+        default: path = try CPluginBuild.built.storage
         }
         let result = try TestSupport.run(TestSupport.athens, ["plugin-check", path] + extra)
         #expect(result.status == 1)
@@ -480,6 +480,28 @@ struct PluginCheckTests {
         #expect(row.name == "storage: missing version is not found")
         #expect(row.outcome == "FAIL")
         #expect(row.detail.contains("still running after 2 s"))
+    }
+
+    @Test("a plugin that crashes the process leaves a FAIL row naming the check and the signal", arguments: [
+        ("Segfault", "*(volatile int *)0 = 1;", "SIGSEGV"),
+        ("Abort", "abort();", "SIGABRT"),
+    ])
+    func crash(name: String, statement: String, signal: String) throws {
+        let path = try Self.brokenStorage("Crash" + name, """
+            static ath_status open_crash(void *i, const char *m, const char *v, ath_artifact a, ath_blob *out, ath_error *err) {
+                if (strstr(m, "/empty")) { \(statement) }
+                return storage_open(i, m, v, a, out, err);
+            }
+            """, patch: "patched.open = open_crash;")
+        let result = try TestSupport.run(TestSupport.athens, ["plugin-check", path, "--large-zip-mib", "1"], timeout: 60)
+        #expect(result.status != 0)
+        let rows = CheckRow.parse(result.stdout)
+        #expect(rows.dropLast().allSatisfy { $0.outcome == "PASS" }, "\(rows)")
+        let last = try #require(rows.last)
+        #expect(last.name == "storage: empty files round trip")
+        #expect(last.outcome == "FAIL")
+        #expect(last.detail.hasPrefix(signal + " "), "\(last.detail)")
+        #expect(last.detail.contains("in the plugin: the process died"))
     }
 
     @Test("rows stay one line: long names keep a separator, multi-line details are joined and bounded")

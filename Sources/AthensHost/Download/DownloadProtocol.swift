@@ -43,6 +43,12 @@ final class DownloadProtocol: @unchecked Sendable {
         case .latest:
             offload(responder) { () throws(DownloadError) in try self.latest(module: module, route: route) }
         case let .file(artifact, version):
+            // The hot path: a file served before was validated before; memory answers without a storage call.
+            if let bytes = cache.get(module + "@" + version + artifact.description) {
+                var response = Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes))
+                response.cacheResult = "hit"
+                return responder.respond(response)
+            }
             if ModulePath.canonicalVersion(version) == version {
                 serveCanonical(module: module, version: version, artifact: artifact, route: route, responder: responder)
             } else if artifact == .info {

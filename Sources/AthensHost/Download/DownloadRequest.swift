@@ -15,6 +15,17 @@ struct DownloadRequest: Equatable, Sendable {
     var module: String
     var kind: Kind
 
+    /// The metrics label: the artifact kind, "list" or "latest".
+    var endpoint: String {
+        switch kind {
+        case .list: "list"
+        case .latest: "latest"
+        case .file(.info, _): "info"
+        case .file(.mod, _): "mod"
+        case .file(.zip, _): "zip"
+        }
+    }
+
     /// Why a path is not a valid download request.
     enum Failure: Error, Equatable {
         /// Not a download route at all (→ 404).
@@ -28,12 +39,25 @@ struct DownloadRequest: Equatable, Sendable {
         guard let path = percentDecode(encodedPath) else {
             return .failure(.malformed(status: 400, message: "bad request: malformed percent-encoding in path"))
         }
-        guard path.first == "/", let at = path.range(of: "/@") else { return .failure(.notARoute) }
-        guard at.lowerBound > path.startIndex else {
+        // A byte scan, not String.range(of:), which goes through Foundation on Linux (hot path).
+        let utf8 = path.utf8
+        guard utf8.first == UInt8(ascii: "/") else { return .failure(.notARoute) }
+        var cursor = utf8.startIndex
+        var atSlash: String.Index?
+        while cursor < utf8.endIndex {
+            let next = utf8.index(after: cursor)
+            if utf8[cursor] == UInt8(ascii: "/"), next < utf8.endIndex, utf8[next] == UInt8(ascii: "@") {
+                atSlash = cursor
+                break
+            }
+            cursor = next
+        }
+        guard let slash = atSlash else { return .failure(.notARoute) }
+        guard slash > path.startIndex else {
             return .failure(.malformed(status: 400, message: "bad request: empty module path"))
         }
-        let escapedModule = path[path.index(after: path.startIndex)..<at.lowerBound]
-        let tail = path[at.upperBound...]
+        let escapedModule = path[path.index(after: path.startIndex)..<slash]
+        let tail = path[utf8.index(slash, offsetBy: 2)...]
         let kind: Kind
         if tail == "latest" {
             kind = .latest

@@ -22,15 +22,16 @@ final class Router: RequestHandler {
                 ("Content-Type", "text/plain; charset=utf-8"), ("WWW-Authenticate", "Basic realm=\"athens\""),
             ], body: .bytes(Array("unauthorized\n".utf8))))
         }
-        let responder = responder.tagged(Self.endpoint(of: path))
         switch path {
         case "/metrics":
+            let responder = responder.tagged("metrics")
             return responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                               body: .bytes(Array(Metrics.shared.render().utf8))))
         case "/healthz":
-            return responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: .bytes(Array("ok\n".utf8))))
+            return responder.tagged("health").respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: .bytes(Array("ok\n".utf8))))
         case "/readyz":
             // Probed off the loop: a stalled storage must not stall the server.
+            let responder = responder.tagged("health")
             let storage = download.storage
             DispatchQueue.global().async {
                 do {
@@ -42,22 +43,22 @@ final class Router: RequestHandler {
             }
             return
         case "/version":
-            return responder.respond(.json(Array(#"{"version":"\#(version)","pluginABI":"\#(ATH_ABI_MAJOR).\#(ATH_ABI_MINOR)"}"#.utf8)))
+            return responder.tagged("info-page").respond(.json(Array(#"{"version":"\#(version)","pluginABI":"\#(ATH_ABI_MAJOR).\#(ATH_ABI_MINOR)"}"#.utf8)))
         case "/catalog":
-            return download.catalog(query: request.query, responder: responder)
+            return download.catalog(query: request.query, responder: responder.tagged("catalog"))
         case "/", "/index.html":
-            return responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")],
+            return responder.tagged("info-page").respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")],
                                               body: .bytes(Array("athens Go module proxy\nUse: GOPROXY=http://<this host>[:port]\n".utf8))))
         default:
             break
         }
         if path.hasPrefix("/sumdb/") {
             guard let sumdb else { return responder.respond(.text(404, "not found: no checksum database is proxied here")) }
-            return sumdb.serve(path: path, responder: responder)
+            return sumdb.serve(path: path, responder: responder.tagged("sumdb"))
         }
         switch DownloadRequest.parse(path) {
         case let .success(parsed):
-            download.serve(parsed, responder: responder)
+            download.serve(parsed, responder: responder.tagged(parsed.endpoint))
         case .failure(.notARoute):
             responder.respond(.text(404, "not found"))
         case let .failure(.malformed(status, message)):
@@ -67,26 +68,6 @@ final class Router: RequestHandler {
 }
 
 import PluginABI
-
-extension Router {
-    /// The metrics label of a path: the artifact kind for download routes, the route name otherwise.
-    static func endpoint(of path: Substring) -> String {
-        switch path {
-        case "/healthz", "/readyz": return "health"
-        case "/version", "/", "/index.html": return "info-page"
-        case "/metrics": return "metrics"
-        case "/catalog": return "catalog"
-        default: break
-        }
-        if path.hasPrefix("/sumdb/") { return "sumdb" }
-        if path.hasSuffix("/@v/list") { return "list" }
-        if path.hasSuffix("/@latest") { return "latest" }
-        if path.hasSuffix(".info") { return "info" }
-        if path.hasSuffix(".mod") { return "mod" }
-        if path.hasSuffix(".zip") { return "zip" }
-        return "other"
-    }
-}
 
 /// HTTP Basic credentials, compared in constant time.
 struct BasicAuth: Sendable {

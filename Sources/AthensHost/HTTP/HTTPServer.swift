@@ -255,6 +255,8 @@ final class EventLoop: @unchecked Sendable {
     private var cachedSecond = 0
     private let inputCapacity: Int
     private var lastSweep = 0.0
+    /// The monotonic time of the current wake-up.
+    private var loopNow = EventLoop.clock()
     private var logBuffer: [UInt8] = []
     private var drained = false
     /// Prefix of generated request ids: random per loop, so ids are unique across loops and restarts.
@@ -280,7 +282,7 @@ final class EventLoop: @unchecked Sendable {
         epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
     }
 
-    private static func now() -> Double {
+    private static func clock() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
@@ -291,6 +293,8 @@ final class EventLoop: @unchecked Sendable {
         var events = [epoll_event](repeating: epoll_event(), count: 256)
         while true {
             let n = events.withUnsafeMutableBufferPointer { epoll_wait(epoll, $0.baseAddress, Int32($0.count), 1000) }
+            // One clock read per wake-up serves every deadline and duration of this batch.
+            loopNow = Self.clock()
             if n < 0 {
                 if errno == EINTR { continue }
                 fatalError("epoll_wait: \(String(cString: strerror(errno)))")
@@ -313,7 +317,7 @@ final class EventLoop: @unchecked Sendable {
             }
             if !logBuffer.isEmpty { flushLog() }
             if server.draining.load(ordering: .relaxed) && !drained { drain() }
-            let now = Self.now()
+            let now = loopNow
             if now - lastSweep >= 1 {
                 lastSweep = now
                 sweep(now: now)
@@ -359,7 +363,7 @@ final class EventLoop: @unchecked Sendable {
         if let observer = server.observer {
             let response = c.pending
             let record = RequestRecord(method: c.requestMethod, target: c.requestTarget, status: response?.status ?? 0,
-                                       bytes: c.isHead ? 0 : response?.body.count ?? 0, seconds: Self.now() - c.requestStart,
+                                       bytes: c.isHead ? 0 : response?.body.count ?? 0, seconds: Self.clock() - c.requestStart,
                                        endpoint: response?.endpoint ?? "other", cacheResult: response?.cacheResult,
                                        requestID: c.requestID, completed: completed)
             observer.completed(record, log: &logBuffer)
@@ -395,7 +399,7 @@ final class EventLoop: @unchecked Sendable {
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             let connection = Connection(fd: fd, generation: nextGeneration, capacity: inputCapacity,
-                                        deadline: Self.now() + server.settings.headerTimeout)
+                                        deadline: loopNow + server.settings.headerTimeout)
             nextGeneration += 1
             connections[fd] = connection
             add(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue, token: fd)
@@ -436,7 +440,7 @@ final class EventLoop: @unchecked Sendable {
         let n = recv(c.fd, c.input.baseAddress! + c.end, free, 0)
         if n > 0 {
             if c.end == c.start && c.state == .reading {
-                c.deadline = Self.now() + server.settings.headerTimeout
+                c.deadline = loopNow + server.settings.headerTimeout
             }
             c.end += n
         } else if n == 0 {
@@ -477,7 +481,7 @@ final class EventLoop: @unchecked Sendable {
                     c.isHead = false
                     c.start = c.end
                     c.state = .awaiting
-                    c.requestStart = Self.now()
+                    c.requestStart = loopNow
                     c.requestMethod = nil
                     c.requestTarget = ""
                     idCounter += 1
@@ -490,7 +494,7 @@ final class EventLoop: @unchecked Sendable {
                     c.keepAlive = request.keepAlive && !c.peerClosed && !drained
                     c.isHead = request.method == .head
                     c.state = .awaiting
-                    c.requestStart = Self.now()
+                    c.requestStart = loopNow
                     c.requestMethod = request.method
                     c.requestTarget = request.target
                     c.requestID = requestID(for: request)
@@ -504,7 +508,7 @@ final class EventLoop: @unchecked Sendable {
                 c.headSent = 0
                 c.bodySent = 0
                 c.state = .writing
-                c.deadline = Self.now() + server.settings.writeTimeout
+                c.deadline = loopNow + server.settings.writeTimeout
             case .writing:
                 switch write(c) {
                 case .blocked:
@@ -520,7 +524,7 @@ final class EventLoop: @unchecked Sendable {
                     if c.wantsWrite { c.wantsWrite = false; updateInterest(c) }
                     if !c.keepAlive { close(c); return }
                     c.state = .reading
-                    c.deadline = Self.now() + (c.start == c.end ? server.settings.idleTimeout : server.settings.headerTimeout)
+                    c.deadline = loopNow + (c.start == c.end ? server.settings.idleTimeout : server.settings.headerTimeout)
                     if !c.wantsRead { c.wantsRead = true; updateInterest(c) }
                 }
             }
@@ -563,7 +567,7 @@ final class EventLoop: @unchecked Sendable {
             } else {
                 c.headSent += n
             }
-            c.deadline = Self.now() + server.settings.writeTimeout
+            c.deadline = loopNow + server.settings.writeTimeout
         }
         while c.bodySent < bodyTotal {
             let left = bodyTotal - c.bodySent
@@ -593,7 +597,7 @@ final class EventLoop: @unchecked Sendable {
             }
             if n < 0 { return errno == EAGAIN || errno == EINTR ? .blocked : .failed }
             c.bodySent += UInt64(n)
-            c.deadline = Self.now() + server.settings.writeTimeout
+            c.deadline = loopNow + server.settings.writeTimeout
         }
         return .done
     }

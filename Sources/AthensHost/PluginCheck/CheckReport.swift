@@ -46,11 +46,14 @@ final class CheckReport: @unchecked Sendable {
     private var running: (name: String, started: DispatchTime)?
     /// Longest a single check may run before the whole run is reported as hung.
     let checkTimeout: Double
+    /// Whether each check arms `CrashReporter` with its row (the command does; in-process callers do not).
+    private let reportsCrashes: Bool
 
     /// `output` receives each line (with its newline); nil collects silently (tests).
-    init(output: ((String) -> Void)?, checkTimeout: Double = 300) {
+    init(output: ((String) -> Void)?, checkTimeout: Double = 300, reportsCrashes: Bool = false) {
         self.output = output
         self.checkTimeout = checkTimeout
+        self.reportsCrashes = reportsCrashes
     }
 
     /// Every result so far, in order.
@@ -70,6 +73,8 @@ final class CheckReport: @unchecked Sendable {
     @discardableResult
     func check(_ name: String, _ body: () throws -> String) -> CheckOutcome {
         lock.withLock { running = (name, DispatchTime.now()) }
+        if reportsCrashes { CrashReporter.arm(name) }
+        defer { if reportsCrashes { CrashReporter.disarm() } }
         let result: CheckResult
         do {
             result = CheckResult(name: name, outcome: .pass, detail: try body())

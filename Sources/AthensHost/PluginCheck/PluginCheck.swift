@@ -99,7 +99,8 @@ enum PluginCheck {
         }
         let report = CheckReport(output: { line in
             FileHandle.standardOutput.write(Data(line.utf8))
-        }, checkTimeout: options.checkTimeout)
+        }, checkTimeout: options.checkTimeout, reportsCrashes: true)
+        CrashReporter.install()
         startWatchdog(report)
         let status = run(options, report: report)
         FileHandle.standardOutput.write(Data(report.summary().utf8))
