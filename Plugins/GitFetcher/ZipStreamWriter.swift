@@ -26,12 +26,21 @@ final class ZipStreamWriter {
     private let deflateBuffer = UnsafeMutablePointer<UInt8>.allocate(capacity: 64 << 10)
     private var current: CentralEntry?
     private var finished = false
+    /// The level asked for, and the one the stream uses now (0 while storing an incompressible file).
+    private let level: Int32
+    private var currentLevel: Int32
+    /// Whether the current file's compressibility was judged already.
+    private var judged = false
+    /// Input seen before judging a file: deflate that saves under 3% of it switches to storing.
+    private static let judgeAfter: UInt64 = 256 << 10
     /// Bytes kept before handing them to `output`.
     private static let flushThreshold = 256 << 10
 
     /// Prepares a zlib raw-deflate stream at `level` (zlib's 0...9, or -1 for its default).
     init(level: Int32, output: @escaping Output) throws(PluginFailure) {
         self.output = output
+        self.level = level
+        currentLevel = level
         pending.reserveCapacity(Self.flushThreshold + (64 << 10))
         // Negative window bits: raw deflate, no zlib header, as zip wants.
         let status = deflateInit2_(&stream, level, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
@@ -68,6 +77,8 @@ final class ZipStreamWriter {
         pending.append(contentsOf: nameBytes)
         offset += 30 + UInt64(nameBytes.count)
         deflateReset(&stream)
+        judged = false
+        if currentLevel != level { try setLevel(level) }
     }
 
     /// Adds bytes to the current file.
@@ -78,6 +89,36 @@ final class ZipStreamWriter {
         stream.next_in = UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Bytef.self))
         stream.avail_in = uInt(bytes.count)
         try pump(flush: Z_NO_FLUSH)
+        // Already-compressed data (images, archives, random test data) costs deflate the most and gains
+        // nothing: once a file shows that, the rest of it is stored (still inside the deflate stream).
+        if !judged, current!.uncompressed >= Self.judgeAfter {
+            judged = true
+            // deflate holds up to a block back: count its pending output too.
+            var held: UInt32 = 0
+            var bits: Int32 = 0
+            deflatePending(&stream, &held, &bits)
+            let produced = current!.compressed + UInt64(held)
+            if currentLevel != 0, produced * 100 >= current!.uncompressed * 97 { try setLevel(0) }
+        }
+    }
+
+    /// deflateParams, giving it room for what it flushes at the old level.
+    private func setLevel(_ newLevel: Int32) throws(PluginFailure) {
+        while true {
+            stream.next_out = deflateBuffer
+            stream.avail_out = uInt(64 << 10)
+            let status = deflateParams(&stream, newLevel, Z_DEFAULT_STRATEGY)
+            let produced = (64 << 10) - Int(stream.avail_out)
+            if produced > 0 {
+                pending.append(contentsOf: UnsafeBufferPointer(start: deflateBuffer, count: produced))
+                current?.compressed += UInt64(produced)
+                offset += UInt64(produced)
+            }
+            if status == Z_OK { break }
+            guard status == Z_BUF_ERROR else { throw .internal("zlib deflateParams failed (\(status))") }
+        }
+        currentLevel = newLevel
+        try flushIfFull()
     }
 
     /// Ends the current file: flushes the deflate stream and writes the data descriptor.

@@ -152,6 +152,29 @@ final class EndToEndTests {
         #expect(versions.stdout.contains("v1.0.0"), "stored versions are listed when the upstream is down: \(versions.stderr)")
     }
 
+    @Test("through athens on FileStorage, then straight from its folder as GOPROXY=file://, with identical hashes")
+    func fileStorageTree() throws {
+        let root = work + "/storage"
+        let manifest = work + "/file.json"
+        try """
+        {"listen": "127.0.0.1:0", "pluginDirectory": "\(TestSupport.productsDirectory)",
+         "storage": {"plugin": "FileStorage", "config": {"root": "\(root)"}},
+         "fetchers": [{"name": "upstream", "plugin": "ProxyFetcher", "config": {"url": "\(upstreamURL)"}}]}
+        """.write(toFile: manifest, atomically: true, encoding: .utf8)
+        let server = try ChildProcess(TestSupport.athens, ["--config", manifest])
+        defer { server.stop() }
+        let line = try #require(server.firstLine())
+        let url = "http://" + (line.split(separator: " ").last.map(String.init) ?? "")
+        let direct = try downloadSums(Self.modules, proxy: upstreamURL)
+        let viaAthens = try downloadSums(Self.modules, proxy: url)
+        let fromFolder = try downloadSums(Self.modules, proxy: "file://" + root)
+        #expect(direct.count == Self.modules.count)
+        #expect(viaAthens == direct)
+        #expect(fromFolder == direct)
+        let versions = try go(["list", "-m", "-versions", "example.com/hello"], proxy: "file://" + root)
+        #expect(versions.stdout.contains("example.com/hello v1.0.0 v1.1.0 v1.2.0-pre.1"), "\(versions.stderr)")
+    }
+
     func upstreamRequests() throws -> [String] {
         let text = (try? String(contentsOfFile: requestLog, encoding: .utf8)) ?? ""
         return text.split(separator: "\n").map(String.init)
