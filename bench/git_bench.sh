@@ -114,7 +114,7 @@ for ((r = 1; r <= reps; r++)); do
     w=$(elapsed "$t0" "$(now)")
     stop_athens
     echo "rep $r: direct ${d}s  athens+GitFetcher ${a}s  ratio $(python3 -c "print(f'{$a/$d:.2f}')")  warm re-fetch of ${#warm[@]} other versions ${w}s"
-    direct_total=$(python3 -c "print($direct_total + $d)"); athens_total=$(python3 -c "print($athens_total + $a)")
+    direct_total=$(python3 -c "print(f'{$direct_total + $d:.3f}')"); athens_total=$(python3 -c "print(f'{$athens_total + $a:.3f}')")
 done
 echo "cold total: direct ${direct_total}s athens ${athens_total}s ratio $(python3 -c "print(f'{$athens_total/$direct_total:.2f}')")"
 

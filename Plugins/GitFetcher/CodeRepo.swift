@@ -233,12 +233,17 @@ final class CodeRepo {
         guard SemVer.isValid(rev) else { return rev }
         if let parts = PseudoVersion.parse(rev) { return parts.rev }
         var name = rev
-        if SemVer.build(rev) == "+incompatible" { name = String(rev.dropLast("+incompatible".count)) }
+        if SemVer.build(rev) == "+incompatible" { name = Self.withoutIncompatible(rev) }
         return codeDir.isEmpty ? name : codeDir + "/" + name
     }
 
     private func fail(_ version: String, _ message: String) -> PluginFailure {
         .notFound("\(modulePath)@\(version): invalid version: \(message)")
+    }
+
+    /// `v` without a "+incompatible" suffix.
+    static func withoutIncompatible(_ v: String) -> String {
+        v.hasSuffix("+incompatible") ? String(v.dropLast("+incompatible".count)) : v
     }
 
     private static func matchPathMajor(_ v: String, _ pathMajor: String) -> Bool {
@@ -268,10 +273,8 @@ final class CodeRepo {
                 throw fail(version, error.message)
             }
             var v = version
-            if v == String(statVers.utf8.count > 13 && statVers.hasSuffix("+incompatible") ? statVers.dropLast(13) : Substring(statVers)) {
-                v = statVers
-            }
-            let base = v.hasSuffix("+incompatible") ? String(v.dropLast(13)) : v
+            if v == Self.withoutIncompatible(statVers) { v = statVers }
+            let base = Self.withoutIncompatible(v)
             var incompatibleError: PluginFailure?
             if !Self.matchPathMajor(base, pathMajor) {
                 if try canUseIncompatible(base) {
@@ -285,7 +288,7 @@ final class CodeRepo {
                 incompatibleError = fail(v, "+incompatible suffix not allowed: major version \(SemVer.major(v) ?? "") is compatible")
             }
             if !statVers.isEmpty, ModulePath.canonicalVersion(statVers) == statVers {
-                let statBase = statVers.hasSuffix("+incompatible") ? String(statVers.dropLast(13)) : statVers
+                let statBase = Self.withoutIncompatible(statVers)
                 if statBase != base {
                     throw fail(statVers, "resolves to version \(v) (\(statBase) is not a tag)")
                 }
@@ -368,7 +371,7 @@ final class CodeRepo {
         if parts.timestamp != expected { throw fail(version, "does not match version-control timestamp (expected \(expected))") }
         let base: String
         do {
-            base = try PseudoVersion.base(version.hasSuffix("+incompatible") ? String(version.dropLast(13)) : version)
+            base = try PseudoVersion.base(Self.withoutIncompatible(version))
         } catch {
             throw fail(version, error.message)
         }

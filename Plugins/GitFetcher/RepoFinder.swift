@@ -51,10 +51,29 @@ final class RepoFinder: @unchecked Sendable {
         configuration.timeoutIntervalForResource = timeout
         configuration.urlCache = nil
         configuration.httpCookieStorage = nil
-        session = URLSession(configuration: configuration)
+        session = URLSession(configuration: configuration, delegate: RedirectFixer(), delegateQueue: nil)
     }
 
     deinit { session.invalidateAndCancel() }
+
+    /// Follows redirects by the Location header itself: swift-corelibs-foundation resolves a relative
+    /// Location that carries a query ("/a/?go-get=1") against the old path and loops until -1007. Like the
+    /// go command, it never follows a redirect from https to http.
+    private final class RedirectFixer: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+        // @unchecked: no stored state.
+        func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
+            var next = request
+            if let location = response.value(forHTTPHeaderField: "Location"), let base = response.url,
+               let target = URL(string: location, relativeTo: base)?.absoluteURL {
+                next.url = target
+            }
+            if response.url?.scheme?.lowercased() == "https", next.url?.scheme?.lowercased() != "https" {
+                return completionHandler(nil)
+            }
+            completionHandler(next)
+        }
+    }
 
     /// The repository of `modulePath`; `.notFound` if no rule, layout or meta tag gives one.
     func find(_ modulePath: String) throws(PluginFailure) -> RepoLocation {

@@ -205,7 +205,7 @@ struct GitFetcherTests {
         #expect(error?.code == .invalid)
     }
 
-    @Test("go-get discovery: meta tags over http for an insecure host, the root's page rechecked")
+    @Test("go-get discovery: meta tags over http for an insecure host, through a relative redirect, the root's page rechecked")
     func discovery() throws {
         let fixture = try GitFixture.shared()
         // Every path answers with the go-import tag of corp.example/legacy, as a forge does for its subpaths.
@@ -215,6 +215,12 @@ struct GitFetcherTests {
             page = sys.argv[1].encode()
             class Handler(http.server.BaseHTTPRequestHandler):
                 def do_GET(self):
+                    # As many web servers do: a redirect to the trailing-slash form, keeping the query.
+                    if not self.path.split("?")[0].endswith("/"):
+                        self.send_response(301)
+                        self.send_header("Location", self.path.replace("?", "/?", 1))
+                        self.end_headers()
+                        return
                     ok = self.path.endswith("?go-get=1")
                     self.send_response(200 if ok else 404)
                     self.send_header("Content-Type", "text/html")

@@ -7,7 +7,8 @@
  * an opaque instance, plus a table of function pointers that all take that instance first.
  *
  * LOADING. The host dlopen()s with RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE and never unloads. It checks,
- * in this order: magic, abi_major == ATH_ABI_MAJOR, struct_size of the descriptor and of the table,
+ * in this order: magic, abi_major == ATH_ABI_MAJOR, struct_size of the descriptor (all of v1.0's) and of
+ * the table (at least up to its last Required entry; Optional entries past struct_size read as absent),
  * the toolchain string (Swift plugins only), then that every Required entry is non-NULL.
  *
  * VERSIONING. ABI major changes break compatibility; the host refuses another major. Within a major,

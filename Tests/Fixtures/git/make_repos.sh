@@ -79,9 +79,14 @@ import sys, random
 random.seed(4)
 # Half random, half text: something deflate can partly compress, deterministic.
 with open("large.bin", "wb") as f:
-    for i in range(int(sys.argv[1]) * 16):
-        f.write(random.randbytes(32 << 10) if i % 2 else (b"line %08d of a large fixture file\n" % i) * 1000)
+    for i in range(int(sys.argv[1]) * 32):
+        f.write(random.randbytes(32 << 10) if i % 2 else ((b"line %08d of a large fixture file\n" % i) * 1000)[:32 << 10])
 PY
+# Incompressible data (the zip writer switches such files to stored blocks), an empty and an executable file.
+python3 -c 'import random, sys; random.seed(5); sys.stdout.buffer.write(random.randbytes(3 << 20))' > random.bin
+: > empty.txt
+printf '#!/bin/sh\necho hi\n' > script.sh
+chmod +x script.sh
 printf 'module github.com/fixture/hello\n\ngo 1.16\n\nretract (\n\t// broken\n\t[v1.1.0, v1.1.9]\n\tv1.3.0 // retracts itself\n)\n' > go.mod
 commit "v1.3.0"
 atag v1.3.0
