@@ -154,7 +154,12 @@ while true {
     Log.info("stopping", [("signal", String(received)), ("in_flight", String(server.inFlight))])
     server.beginShutdown()
     let deadline = Date().addingTimeInterval(manifest.shutdownTimeout)
-    while server.inFlight > 0 && Date() < deadline { usleep(20_000) }
+    // Background stashes (async modes) finish too, so nothing half-fetched is abandoned needlessly.
+    func busy() -> Bool {
+        let background = handler.assembly.background.load
+        return server.inFlight > 0 || background.waiting + background.running > 0
+    }
+    while busy() && Date() < deadline { usleep(20_000) }
     if server.inFlight > 0 { Log.error("shutdown timeout: abandoning requests", [("in_flight", String(server.inFlight))]) }
     exit(0)
 }
