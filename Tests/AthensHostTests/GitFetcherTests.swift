@@ -10,8 +10,10 @@ import GoModule
 import Testing
 
 @Suite("GitFetcher plugin")
-struct GitFetcherTests {
+final class GitFetcherTests {
     let cache = TestSupport.makeTemporaryDirectory("gitfetcher-cache")
+
+    deinit { TestSupport.removeDirectory(cache) }
 
     static let badConfigs: [(json: String, mentions: String)] = [
         (#"{}"#, "config.cacheDirectory"),

@@ -199,7 +199,8 @@ struct Manifest {
         if let v = try object.bool("accessLog") { manifest.accessLog = v }
         if let v = try object.seconds("shutdownTimeoutSeconds", allowZero: true) { manifest.shutdownTimeout = v }
         if let auth = try object.object("basicAuth") {
-            guard let user = try auth.string("user"), !user.isEmpty, !user.contains(":") else { throw ManifestError("manifest.basicAuth.user: required, without ':'") }
+            // Bytes, not Characters: ":" followed by a combining mark is not the Character ":" (fuzzed).
+            guard let user = try auth.string("user"), !user.isEmpty, !user.utf8.contains(UInt8(ascii: ":")) else { throw ManifestError("manifest.basicAuth.user: required, without ':'") }
             guard let password = try auth.string("password"), !password.isEmpty else { throw ManifestError("manifest.basicAuth.password: required") }
             manifest.basicAuth = (user, password)
             try auth.finish()
@@ -282,7 +283,7 @@ struct Manifest {
         let user = env["ATHENS_BASIC_AUTH_USER"] ?? env["BASIC_AUTH_USER"] ?? ""
         let password = env["ATHENS_BASIC_AUTH_PASS"] ?? env["BASIC_AUTH_PASS"] ?? ""
         if !user.isEmpty || !password.isEmpty {
-            guard !user.isEmpty, !password.isEmpty, !user.contains(":") else { throw ManifestError("BASIC_AUTH_USER/BASIC_AUTH_PASS: both required, user without ':'") }
+            guard !user.isEmpty, !password.isEmpty, !user.utf8.contains(UInt8(ascii: ":")) else { throw ManifestError("BASIC_AUTH_USER/BASIC_AUTH_PASS: both required, user without ':'") }
             basicAuth = (user, password)
         }
         if let format = env["ATHENS_LOG_FORMAT"], !format.isEmpty {

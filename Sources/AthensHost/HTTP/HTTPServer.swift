@@ -150,19 +150,25 @@ final class HTTPServer: @unchecked Sendable {
     }
 
     static func parseListen(_ listen: String) throws(ServerError) -> (host: String, port: UInt16) {
+        // Bytes, not Characters: "[" or ":" followed by a combining mark is one Character (fuzzed).
+        let utf8 = listen.utf8
         var host: Substring, portText: Substring
-        if listen.hasPrefix("[") {
-            guard let close = listen.firstIndex(of: "]") else { throw ServerError(description: "listen \"\(listen)\": bad IPv6 address") }
-            host = listen[listen.index(after: listen.startIndex)..<close]
-            let rest = listen[listen.index(after: close)...]
-            guard rest.hasPrefix(":") else { throw ServerError(description: "listen \"\(listen)\": missing port") }
-            portText = rest.dropFirst()
+        if utf8.first == UInt8(ascii: "[") {
+            guard let close = utf8.firstIndex(of: UInt8(ascii: "]")) else { throw ServerError(description: "listen \"\(listen)\": bad IPv6 address") }
+            host = listen[utf8.index(after: utf8.startIndex)..<close]
+            let colon = utf8.index(after: close)
+            guard colon < utf8.endIndex, utf8[colon] == UInt8(ascii: ":") else { throw ServerError(description: "listen \"\(listen)\": missing port") }
+            portText = listen[utf8.index(after: colon)...]
         } else {
-            guard let colon = listen.lastIndex(of: ":") else { throw ServerError(description: "listen \"\(listen)\": missing port (e.g. 127.0.0.1:3000)") }
+            guard let colon = utf8.lastIndex(of: UInt8(ascii: ":")) else { throw ServerError(description: "listen \"\(listen)\": missing port (e.g. 127.0.0.1:3000)") }
             host = listen[..<colon]
-            portText = listen[listen.index(after: colon)...]
+            portText = listen[utf8.index(after: colon)...]
         }
         guard let port = UInt16(portText) else { throw ServerError(description: "listen \"\(listen)\": bad port") }
+        // A bracket left in the host ("0[::1]:80") is never an address, and ATHENS_PORT could not re-bracket it (fuzzed).
+        guard !host.utf8.contains(UInt8(ascii: "[")), !host.utf8.contains(UInt8(ascii: "]")) else {
+            throw ServerError(description: "listen \"\(listen)\": bad address")
+        }
         return (host.isEmpty ? "0.0.0.0" : String(host), port)
     }
 
