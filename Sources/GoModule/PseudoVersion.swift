@@ -120,8 +120,13 @@ struct CivilTime {
     var year, month, day, hour, minute, second: Int
 
     init(unixSeconds t: Int64) {
-        let days = t >= 0 ? t / 86_400 : (t - 86_399) / 86_400
-        let seconds = Int(t - days * 86_400)
+        // Floor division by remainder: the former (t - 86_399) / 86_400 overflowed near Int64.min (fuzzed).
+        var days = t / 86_400
+        var seconds = Int(t % 86_400)
+        if seconds < 0 {
+            days -= 1
+            seconds += 86_400
+        }
         hour = seconds / 3600
         minute = seconds % 3600 / 60
         second = seconds % 60

@@ -1,3 +1,4 @@
+import GoModule
 import Testing
 @testable import AthensHost
 
@@ -63,5 +64,23 @@ struct FuzzRegressionTests {
         let manifest = try Manifest.parse(Array(json.utf8), pluginDirectory: "/plugins")
         #expect(manifest.basicAuth.map { Array($0.user.utf8) } == Array("e\u{301}".utf8))
         #expect(manifest.basicAuth?.password == "p:q")
+    }
+
+    /// gomod target: CivilTime computed (t - 86_399) / 86_400 for negative times, which overflowed near Int64.min.
+    /// Expected values are Go's (time.Unix(t, 0).UTC()), the ends being Go's own smallest and largest times.
+    @Test("pseudo-version times at and near the ends of Int64 are Go's, not a trap", arguments: [
+        (Int64.min, "-292277022657-01-27T08:29:52Z"), (Int64.min + 1, "-292277022657-01-27T08:29:53Z"),
+        (-86_401, "1969-12-30T23:59:59Z"), (-86_400, "1969-12-31T00:00:00Z"), (-1, "1969-12-31T23:59:59Z"),
+        (0, "1970-01-01T00:00:00Z"), (1_573_264_771, "2019-11-09T01:59:31Z"), (Int64.max, "292277026596-12-04T15:30:07Z"),
+    ])
+    func civilTimeExtremes(seconds: Int64, expected: String) {
+        #expect(PseudoVersion.rfc3339(unixSeconds: seconds) == expected)
+    }
+
+    @Test("pseudo-version timestamps before 1970 count back from the day's end")
+    func timestampBefore1970() {
+        #expect(PseudoVersion.timestamp(unixSeconds: -1) == "19691231235959")
+        #expect(PseudoVersion.timestamp(unixSeconds: -86_401) == "19691230235959")
+        #expect(PseudoVersion.timestamp(unixSeconds: 1_573_264_771) == "20191109015931")
     }
 }

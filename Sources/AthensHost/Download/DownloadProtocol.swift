@@ -104,8 +104,8 @@ final class DownloadProtocol: @unchecked Sendable {
         return result
     }
 
-    /// Off the loop: the same decisions as the on-loop variant below, but a sync fetch runs inline.
-    private func serveMiss(module: String, version: String, artifact: Artifact, route: Route, found: Result<Response, DownloadError>) -> Response {
+    /// The answer when storage had the file or failed; nil when it is simply not stored (a miss).
+    private static func answer(_ found: Result<Response, DownloadError>) -> Response? {
         switch found {
         case var .success(response):
             response.cacheResult = "hit"
@@ -113,41 +113,38 @@ final class DownloadProtocol: @unchecked Sendable {
         case let .failure(error) where error.status != 404:
             return error.response
         case .failure:
-            break
+            return nil
         }
-        if route.mode == .sync {
-            do throws(DownloadError) {
-                try stasher.stash(module: module, version: version)
-                var response = try hit(module: module, version: version, artifact: artifact).get()
-                response.cacheResult = "miss"
-                return response
-            } catch {
-                return error.response
-            }
+    }
+
+    /// Fetches and stores the version, then serves the file from storage (blocking: on the pool).
+    private func fetchAndServe(module: String, version: String, artifact: Artifact) throws(DownloadError) -> Response {
+        try stasher.stash(module: module, version: version)
+        var response = try hit(module: module, version: version, artifact: artifact).get()
+        response.cacheResult = "miss"
+        return response
+    }
+
+    /// Off the loop: the same decisions as the on-loop variant below, but a sync fetch runs inline.
+    private func serveMiss(module: String, version: String, artifact: Artifact, route: Route, found: Result<Response, DownloadError>) -> Response {
+        if let response = Self.answer(found) { return response }
+        guard route.mode == .sync else { return missWithoutFetch(module: module, version: version, artifact: artifact, route: route) }
+        do throws(DownloadError) {
+            return try fetchAndServe(module: module, version: version, artifact: artifact)
+        } catch {
+            return error.response
         }
-        return missWithoutFetch(module: module, version: version, artifact: artifact, route: route)
     }
 
     /// On the loop: a hit or an error is returned; a sync miss is offloaded and answered later (nil).
     private func serveMiss(module: String, version: String, artifact: Artifact, route: Route, found: Result<Response, DownloadError>,
                            responder: Responder) -> Response? {
-        switch found {
-        case var .success(response):
-            response.cacheResult = "hit"
-            return response
-        case let .failure(error) where error.status != 404:
-            return error.response
-        case .failure:
-            break
-        }
+        if let response = Self.answer(found) { return response }
         guard route.mode == .sync else { return missWithoutFetch(module: module, version: version, artifact: artifact, route: route) }
         offload(responder) { () throws(DownloadError) in
             // Stored while this request waited in the queue? Then no fetch at all.
             if case let .success(response) = self.hit(module: module, version: version, artifact: artifact) { return response }
-            try self.stasher.stash(module: module, version: version)
-            var response = try self.hit(module: module, version: version, artifact: artifact).get()
-            response.cacheResult = "miss"
-            return response
+            return try self.fetchAndServe(module: module, version: version, artifact: artifact)
         }
         return nil
     }
