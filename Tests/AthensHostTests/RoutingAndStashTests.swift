@@ -111,8 +111,12 @@ final class RoutingAndStashTests {
         let server = try athens(#", "downloadMode": "none", "rules": [{"match": "example.com/dep", "mode": "async"}]"#)
         defer { server.stop() }
         #expect(try server.get("/example.com/hello/@v/v1.0.0.info").status == 404)
+        let refused = try GoCommand.run(["mod", "download", "-json", "example.com/hello@v1.0.0"], proxy: server.url)
+        #expect(refused.status != 0, "mode none: the go command gets a 404")
         #expect(!publicUpstream.requests.contains { $0.hasSuffix(".info") && $0.contains("hello") })
-        #expect(try server.get("/example.com/dep/@v/v1.0.0.zip").status == 404)
+        // async: the go command's first try gets a 404 and starts the background fetch.
+        let early = try GoCommand.run(["mod", "download", "-json", "example.com/dep@v1.0.0"], proxy: server.url)
+        #expect(early.status != 0)
         var status = 0
         for _ in 0..<100 where status != 200 {
             usleep(100_000)
