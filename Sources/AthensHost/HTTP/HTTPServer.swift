@@ -404,7 +404,8 @@ final class EventLoop: @unchecked Sendable {
             }
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let connection = Connection(fd: fd, generation: nextGeneration, capacity: inputCapacity,
+            // Start small (most heads are a few hundred bytes); readAvailable grows it up to the limit.
+            let connection = Connection(fd: fd, generation: nextGeneration, capacity: min(4096, inputCapacity),
                                         deadline: loopNow + server.settings.headerTimeout)
             nextGeneration += 1
             connections[fd] = connection
@@ -436,6 +437,14 @@ final class EventLoop: @unchecked Sendable {
             if count > 0 { memmove(c.input.baseAddress!, c.input.baseAddress! + c.start, count) }
             c.start = 0
             c.end = count
+        }
+        if c.end == c.input.count && c.input.count < inputCapacity {
+            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: min(c.input.count * 2, inputCapacity), alignment: 16)
+            grown.baseAddress!.copyMemory(from: c.input.baseAddress! + c.start, byteCount: c.end - c.start)
+            c.input.deallocate()
+            c.input = grown
+            c.end -= c.start
+            c.start = 0
         }
         let free = c.input.count - c.end
         if free == 0 {
