@@ -1,11 +1,14 @@
 // athens: a Go module proxy whose storage and fetchers are plugins loaded with dlopen.
 //
-// Composition root. A request's path through the layers, outer to inner:
-//   HTTPServer (epoll loops, limits, timeouts, keep-alive)
-//   → Router (/healthz, /readyz, /version, else a DownloadRequest: the one URL parser)
-//   → DownloadProtocol: storage.open on the loop — a hit is served at once (sendfile for fd blobs)
-//   → on a miss: WorkerPool (bounded; full → 503) → FetchingStasher (fetchers in order → spool →
-//     validate with the go command's rules → storage.save) → storage.open → response.
+// Process entry: arguments, manifest, signals. A request's path through the layers, outer to inner
+// (wired by Assembly.swift from the manifest, and again on every SIGHUP):
+//   HTTPServer (epoll loops, limits, timeouts, keep-alive; AccessLog + Metrics see every request)
+//   → SwappableHandler → Router (auth; /metrics, /healthz, /readyz, /version, /catalog, /sumdb/…;
+//     else a DownloadRequest: the one URL parser)
+//   → DownloadProtocol: route (rules) → memory cache → storage.open on the loop; a hit is served at once
+//   → on a miss, the download mode; sync: WorkerPool (bounded; full → 503) → stasher chain (manifest
+//     wrappers, then deadline) → FetchingStasher (route's fetchers → spool → validate → storage.save)
+//   → storage.open → response.
 import Foundation
 import Glibc
 import PluginABI
