@@ -78,7 +78,8 @@ typedef enum ath_status {
     ATH_OK = 0,
     ATH_NOT_FOUND = 1,        /* no such module/version (or query) here: host answers 404 */
     ATH_ALREADY_EXISTS = 2,   /* save of a version that is already complete: host treats as success */
-    ATH_INVALID = 3,          /* the arguments or the config are malformed: host answers 4xx / refuses to start */
+    ATH_INVALID = 3,          /* malformed config (create: host refuses to start), arguments, or data (a fetcher's
+                                 source sent garbage or a sink refused it: host answers 502, stores nothing) */
     ATH_UNAVAILABLE = 4,      /* transient: upstream or disk unreachable: host answers 502 */
     ATH_TIMEOUT = 5,          /* a deadline passed: host answers 504 */
     ATH_INTERNAL = 6,         /* anything else; unknown codes are read as this */
