@@ -41,20 +41,10 @@ final class FetcherPlugin: @unchecked Sendable {
     /// The versions the source knows (unsorted, may include junk: the caller filters).
     func list(module: String) throws(PluginError) -> [String] {
         var error = ath_error.empty()
-        var versions: [String] = []
-        let status = withUnsafeMutablePointer(to: &versions) { out in
-            module.withCString { m in
-                methods.list!(instance, m, { ctx, version in
-                    let list = ctx!.assumingMemoryBound(to: [String].self)
-                    // A lying plugin could emit forever; the bound keeps memory finite.
-                    guard list.pointee.count < 1_000_000 else { return 1 }
-                    list.pointee.append(String(cString: version))
-                    return 0
-                }, out, &error)
-            }
-        }
+        let collector = VersionCollector()
+        let status = module.withCString { methods.list!(instance, $0, VersionCollector.emit, collector.context, &error) }
         guard status == ATH_OK else { throw failure(status, "list", error) }
-        return versions
+        return collector.versions
     }
 
     /// Resolves a query ("latest", branch, commit, version) to the .info JSON of a canonical version.

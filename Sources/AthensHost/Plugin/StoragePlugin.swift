@@ -79,17 +79,10 @@ final class StoragePlugin: @unchecked Sendable {
     /// Every stored version of `module`, unsorted.
     func list(module: String) throws(PluginError) -> [String] {
         var error = ath_error.empty()
-        var versions: [String] = []
-        let status = withUnsafeMutablePointer(to: &versions) { out in
-            module.withCString { m in
-                methods.list!(instance, m, { ctx, version in
-                    ctx!.assumingMemoryBound(to: [String].self).pointee.append(String(cString: version))
-                    return 0
-                }, out, &error)
-            }
-        }
+        let collector = VersionCollector()
+        let status = module.withCString { methods.list!(instance, $0, VersionCollector.emit, collector.context, &error) }
         guard status == ATH_OK else { throw failure(status, "list", error) }
-        return versions
+        return collector.versions
     }
 
     /// Deletes a version.

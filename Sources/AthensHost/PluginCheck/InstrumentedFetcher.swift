@@ -129,20 +129,12 @@ final class InstrumentedFetcher: @unchecked Sendable {
     /// The versions the source lists, in its order.
     func list(_ module: String) throws(PluginCallError) -> [String] {
         let operation = "fetcher.list \(module)"
-        final class Collected { var versions: [String] = [] }
-        let collected = Collected()
+        let collector = VersionCollector()
         let (status, message) = errors.call(operation) { error in
-            module.withCString { m in
-                methods.list!(instance, m, { ctx, version in
-                    let collected = Unmanaged<Collected>.fromOpaque(ctx!).takeUnretainedValue()
-                    guard collected.versions.count < 1_000_000 else { return 1 }
-                    collected.versions.append(String(cString: version))
-                    return 0
-                }, Unmanaged.passUnretained(collected).toOpaque(), error)
-            }
+            module.withCString { methods.list!(instance, $0, VersionCollector.emit, collector.context, error) }
         }
         guard status == ATH_OK else { throw PluginCallError(operation: operation, status: status, message: message) }
-        return collected.versions
+        return collector.versions
     }
 
     /// The .info JSON a query resolves to.

@@ -108,21 +108,12 @@ final class InstrumentedStorage: @unchecked Sendable {
     /// Every stored version of `module`, in the plugin's order.
     func list(_ module: String) throws(PluginCallError) -> [String] {
         let operation = "storage.list \(module)"
-        final class Collected { var versions: [String] = [] }
-        let collected = Collected()
+        let collector = VersionCollector()
         let (status, message) = errors.call(operation) { error in
-            module.withCString { m in
-                methods.list!(instance, m, { ctx, version in
-                    let collected = Unmanaged<Collected>.fromOpaque(ctx!).takeUnretainedValue()
-                    // A plugin that emits forever is stopped (non-zero asks it to stop early).
-                    guard collected.versions.count < 1_000_000 else { return 1 }
-                    collected.versions.append(String(cString: version))
-                    return 0
-                }, Unmanaged.passUnretained(collected).toOpaque(), error)
-            }
+            module.withCString { methods.list!(instance, $0, VersionCollector.emit, collector.context, error) }
         }
         guard status == ATH_OK else { throw PluginCallError(operation: operation, status: status, message: message) }
-        return collected.versions
+        return collector.versions
     }
 
     /// Deletes a version.
