@@ -273,28 +273,30 @@ final class DownloadProtocol: @unchecked Sendable {
     /// Stored ∪ fetched versions, semver-sorted. Fetcher failures fall back to storage in `fallback` mode
     /// when storage knows the module; in `strict` mode they fail the request.
     func list(module: String, route: Route) throws(DownloadError) -> Response {
-        let stored: [String]
+        // Storage knows the module if it holds any version, a pseudo-version included (then the list is
+        // empty but 200, so the go command goes on to @latest).
+        let storedAll: [String]
         do {
-            stored = Self.listable(try storage.list(module: module))
+            storedAll = try storage.list(module: module)
         } catch {
             throw DownloadError(error, module: module, version: nil)
         }
-        var versions = Set(stored)
+        var versions = Set(Self.listable(storedAll))
         switch fetchedVersions(module: module, route: route) {
         case let .success(fetched)?:
             versions.formUnion(fetched)
         case let .failure(error)?:
             if error.status == 404 {
-                if stored.isEmpty { throw error }
-            } else if policy.networkMode == .strict || stored.isEmpty {
+                if storedAll.isEmpty { throw error }
+            } else if policy.networkMode == .strict || storedAll.isEmpty {
                 throw error
             }
         case nil:
-            if stored.isEmpty && route.fetchers.isEmpty && policy.networkMode != .offline {
+            if storedAll.isEmpty && route.fetchers.isEmpty && policy.networkMode != .offline {
                 throw DownloadError(status: 404, message: "not found: \(module): no fetcher for this module")
             }
         }
-        if versions.isEmpty && policy.networkMode == .offline {
+        if storedAll.isEmpty && versions.isEmpty && policy.networkMode == .offline {
             throw DownloadError(status: 404, message: "not found: \(module): not cached (offline mode)")
         }
         let body = SemVer.sorted(Array(versions)).map { $0 + "\n" }.joined()
