@@ -231,6 +231,9 @@ final class QueriesAndLatestTests {
         let fetcher = try GitFetcherDriver.load(fixture.config(cache: work + "/mirrors-direct"))
         #expect(try GitFetcherDriver.resolve(fetcher, "github.com/fixture/legacy", "v2.1.0")["Version"] as? String == "v2.1.0+incompatible")
         #expect(try GitFetcherDriver.resolve(fetcher, "github.com/fixture/legacy", "v1.0.0")["Version"] as? String == "v1.0.0")
+        // Only the resolved version is fetched: the plain tag is no version of its own.
+        let fetchError = #expect(throws: PluginError.self) { _ = try GitFetcherDriver.fetch(fetcher, "github.com/fixture/legacy", "v2.1.0") }
+        #expect(fetchError?.code == .notFound)
     }
 
     @Test("GitFetcher: github.com/OWNER is refused at once, without a discovery request")
