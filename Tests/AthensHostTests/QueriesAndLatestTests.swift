@@ -149,6 +149,28 @@ final class QueriesAndLatestTests {
         #expect(!FileManager.default.fileExists(atPath: root + "/example.com/jwt"), "nothing stored")
     }
 
+    @Test("ProxyFetcher: a plain-tag query may name its +incompatible twin; latest without @latest is picked from the raw list")
+    func proxyFetcherRules() throws {
+        let fetcher = try FetcherPlugin(library: PluginLibrary(path: TestSupport.plugin("ProxyFetcher")), configJSON: #"{"url": "\#(upstream.url)"}"#)
+        #expect(Self.version(try fetcher.resolve(module: "example.com/jwt", query: "v3.2.0")) == "v3.2.0+incompatible")
+        #expect(Self.version(try fetcher.resolve(module: "example.com/untagged", query: "latest")) == "v0.0.0-20240102030405-abcdefabcdef")
+        #expect(Self.version(try fetcher.resolve(module: "example.com/jwt", query: "latest")) == "v3.2.0+incompatible")
+        // The list entry still gives tagged versions only (athens_plugin.h).
+        #expect(try fetcher.list(module: "example.com/untagged") == [])
+        // Neither @latest nor a list: not found.
+        let missing = #expect(throws: PluginError.self) { _ = try fetcher.resolve(module: "example.com/nothing", query: "latest") }
+        #expect(missing?.code == .notFound)
+        // A version canonical for its path must come back as itself.
+        let lying = work + "/lying-proxy"
+        try FileManager.default.createDirectory(atPath: lying + "/example.com/jwt/v3/@v", withIntermediateDirectories: true)
+        try #"{"Version":"v3.2.1","Time":"2024-01-02T03:04:05Z"}"#.write(toFile: lying + "/example.com/jwt/v3/@v/v3.2.0.info", atomically: true, encoding: .utf8)
+        let liar = try FakeUpstream(root: lying, logPath: work + "/lying-proxy.log")
+        defer { liar.stop() }
+        let liarFetcher = try FetcherPlugin(library: PluginLibrary(path: TestSupport.plugin("ProxyFetcher")), configJSON: #"{"url": "\#(liar.url)"}"#)
+        let error = #expect(throws: PluginError.self) { _ = try liarFetcher.resolve(module: "example.com/jwt/v3", query: "v3.2.0") }
+        #expect(error?.message.contains("instead of v3.2.0") == true, "\(error?.message ?? "")")
+    }
+
     @Test("@latest of an untagged module: through athens, through its storage folder and straight from the tree alike")
     func untaggedLatest() throws {
         let root = work + "/storage-untagged"
