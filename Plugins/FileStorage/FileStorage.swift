@@ -2,7 +2,8 @@
 // protocol's URLs, so the folder also works as GOPROXY=file:///<root>, behind nginx, or rsync'd elsewhere:
 //
 //   <root>/<escaped module>/@v/<escaped version>.info | .mod | .zip
-//   <root>/<escaped module>/@v/list      one version per line (no pseudo-versions), kept current
+//   <root>/<escaped module>/@v/list      one version per line, kept current; pseudo-versions too, as in the go
+//                                        command's own cache: clients skip them except to pick @latest
 //   <root>/<escaped module>/@v/.lock     flock'd while a version of the module is committed or removed
 //   <root>/<escaped module>/@v/.tmp-…    files being written (flock'd by their writer while alive)
 //
@@ -245,7 +246,8 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
     func rewriteList(_ directory: Int32, _ what: String, excluding: String? = nil) throws(PluginFailure) {
         guard let entries = readDirectory(directory) else { throw failure("\(what): read @v", errno) }
         let versions = Self.storedVersions(entries.filter { $0.name != (excluding ?? "") + ".info" }, in: directory)
-        let listed = SemVer.sorted(versions.filter { !SemVer.isPseudoVersion($0) })
+        // Pseudo-versions stay: without them GOPROXY=file://<root> finds no @latest for an untagged module.
+        let listed = SemVer.sorted(versions)
         let content = Array(listed.map { $0 + "\n" }.joined().utf8)
         if let current = readSmallFile(directory, "list"), current == content { return }
         let temporary = try TemporaryFile(in: directory, suffix: ".list", what: what)

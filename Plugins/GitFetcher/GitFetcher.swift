@@ -189,7 +189,10 @@ final class GitFetcher: FetcherBackend {
         // Tags and commits do not move; "latest" and branches do.
         let exact = (ModulePath.canonicalVersion(query) == query) || (query.utf8.count >= 7 && CodeRepo.allHex(query))
         let resolved = try withRepo(module, subject, exact ? .exact : .recent) { repo throws(PluginFailure) in try repo.stat(query) }
-        if ModulePath.canonicalVersion(query) == query, resolved.version != query {
+        // A canonical version must come back as itself — unless it does not fit the path (v3.2.0 of a path
+        // without /v3), which direct mode turns into its +incompatible twin (coderepo convert).
+        if ModulePath.canonicalVersion(query) == query, resolved.version != query,
+           ModulePath.isCanonical(path: module, version: query) || resolved.version != query + "+incompatible" {
             throw .notFound("\(subject): invalid version: resolves to \(resolved.version)")
         }
         try info.write(Array(resolved.infoJSON.utf8))

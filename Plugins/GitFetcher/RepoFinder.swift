@@ -81,6 +81,11 @@ final class RepoFinder: @unchecked Sendable {
             return RepoLocation(root: rule.root, url: rule.url)
         }
         if let known = Self.wellKnown(modulePath) { return known }
+        // The go command refuses a github.com path that is not github.com/OWNER/REPO[/...] without asking
+        // the network (cmd/go/internal/vcs: a vcsPaths prefix that matches but whose pattern does not).
+        if modulePath == "github.com" || modulePath.hasPrefix("github.com/") {
+            throw .notFound("\(modulePath): invalid github.com import path \"\(modulePath)\"")
+        }
         return try discover(modulePath)
     }
 

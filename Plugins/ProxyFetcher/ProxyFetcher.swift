@@ -69,16 +69,21 @@ final class ProxyFetcher: FetcherBackend {
     }
 
     func list(module: String) throws(PluginFailure) -> [String] {
+        // The list entry gives tagged versions only (athens_plugin.h).
+        try rawList(module: module).filter { !SemVer.isPseudoVersion($0) }
+    }
+
+    /// The upstream's @v/list as the go command reads it: the first field of each line, canonical versions
+    /// only, each once; pseudo-versions kept (they matter to the @latest fallback).
+    private func rawList(module: String) throws(PluginFailure) -> [String] {
         let subject = "\(module)/@v/list"
         let url = try requestURL(subject) { () throws(ModuleError) in try upstream.listURL(module: module) }
         let body = try getWhole(url, subject: subject, limit: Self.maxListBytes)
-        // As the go command reads it: the first field of each line; only canonical, non-pseudo versions.
         var seen = Set<String>()
         var versions: [String] = []
         for line in body.split(separator: UInt8(ascii: "\n")) {
             guard let field = line.split(whereSeparator: { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }).first,
                   let version = String(validating: field, as: UTF8.self),
-                  SemVer.isValid(version), !SemVer.isPseudoVersion(version),
                   ModulePath.canonicalVersion(version) == version,
                   seen.insert(version).inserted else { continue }
             versions.append(version)
@@ -92,13 +97,22 @@ final class ProxyFetcher: FetcherBackend {
             query == "latest" ? try upstream.latestURL(module: module)
                               : try upstream.versionURL(module: module, version: query, suffix: ".info")
         }
-        let body = try getWhole(url, subject: subject, limit: Self.maxInfoBytes)
+        let body: [UInt8]
+        do {
+            body = try getWhole(url, subject: subject, limit: Self.maxInfoBytes)
+        } catch where query == "latest" && error.status == ATH_NOT_FOUND {
+            // No @latest (a static tree, the go command's own cache): the go command's fallback, the pick
+            // from the raw list, pseudo-versions included (modfetch proxyRepo.latest).
+            guard let best = LatestVersion.pick(try rawList(module: module)) else { throw error }
+            return try resolve(module: module, query: best, info: info)
+        }
         let version = try infoObject(body, subject: subject, url: url).version
         guard ModulePath.canonicalVersion(version) == version else {
             throw .unavailable("\(subject): upstream answered with non-canonical version \"\(version.prefix(80))\" (\(redacted(url)))")
         }
-        // The go command's rule: asking for a canonical version must give back that very version.
-        if ModulePath.canonicalVersion(query) == query, version != query {
+        // The go command's rule (proxy.go Stat): asking for a version canonical for the path must give back that
+        // very version; any other query — v3.2.0 of a path without /v3 included — may name another.
+        if ModulePath.isCanonical(path: module, version: query), version != query {
             throw .unavailable("\(subject): upstream sent .info for version \(version) instead of \(query) (\(redacted(url)))")
         }
         try write(body, to: info, subject: subject, url: url)

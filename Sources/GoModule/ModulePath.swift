@@ -52,6 +52,15 @@ public enum ModulePath {
         }
     }
 
+    /// Whether `version` is canonical *for `path`*: canonical, and its major version fits the path (`check(path:version:)`).
+    /// Only such versions are stored and have a `.mod` and `.zip`. Any other `.info` name is a query, even a
+    /// canonical one: `v3.2.0` of a path without `/v3` may resolve to `v3.2.0+incompatible`, as the go command's
+    /// proxy client allows (it insists on the requested version only when `module.Check` passes).
+    public static func isCanonical(path: String, version: String) -> Bool {
+        guard canonicalVersion(version) == version else { return false }
+        return (try? check(path: path, version: version)) != nil
+    }
+
     /// Splits `path` into a prefix and its major-version suffix (`module.SplitPathVersion`), so that
     /// `prefix + pathMajor == path`: `"/vN"` for N ≥ 2, `".vN"` (or `".vN-unstable"`) for gopkg.in paths,
     /// `""` if there is none. `nil` if the last element is a malformed suffix such as `/v1`, `/v0`, `/v2.0`.

@@ -61,7 +61,6 @@ final class GitFetcherTests {
         ("github.com/fixture/hello/v2", "v2.0.0"),                    // no v2 module there
         ("github.com/fixture/multi/sub", "v2.0.0"),                   // root's tag, not sub/'s
         ("github.com/fixture/major", "v2.0.0"),                       // go.mod says /v2: not +incompatible
-        ("github.com/fixture/legacy", "v2.0.0"),                      // is v2.0.0+incompatible, not v2.0.0
         ("github.com/fixture/hello", "v1.0.1-0.20200913132640-000000000000"),      // pseudo-version of no commit
     ]
 

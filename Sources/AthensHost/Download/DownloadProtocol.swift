@@ -49,10 +49,12 @@ final class DownloadProtocol: @unchecked Sendable {
                 response.cacheResult = "hit"
                 return responder.respond(response)
             }
-            if ModulePath.canonicalVersion(version) == version {
+            if ModulePath.canonicalVersion(version) == version, artifact != .info || ModulePath.isCanonical(path: module, version: version) {
+                // A .mod or .zip of a version that does not fit the path gets serveCanonical's 404.
                 serveCanonical(module: module, version: version, artifact: artifact, route: route, responder: responder)
             } else if artifact == .info {
-                // A query (branch, tag, commit): resolve it, store the canonical version, serve its .info.
+                // A query (branch, tag, commit, or a tag whose major the path lacks, such as v3.2.0 of a path
+                // without /v3): resolve it, store the canonical version, serve its .info.
                 guard version != "latest", version != "upgrade", version != "patch" else {
                     return responder.respond(.text(404, "not found: \(module)@\(version): use @latest"))
                 }
@@ -271,28 +273,30 @@ final class DownloadProtocol: @unchecked Sendable {
     /// Stored ∪ fetched versions, semver-sorted. Fetcher failures fall back to storage in `fallback` mode
     /// when storage knows the module; in `strict` mode they fail the request.
     func list(module: String, route: Route) throws(DownloadError) -> Response {
-        let stored: [String]
+        // Storage knows the module if it holds any version, a pseudo-version included (then the list is
+        // empty but 200, so the go command goes on to @latest).
+        let storedAll: [String]
         do {
-            stored = Self.listable(try storage.list(module: module))
+            storedAll = try storage.list(module: module)
         } catch {
             throw DownloadError(error, module: module, version: nil)
         }
-        var versions = Set(stored)
+        var versions = Set(Self.listable(storedAll))
         switch fetchedVersions(module: module, route: route) {
         case let .success(fetched)?:
             versions.formUnion(fetched)
         case let .failure(error)?:
             if error.status == 404 {
-                if stored.isEmpty { throw error }
-            } else if policy.networkMode == .strict || stored.isEmpty {
+                if storedAll.isEmpty { throw error }
+            } else if policy.networkMode == .strict || storedAll.isEmpty {
                 throw error
             }
         case nil:
-            if stored.isEmpty && route.fetchers.isEmpty && policy.networkMode != .offline {
+            if storedAll.isEmpty && route.fetchers.isEmpty && policy.networkMode != .offline {
                 throw DownloadError(status: 404, message: "not found: \(module): no fetcher for this module")
             }
         }
-        if versions.isEmpty && policy.networkMode == .offline {
+        if storedAll.isEmpty && versions.isEmpty && policy.networkMode == .offline {
             throw DownloadError(status: 404, message: "not found: \(module): not cached (offline mode)")
         }
         let body = SemVer.sorted(Array(versions)).map { $0 + "\n" }.joined()
@@ -300,10 +304,11 @@ final class DownloadProtocol: @unchecked Sendable {
                         body: .bytes(Array(body.utf8)))
     }
 
-    /// The fetchers' `latest` (cached for the TTL). When they fail — or in offline mode — the highest
-    /// stored version (release, else pre-release), unless strict.
+    /// The fetchers' `latest` (cached for the TTL), as the go command would pick it. When no fetcher has the
+    /// module, or there is none, or — unless strict — they fail, or in offline mode: the same choice made
+    /// from the versions in storage, pseudo-versions included (`LatestVersion`).
     func latest(module: String, route: Route) throws(DownloadError) -> Response {
-        var lastError = DownloadError(status: 404, message: "not found: \(module)@latest")
+        var failure: DownloadError?, notFound: DownloadError?
         if policy.networkMode != .offline {
             for fetcher in route.fetchers {
                 let key = "latest\u{0}" + fetcher.name + "\u{0}" + module
@@ -315,36 +320,47 @@ final class DownloadProtocol: @unchecked Sendable {
                     lists.store(key, info)
                     return Self.latestResponse(info)
                 } catch let error as PluginError {
-                    lastError = DownloadError(error, module: module, version: "latest")
-                    if error.code == .notFound { continue }
+                    if error.code == .notFound {
+                        notFound = notFound ?? DownloadError(error, module: module, version: "latest")
+                        continue
+                    }
+                    failure = DownloadError(error, module: module, version: "latest")
                 } catch let error as ValidationError {
-                    lastError = DownloadError(status: 502, message: "\(fetcher.name) answered latest with \(error.message)")
+                    failure = DownloadError(status: 502, message: "\(fetcher.name) answered latest with \(error.message)")
                 } catch let error as ModuleError {
-                    lastError = DownloadError(status: 502, message: "\(fetcher.name) answered latest with \(error.message)")
+                    failure = DownloadError(status: 502, message: "\(fetcher.name) answered latest with \(error.message)")
                 } catch {
-                    lastError = DownloadError(status: 502, message: "\(error)")
+                    failure = DownloadError(status: 502, message: "\(error)")
                 }
                 if policy.networkMode == .fallback, let stale = lists.stale(key) { return Self.latestResponse(stale) }
                 break
             }
-            if lastError.status == 404 || policy.networkMode == .strict { throw lastError }
+            if let failure, policy.networkMode == .strict { throw failure }
         }
-        if let stored = try? storage.list(module: module), let best = Self.highest(Self.listable(stored)),
-           case let .success(response) = hit(module: module, version: best, artifact: .info) {
-            var response = response
-            response.headers = [("Content-Type", "application/json"), ("Cache-Control", "no-cache")]
-            return response
+        if let response = storedLatest(module: module) { return response }
+        if let failure = failure ?? notFound { throw failure }
+        if policy.networkMode == .offline {
+            throw DownloadError(status: 404, message: "not found: \(module)@latest: nothing cached (offline mode)")
         }
-        throw policy.networkMode == .offline ? DownloadError(status: 404, message: "not found: \(module)@latest: nothing cached (offline mode)") : lastError
+        throw DownloadError(status: 404, message: route.fetchers.isEmpty ? "not found: \(module)@latest: no fetcher for this module and nothing cached"
+                                                                         : "not found: \(module)@latest")
     }
 
-    /// The fetcher's @latest; when it has none (a static GOPROXY tree, say), the .info of the highest
-    /// version it lists — what the go command itself would pick.
+    /// The stored .info of the version `LatestVersion` picks from storage's versions; nil if none is stored.
+    private func storedLatest(module: String) -> Response? {
+        guard let stored = try? storage.list(module: module), let best = LatestVersion.pick(stored),
+              case var .success(response) = hit(module: module, version: best, artifact: .info) else { return nil }
+        response.headers = [("Content-Type", "application/json"), ("Cache-Control", "no-cache")]
+        return response
+    }
+
+    /// The fetcher's @latest; when it has none (ATH_NOT_FOUND), the .info of the version `LatestVersion`
+    /// picks from what it lists — what the go command itself would pick.
     private func latestInfo(module: String, fetcher: FetcherPlugin) throws(PluginError) -> [UInt8] {
         do {
             return try fetcher.resolve(module: module, query: "latest")
         } catch where error.code == .notFound {
-            guard let best = Self.highest(Self.listable(try fetcher.list(module: module))) else { throw error }
+            guard let best = LatestVersion.pick(Self.listable(try fetcher.list(module: module))) else { throw error }
             return try fetcher.resolve(module: module, query: best)
         }
     }
@@ -353,14 +369,16 @@ final class DownloadProtocol: @unchecked Sendable {
         Response(status: 200, headers: [("Content-Type", "application/json"), ("Cache-Control", "no-cache")], body: .bytes(info))
     }
 
-    /// Highest release, else highest pre-release (the go command's preference).
-    static func highest(_ versions: [String]) -> String? {
-        let sorted = SemVer.sorted(versions)
-        return sorted.last { SemVer.prerelease($0).isEmpty } ?? sorted.last
-    }
-
-    /// Resolves a non-canonical .info query through the route's fetchers and stores the version it names.
+    /// Resolves a .info query (a version not canonical for the module) through the route's fetchers and
+    /// stores the version it names. A canonical version that does not fit the path (`v3.2.0` of a path
+    /// without `/v3`) can only name its `+incompatible` twin: that is served from storage when stored, and
+    /// anything else a fetcher answers for it is refused.
     func resolveQuery(module: String, query: String, route: Route) throws(DownloadError) -> Response {
+        let twin: String? = ModulePath.canonicalVersion(query) == query && SemVer.build(query).isEmpty ? query + "+incompatible" : nil
+        if let twin, ModulePath.isCanonical(path: module, version: twin),
+           case let .success(response) = hit(module: module, version: twin, artifact: .info) {
+            return response
+        }
         var lastError = DownloadError(status: 404, message: "not found: \(module)@\(query)")
         if policy.networkMode == .offline || route.mode == .none {
             throw DownloadError(status: 404, message: "not found: \(module)@\(query): queries need a fetcher")
@@ -381,6 +399,9 @@ final class DownloadProtocol: @unchecked Sendable {
                 throw DownloadError(status: 502, message: "\(fetcher.name) resolved \(module)@\(query) to an invalid version: \(error.message)")
             } catch {
                 throw DownloadError(status: 502, message: "\(error)")
+            }
+            if ModulePath.canonicalVersion(query) == query, version != twin {
+                throw DownloadError(status: 502, message: "\(fetcher.name) resolved \(module)@\(query) to \(version), not \(twin ?? "a version of that tag")")
             }
             if case let .success(response) = hit(module: module, version: version, artifact: .info) { return response }
             try stasher.stash(module: module, version: version)

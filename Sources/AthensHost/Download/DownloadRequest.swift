@@ -7,7 +7,8 @@ struct DownloadRequest: Equatable, Sendable {
         case list
         /// `/{module}/@latest`
         case latest
-        /// `/{module}/@v/{version}.info|.mod|.zip`; the version is decoded but may be a query (branch, commit) for .info.
+        /// `/{module}/@v/{version}.info|.mod|.zip`; the version is decoded but may be a query for .info: a branch,
+        /// a commit, or any version not canonical for the module (`ModulePath.isCanonical(path:version:)`).
         case file(Artifact, version: String)
     }
 

@@ -129,7 +129,7 @@ struct FetcherChecks {
             // A source without @latest (a static GOPROXY tree) may say so: athens then resolves the highest
             // listed version instead, as the go command does. That path must work.
             let listed = try fetcher.list(module).filter { ModulePath.canonicalVersion($0) == $0 && !SemVer.isPseudoVersion($0) }
-            guard let best = DownloadProtocol.highest(listed) else {
+            guard let best = LatestVersion.pick(listed) else {
                 return "ATH_NOT_FOUND and no tagged versions: athens answers 404 for @latest"
             }
             let bestInfo = try fetcher.resolve(module, best)

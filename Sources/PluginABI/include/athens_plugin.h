@@ -250,7 +250,9 @@ typedef struct ath_fetcher_methods {
 
     /* resolve: turns a query — "latest", a branch, a tag, a commit hash prefix, or a canonical version —
      *   into the .info JSON of one canonical version, written into `info`. The "Version" field of that
-     *   JSON is the canonical version the host will then fetch and store.
+     *   JSON is the canonical version the host will then fetch and store. A canonical version names
+     *   itself, except one whose major the path lacks (v3.2.0 of a path without /v3), which may name
+     *   only its +incompatible twin (v3.2.0+incompatible), as in the go command's direct mode.
      * Required. Threads: any, concurrently.
      * Returns: ATH_OK; ATH_NOT_FOUND if nothing matches; others with err set. */
     ath_status (*ATH_NULLABLE resolve)(void *ATH_NULLABLE instance, const char *module, const char *query,
