@@ -339,8 +339,8 @@ struct PluginCheckTests {
 
     @Test("a source serving a wrong .info, a bad go.mod or a broken zip fails the matching check", arguments: [
         ("v1.1.0.info", #"{"Version":"v1.0.0"}"#, "fetcher: .info names the version"),
-        ("v1.1.0.mod", "go 1.19\n", "fetcher: .mod has the module directive"),
-        ("v1.1.0.mod", "module example.com/other\n", "fetcher: .mod has the module directive"),
+        ("v1.1.0.mod", "go 1.19\n", "fetcher: .mod declares the module's path"),
+        ("v1.1.0.mod", "module example.com/other\n", "fetcher: .mod declares the module's path"),
         ("v1.1.0.zip", "PK this is not a zip", "fetcher: zip passes the go command's checks"),
     ])
     func badSourceFiles(file: String, content: String, failing: String) throws {
