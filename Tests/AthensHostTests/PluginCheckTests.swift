@@ -502,6 +502,9 @@ struct PluginCheckTests {
         #expect(last.outcome == "FAIL")
         #expect(last.detail.hasPrefix(signal + " "), "\(last.detail)")
         #expect(last.detail.contains("in the plugin: the process died"))
+        // The same handler as the server's: one stderr line naming the call in flight.
+        #expect(result.stderr.contains("athens: fatal \(signal) "), "\(result.stderr)")
+        #expect(result.stderr.contains(" in plugin call: plugin-check call storage.open example.com/athens-plugin-check/"), "\(result.stderr)")
     }
 
     @Test("rows stay one line: long names keep a separator, multi-line details are joined and bounded")

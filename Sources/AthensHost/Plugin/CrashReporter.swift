@@ -52,4 +52,9 @@ struct CallLabel: Sendable {
         // Quoted and bounded: a plugin name is the manifest's text.
         bytes = Array("\(kind) \"\(plugin.prefix(200))\" entry \(entry)".utf8).map { CChar(bitPattern: $0) }
     }
+
+    /// plugin-check's label: its operation text (e.g. "storage.open example.com/m@v1.0.0 .zip"), as is.
+    init(plugin operation: String) {
+        bytes = Array("plugin-check call \(operation)".utf8).map { CChar(bitPattern: $0) }
+    }
 }
