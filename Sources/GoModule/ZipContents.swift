@@ -203,7 +203,6 @@ private struct Inflater {
             }
             if let failure { throw failure }
             consumed += UInt64(count) - UInt64(stream.pointee.avail_in)
-            if !finished { consumed = min(consumed, entry.compressedSize) }
         }
         guard produced == entry.uncompressedSize else {
             throw ZipError(message: "zip: entry \(name) inflates to \(produced) bytes, not the \(entry.uncompressedSize) its directory declares")
