@@ -89,7 +89,8 @@ final class FetchingStasher: Stasher {
             try storage.save(module: module, version: version, info: info, mod: mod, zipFD: spool.fd, zipSize: zipBytes)
         } catch let saveError {
             // A save that failed half-way may have left files behind; served later they would be a truncated
-            // 200. Ask the storage to drop the version before answering.
+            // 200. Ask the storage to drop the version before answering. (Should another process have stored it
+            // meanwhile, the cost is one more fetch later, never a bad file.)
             do throws(PluginError) {
                 try storage.remove(module: module, version: version)
             } catch where error.code == .notFound {
