@@ -356,6 +356,23 @@ struct PluginCheckTests {
         #expect(failed.allSatisfy { $0 == failing || $0.contains("resolve") }, "\(failed)")
     }
 
+    @Test("a zip whose data does not match its directory (one byte flipped) fails the zip check: entries are read in full")
+    func zipCorruptData() throws {
+        let tree = TestSupport.makeTemporaryDirectory("corrupt-tree") + "/tree"
+        try #require(try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree]).status == 0)
+        let path = tree + "/example.com/hello/@v/v1.1.0.zip"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        // The first entry's data starts after its 30-byte local header, name and extra field.
+        let dataStart = 30 + Int(bytes[26]) + Int(bytes[27]) << 8 + Int(bytes[28]) + Int(bytes[29]) << 8
+        bytes[dataStart + 1] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let (status, rows) = try Self.check(CPluginBuild.built.fetcher, config: CPluginBuild.rootConfig(tree), module: "example.com/hello", version: "v1.1.0")
+        #expect(status == 1)
+        let row = try #require(rows["fetcher: zip passes the go command's checks"])
+        #expect(row.outcome == .fail)
+        #expect(row.detail.hasPrefix("invalid module zip: zip: "), "\(row.detail)")
+    }
+
     @Test("a zip with entries outside module@version/ is caught with Go's message")
     func zipWrongPrefix() throws {
         let tree = TestSupport.makeTemporaryDirectory("prefix-tree") + "/tree"
