@@ -23,7 +23,7 @@ VERSION = "v1.0.0"
 
 
 def entry_bytes(name, data, method, declared_size=None, crc=None, corrupt=None):
-    """(local header + data, central header) for one entry at an offset filled in later."""
+    """(CRC-32, stored bytes, declared uncompressed size) of one entry; `corrupt` flips a stored byte after the CRC."""
     raw_crc = zlib.crc32(data) if crc is None else crc
     if method == 8:
         c = zlib.compressobj(6, zlib.DEFLATED, -15)
