@@ -15,8 +15,8 @@ let package = Package(
         // The whole host/plugin contract: one header, no code.
         .target(name: "PluginABI", path: "Sources/PluginABI"),
         // The one place that knows Go's rules: module paths and their encoding, semver, module zips.
-        // Pure Swift, linked statically into the host and into plugins that need it.
-        .target(name: "GoModule", path: "Sources/GoModule"),
+        // Swift and the system zlib (to read module zips in full), linked statically into the host and into plugins that need it.
+        .target(name: "GoModule", dependencies: ["CZlib"], path: "Sources/GoModule"),
         // Swift adapter that turns a Swift backend into the C tables; linked statically into each Swift plugin.
         .target(name: "PluginKit", dependencies: ["PluginABI"], path: "Plugins/PluginKit"),
         // Linux APIs the Glibc module lacks (epoll, eventfd, sendfile, affinity); host only.
@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "MemoryStorage", dependencies: ["PluginKit"], path: "Plugins/MemoryStorage"),
         .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule"], path: "Plugins/ProxyFetcher"),
         .target(name: "FileStorage", dependencies: ["PluginKit", "GoModule"], path: "Plugins/FileStorage"),
-        // The system zlib (deflate for GitFetcher's streamed module zips).
+        // The system zlib (deflate for GitFetcher's streamed module zips, inflate for GoModule's zip check).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "GitFetcher", dependencies: ["PluginKit", "GoModule", "CZlib"], path: "Plugins/GitFetcher"),
         // Drives a storage plugin .so from another process, for the kill and multi-process tests.

@@ -66,7 +66,8 @@ out=$build/$(echo "$sanitizers" | tr ',' '-')
 mkdir -p "$out" "$build/corpus" "$build/logs" "$build/crashes"
 swift_flags=(-O -parse-as-library -swift-version 6 -sanitize="$sanitizers" -I "$out"
     -Xcc -fmodule-map-file="$root/fuzz/glue/PluginABI/module.modulemap"
-    -Xcc -fmodule-map-file="$root/fuzz/glue/SystemShims/module.modulemap")
+    -Xcc -fmodule-map-file="$root/fuzz/glue/SystemShims/module.modulemap"
+    -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap")
 c_sanitizers=fuzzer-no-link
 [[ $sanitizers == *address* ]] && c_sanitizers+=,address
 
@@ -76,6 +77,8 @@ build_all() {
     say "building ($sanitizers) into $out"
     clang -c -O1 -fsanitize="$c_sanitizers" -I "$root/Sources/SystemShims/include" \
         "$root/Sources/SystemShims/shims.c" -o "$out/shims.o"
+    clang -c -O1 -fsanitize="$c_sanitizers" -I "$root/Sources/SystemShims/include" \
+        "$root/Sources/SystemShims/crash_report.c" -o "$out/crash_report.o"
     swiftc "${swift_flags[@]}" -emit-library -static -module-name GoModule \
         -emit-module -emit-module-path "$out/GoModule.swiftmodule" \
         "$root"/Sources/GoModule/*.swift -o "$out/libGoModule.a"
@@ -94,7 +97,7 @@ build_all() {
         local libs=()
         for lib in $(libraries "$target"); do libs+=("$out/lib$lib.a"); done
         swiftc "${swift_flags[@]}" -use-ld=lld "$root/fuzz/targets/FuzzSupport.swift" "$source" \
-            "${libs[@]}" "$out/shims.o" -o "$out/$target"
+            "${libs[@]}" "$out/shims.o" "$out/crash_report.o" -lz -o "$out/$target"
     done
 }
 

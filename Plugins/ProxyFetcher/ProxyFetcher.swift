@@ -133,20 +133,14 @@ final class ProxyFetcher: FetcherBackend {
         return url
     }
 
-    /// The checked .info fields: a JSON object with a string "Version" and, if present, a string "Time".
+    /// The .info's version, read with the host's own rule (`ArtifactValidator`): what passes here is stored.
     private func infoObject(_ bytes: [UInt8], subject: String, url: URL) throws(PluginFailure) -> (version: String, time: String?) {
-        guard let value = try? JSONSerialization.jsonObject(with: Data(bytes)), let object = value as? [String: Any] else {
-            throw .unavailable("\(subject): upstream sent an .info that is not a JSON object (\(redacted(url)))")
+        do {
+            let info = try ArtifactValidator.readInfo(bytes, version: nil)
+            return (info.version, info.time)
+        } catch {
+            throw .unavailable("\(subject): upstream sent \(error.message) (\(redacted(url)))")
         }
-        guard let version = object["Version"] as? String else {
-            throw .unavailable("\(subject): upstream sent an .info without a string \"Version\" (\(redacted(url)))")
-        }
-        let time = object["Time"]
-        // null is what Go's encoding/json reads as "no time".
-        guard time == nil || time is NSNull || time is String else {
-            throw .unavailable("\(subject): upstream sent an .info whose \"Time\" is not a string (\(redacted(url)))")
-        }
-        return (version, time as? String)
     }
 
     /// Hands bytes to a host sink, naming the subject if the host refuses them.

@@ -78,6 +78,9 @@ func applyLogSettings(_ manifest: Manifest) {
     Log.json = manifest.logFormat == "json"
 }
 
+// A crash (in a plugin or not) prints one line naming the plugin call in flight and the request first.
+CrashReporter.install()
+
 let manifest: Manifest
 let assembly: Assembly
 do {

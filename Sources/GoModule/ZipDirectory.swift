@@ -1,7 +1,7 @@
 // ZipDirectory: reads the central directory of a zip file, distrusting every field.
 //
 // Only the central directory is read: the end record (and its ZIP64 companions), then one header per entry.
-// Local headers and file data are never touched. Every count, size and offset is checked against the
+// Local headers and file data are never touched here (ZipContents reads them). Every count, size and offset is checked against the
 // file size before it is used, so a hostile zip can make `read` fail but never crash, hang, or allocate
 // more than a small multiple of the central directory it actually contains.
 
@@ -74,6 +74,17 @@ public enum ZipDirectory {
     ///
     /// The file offset of `fd` is not used or moved, so the caller may share `fd` across threads.
     public static func read(fd: Int32, size: UInt64) throws(ZipError) -> [ZipEntry] {
+        try listing(fd: fd, size: size).entries
+    }
+
+    /// What `read` returns, and where the central directory starts (where entries' data must end).
+    struct Listing {
+        var entries: [ZipEntry]
+        var directoryOffset: UInt64
+    }
+
+    /// `read`, keeping the directory's offset for `ZipContents.verify`.
+    static func listing(fd: Int32, size: UInt64) throws(ZipError) -> Listing {
         // pread takes a signed offset; a larger size cannot be a real file and would trap on conversion.
         guard size <= UInt64(Int64.max) else {
             throw ZipError(message: "zip: file size \(size) is out of range")
@@ -83,7 +94,7 @@ public enum ZipDirectory {
 
     /// Same over bytes in memory (for tests and small zips).
     public static func read(bytes: [UInt8]) throws(ZipError) -> [ZipEntry] {
-        try readEntries(MemorySource(bytes: bytes))
+        try readEntries(MemorySource(bytes: bytes)).entries
     }
 }
 
@@ -324,7 +335,7 @@ extension ArraySlice where Element == UInt8 {
     fileprivate func u64(_ at: Int) -> UInt64 { UInt64(u32(at)) | UInt64(u32(at + 4)) << 32 }
 }
 
-private func readEntries<S: ZipSource>(_ source: S) throws(ZipError) -> [ZipEntry] {
+private func readEntries<S: ZipSource>(_ source: S) throws(ZipError) -> ZipDirectory.Listing {
     let location = try locateDirectory(source)
     var cursor = DirectoryCursor(source: source, start: location.offset, end: location.offset + location.size)
     var entries: [ZipEntry] = []
@@ -338,7 +349,7 @@ private func readEntries<S: ZipSource>(_ source: S) throws(ZipError) -> [ZipEntr
                 + "\(location.entryCount) central directory entries")
     }
     try checkNoOverlap(entries)
-    return entries
+    return ZipDirectory.Listing(entries: entries, directoryOffset: location.offset)
 }
 
 private func readEntry<S: ZipSource>(_ index: Int, _ cursor: inout DirectoryCursor<S>, directoryOffset: UInt64) throws(ZipError)

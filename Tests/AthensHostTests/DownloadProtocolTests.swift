@@ -41,6 +41,8 @@ final class DownloadProtocolTests {
         ("example.com/lies/garbage", 502, "invalid zip"),
         ("example.com/lies/empty-zip", 502, "invalid zip"),
         ("example.com/lies/nomodule", 502, "without a module directive"),
+        ("example.com/lies/wrong-module", 502, "module declares its path as: example.com/other but was required as: example.com/lies/wrong-module"),
+        ("example.com/lies/bad-crc", 502, "zip: checksum error in entry \"example.com/lies/bad-crc@v1.0.0/go.mod\""),
         ("example.com/lies/huge-mod", 502, ".mod larger than"),
         ("example.com/lies/long-error", 502, "xxxx"),
     ])

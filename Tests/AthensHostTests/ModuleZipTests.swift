@@ -721,3 +721,64 @@ struct ModuleZipCheckTests {
             == "version \"v1.0\\x00\\n\\\"x\\\"\\\\\\x7f\\u0085\\u200b\u{1F600}é\" is not canonical (should be \"\")")
     }
 }
+
+@Suite("ArtifactValidator.checkZip reads local headers and data, not only the directory")
+struct ZipContentsCheckTests {
+    func check(_ bytes: [UInt8]) throws {
+        let file = try TemporaryFile(bytes)
+        defer { file.close() }
+        try ArtifactValidator.checkZip(fd: file.fd, size: UInt64(bytes.count), module: module, version: version)
+    }
+
+    @Test("zips written by Go (data descriptors), Python (deflate) and ours (stored, ZIP64) pass")
+    func realWriters() throws {
+        try check(goZip)
+        try check(pythonZip)
+        try check(sampleZip().build().bytes)
+        try check(sampleZip(zip64: true).build().bytes)
+    }
+
+    /// sampleZip with one byte XORed with `mask` at `offset` (from the start of the first local header).
+    func patched(_ offset: Int, _ mask: UInt8) -> [UInt8] {
+        var bytes = sampleZip().build().bytes
+        bytes[offset] ^= mask
+        return bytes
+    }
+
+    @Test("a local header that disagrees with the directory, or data that does not match its CRC-32, is refused", arguments: [
+        // Local header 0: method at 8, CRC-32 at 14, uncompressed size at 22, the 27-byte name at 30, data at 57.
+        (8, 8, "local header says method 8, directory says 0"),
+        (14, 0x01, "disagrees with the central directory"),
+        (22, 0x40, "disagrees with the central directory"),
+        (30 + 26, UInt8(ascii: "d") ^ UInt8(ascii: "e"), "the local header names it \"example.com/m@v1.0.0/go.moe\""),
+        (0, 0xFF, "has no local header at offset 0"),
+        (57 + 3, 0x20, "zip: checksum error in entry \"example.com/m@v1.0.0/go.mod\""),
+        (28, 0x40, "the data of entry \"example.com/m@v1.0.0/go.mod\" runs into the next entry or the central directory"),
+    ] as [(Int, UInt8, String)])
+    func lies(offset: Int, value: UInt8, message: String) throws {
+        let error = #expect(throws: ZipError.self) { try check(patched(offset, value)) }
+        #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
+    }
+
+    @Test("an entry that inflates to less than its declared size is refused")
+    func overstated() throws {
+        // pythonZip's go.mod: 21 bytes unpacked. Declare 22 in its local header (offset 22) and its central header.
+        var bytes = pythonZip
+        let central = try #require((0..<bytes.count - 4).first { bytes[$0..<$0 + 4].elementsEqual([0x50, 0x4B, 0x01, 0x02]) })
+        #expect(bytes[22] == 21 && bytes[central + 24] == 21)
+        bytes[22] = 22
+        bytes[central + 24] = 22
+        let error = #expect(throws: ZipError.self) { try check(bytes) }
+        #expect(error?.message == #"zip: entry "example.com/m@v1.0.0/go.mod" inflates to 21 bytes, not the 22 its directory declares"#)
+    }
+
+    @Test("a data descriptor whose CRC-32 differs from the directory's is refused")
+    func descriptorCRC() throws {
+        // goZip's first entry: local header at 0, 27-byte name, 27 bytes of data at 57, then "PK\x07\x08" and the CRC-32 at 88.
+        var bytes = goZip
+        #expect(Array(bytes[84..<88]) == [0x50, 0x4B, 0x07, 0x08])
+        bytes[88] ^= 0x01
+        let error = #expect(throws: ZipError.self) { try check(bytes) }
+        #expect(error?.message == #"zip: checksum error in the data descriptor of entry "example.com/m@v1.0.0/go.mod""#)
+    }
+}

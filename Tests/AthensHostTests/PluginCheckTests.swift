@@ -339,8 +339,8 @@ struct PluginCheckTests {
 
     @Test("a source serving a wrong .info, a bad go.mod or a broken zip fails the matching check", arguments: [
         ("v1.1.0.info", #"{"Version":"v1.0.0"}"#, "fetcher: .info names the version"),
-        ("v1.1.0.mod", "go 1.19\n", "fetcher: .mod has the module directive"),
-        ("v1.1.0.mod", "module example.com/other\n", "fetcher: .mod has the module directive"),
+        ("v1.1.0.mod", "go 1.19\n", "fetcher: .mod declares the module's path"),
+        ("v1.1.0.mod", "module example.com/other\n", "fetcher: .mod declares the module's path"),
         ("v1.1.0.zip", "PK this is not a zip", "fetcher: zip passes the go command's checks"),
     ])
     func badSourceFiles(file: String, content: String, failing: String) throws {
@@ -354,6 +354,23 @@ struct PluginCheckTests {
         let failed = rows.values.filter { $0.outcome == .fail }.map(\.name)
         // Only the checks that read the broken file fail.
         #expect(failed.allSatisfy { $0 == failing || $0.contains("resolve") }, "\(failed)")
+    }
+
+    @Test("a zip whose data does not match its directory (one byte flipped) fails the zip check: entries are read in full")
+    func zipCorruptData() throws {
+        let tree = TestSupport.makeTemporaryDirectory("corrupt-tree") + "/tree"
+        try #require(try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree]).status == 0)
+        let path = tree + "/example.com/hello/@v/v1.1.0.zip"
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        // The first entry's data starts after its 30-byte local header, name and extra field.
+        let dataStart = 30 + Int(bytes[26]) + Int(bytes[27]) << 8 + Int(bytes[28]) + Int(bytes[29]) << 8
+        bytes[dataStart + 1] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let (status, rows) = try Self.check(CPluginBuild.built.fetcher, config: CPluginBuild.rootConfig(tree), module: "example.com/hello", version: "v1.1.0")
+        #expect(status == 1)
+        let row = try #require(rows["fetcher: zip passes the go command's checks"])
+        #expect(row.outcome == .fail)
+        #expect(row.detail.hasPrefix("invalid module zip: zip: "), "\(row.detail)")
     }
 
     @Test("a zip with entries outside module@version/ is caught with Go's message")
@@ -502,6 +519,9 @@ struct PluginCheckTests {
         #expect(last.outcome == "FAIL")
         #expect(last.detail.hasPrefix(signal + " "), "\(last.detail)")
         #expect(last.detail.contains("in the plugin: the process died"))
+        // The same handler as the server's: one stderr line naming the call in flight.
+        #expect(result.stderr.contains("athens: fatal \(signal) "), "\(result.stderr)")
+        #expect(result.stderr.contains(" in plugin call: plugin-check call storage.open example.com/athens-plugin-check/"), "\(result.stderr)")
     }
 
     @Test("rows stay one line: long names keep a separator, multi-line details are joined and bounded")

@@ -4,6 +4,7 @@
 @testable import AthensHost
 #endif
 import Foundation
+import GoModule
 import Synchronization
 import Testing
 
@@ -94,6 +95,10 @@ private enum ProxyFetcherFixture {
             ("example.com/big/@v/v1.0.0.mod", helloMod),
             ("example.com/big/@v/v1.0.0.zip", helloZip),
             ("example.com/badtime/@v/v1.0.0.info", Array(#"{"Version":"v1.0.0","Time":5}"#.utf8)),
+            ("example.com/wordtime/@v/v1.0.0.info", Array(#"{"Version":"v1.0.0","Time":"yesterday"}"#.utf8)),
+            ("example.com/nulltime/@v/v1.0.0.info", Array(#"{"Version":"v1.0.0","Time":null}"#.utf8)),
+            ("example.com/nulltime/@v/v1.0.0.mod", Array("module example.com/nulltime\n".utf8)),
+            ("example.com/nulltime/@v/v1.0.0.zip", helloZip),
             ("example.com/noversion/@v/v1.0.0.info", Array(#"{"Time":"2020-01-02T03:04:05Z"}"#.utf8)),
             ("example.com/array/@v/v1.0.0.info", Array(#"["v1.0.0"]"#.utf8)),
             ("example.com/noncanonical/@latest", Array(#"{"Version":"v1.2"}"#.utf8)),
@@ -291,6 +296,7 @@ struct ProxyFetcherTests {
         ("/_fault/garbage:.info", "example.com/hello"),
         ("/_fault/wrong-version:.info", "example.com/hello"),
         ("", "example.com/badtime"),
+        ("", "example.com/wordtime"),
         ("", "example.com/noversion"),
         ("", "example.com/array"),
         ("", "example.com/big"),
@@ -303,6 +309,17 @@ struct ProxyFetcherTests {
         #expect(error?.message.contains("\(module)@v1.0.0") == true, "\(error?.message ?? "")")
         #expect(got.info.isEmpty && got.mod.isEmpty && got.zip.isEmpty)
         #expect(!upstream.requests().contains { $0.hasSuffix(".zip") })
+    }
+
+    @Test("a .info with \"Time\": null passes, as it does in the host and the go command (one rule for both)")
+    func nullTime() throws {
+        let upstream = try FakeGoproxyUpstream()
+        let fetcher = try makeProxyFetcher(url: upstream.url)
+        let (error, got) = attemptProxyFetch(fetcher, "example.com/nulltime", "v1.0.0")
+        #expect(error == nil, "\(String(describing: error))")
+        #expect(got.info == Array(#"{"Version":"v1.0.0","Time":null}"#.utf8))
+        // The host applies the same rule to what the fetcher handed over.
+        #expect(try ArtifactValidator.checkInfo(got.info, version: "v1.0.0") == "v1.0.0")
     }
 
     @Test("a truncated zip (Content-Length larger than the bytes sent) fails the fetch")

@@ -2,6 +2,7 @@
 // (Sources/GoModule/ModuleZip.swift), as the stasher applies them to a fetched zip.
 //
 // Input: the zip file. It is read from memory and, as production reads spooled zips, from a file descriptor;
+// a zip the module rules accept is then read in full (ArtifactValidator.checkZip: local headers, inflate, CRC-32);
 // both must agree. Accepted entries must lie inside the file without overlapping; stored entries' sizes agree.
 // The entries are then checked as the module named by the first entry ("<module>@<version>/…") and as
 // example.com/m@v1.0.0; a zip `ModuleZip.check` accepts has every entry under the module's prefix.
@@ -64,6 +65,13 @@ private func checkModule(_ module: String, _ version: String, _ entries: [ZipEnt
     require(total <= ModuleZip.maxZipFile, "total size \(total) accepted")
     if let goMod = ModuleZip.goModEntry(module: module, version: version, entries: entries) {
         require(goMod.name.utf8.elementsEqual((prefix + "go.mod").utf8), "go.mod entry \(goMod.name.debugDescription)")
+    }
+    // Then what the stasher does next: every entry read in full (local headers, inflate, CRC-32) from the spool.
+    do throws(ZipError) {
+        let checked = try ArtifactValidator.checkZip(fd: spool, size: UInt64(size), module: module, version: version)
+        require(checked == entries, "checkZip saw other entries than the directory read")
+    } catch {
+        require(error.message.hasPrefix("zip: "), "a content error without the zip: prefix: \(error.message)")
     }
 }
 

@@ -24,6 +24,12 @@ struct DownloadError: Error, Equatable, CustomStringConvertible {
         case .timeout:
             status = 504
             message = "\(error.plugin) timed out: " + error.message
+        case .contractViolation:
+            // A plugin's broken answer (e.g. a blob range past its file's end) is a bad gateway, not our bug;
+            // the details, with the library's path, go to the log only.
+            status = 502
+            message = "\(error.plugin) unavailable: it gave an invalid answer to \(error.operation) (see the server log)"
+            Log.error("\(error) [\(module)\(version.map { "@" + $0 } ?? "")]")
         default:
             status = 500
             message = "internal error (see the server log)"

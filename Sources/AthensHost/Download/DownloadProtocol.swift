@@ -168,7 +168,10 @@ final class DownloadProtocol: @unchecked Sendable {
 
     private func stashInBackground(module: String, version: String) {
         let stasher = self.stasher
+        let request = CrashReporter.currentRequest()
         background.submit {
+            CrashReporter.setRequest(request)
+            defer { CrashReporter.setRequest("") }
             do {
                 try stasher.stash(module: module, version: version)
             } catch {
@@ -196,7 +199,13 @@ final class DownloadProtocol: @unchecked Sendable {
         }
         do {
             let blob = try storage.open(module: module, version: version, artifact: artifact)
-            if blob.size <= UInt64(cache.maxFileBytes), let bytes = blob.readAll(limit: UInt64(cache.maxFileBytes)) {
+            if blob.size <= UInt64(cache.maxFileBytes) {
+                // A small file that cannot be read whole is broken: serving the blob would send a 200 cut short.
+                guard let bytes = blob.readAll(limit: UInt64(cache.maxFileBytes)) else {
+                    return .failure(DownloadError(PluginError(code: .contractViolation, plugin: storage.name, operation: "storage.open",
+                                                              message: "its \(artifact) blob of \(blob.size) bytes could not be read whole",
+                                                              library: storage.library.path), module: module, version: version))
+                }
                 cache.put(key, bytes)
                 return .success(Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes)))
             }
@@ -220,7 +229,11 @@ final class DownloadProtocol: @unchecked Sendable {
 
     /// Runs `work` on the download pool and answers with its result; 503 when the pool is full.
     private func offload(_ responder: Responder, _ work: @escaping @Sendable () throws(DownloadError) -> Response) {
+        // The crash line names the request a pool thread works for, as it does on the event loop.
+        let request = CrashReporter.currentRequest()
         let accepted = pool.submit {
+            CrashReporter.setRequest(request)
+            defer { CrashReporter.setRequest("") }
             do throws(DownloadError) {
                 responder.respond(try work())
             } catch {

@@ -514,7 +514,9 @@ final class EventLoop: @unchecked Sendable {
                     c.requestTarget = request.target
                     c.requestID = requestID(for: request)
                     server.activeRequests.add(1, ordering: .relaxed)
+                    CrashReporter.setRequest(c.requestID)  // a crash while handling names this request
                     handler.handle(request, responder: Responder(loop: self, fd: c.fd, generation: c.generation))
+                    CrashReporter.setRequest("")
                 }
             case .awaiting:
                 guard let response = c.pending else { return }

@@ -1,3 +1,4 @@
+import Glibc
 import PluginABI
 
 /// One of the three stored files of a module version.
@@ -41,15 +42,21 @@ final class Blob: @unchecked Sendable {
     private let raw: ath_blob
     /// Keeps the plugin instance alive while its blob is (a reload may drop every other reference).
     private let owner: AnyObject?
+    /// How a crash in the blob's read or release entry is reported.
+    private let labels: (read: CallLabel, release: CallLabel)?
 
-    /// Takes ownership of `raw`; throws (after releasing it) if it is not one valid shape.
-    init(taking raw: ath_blob, plugin: String, owner: AnyObject? = nil) throws(PluginError) {
+    /// Takes ownership of `raw`; throws (after releasing it) if it is not one valid shape, or if an fd blob's
+    /// range does not lie inside its file (checked with fstat now, before any status line is sent, so a lying
+    /// storage gets a 502 instead of a 200 cut short).
+    init(taking raw: ath_blob, plugin: String, library: String = "", labels: (read: CallLabel, release: CallLabel)? = nil,
+         owner: AnyObject? = nil) throws(PluginError) {
         self.raw = raw
         self.owner = owner
+        self.labels = labels
         size = raw.size
         let shapes = (raw.fd >= 0 ? 1 : 0) + (raw.data != nil ? 1 : 0) + (raw.read != nil ? 1 : 0)
         func violation(_ why: String) -> PluginError {
-            PluginError(code: .contractViolation, plugin: plugin, operation: "storage.open", message: why)
+            PluginError(code: .contractViolation, plugin: plugin, operation: "storage.open", message: why, library: library)
         }
         guard raw.release != nil else { throw violation("blob without release") }
         guard shapes == 1 else {
@@ -57,6 +64,21 @@ final class Blob: @unchecked Sendable {
             throw violation("blob must have exactly one of fd, data, read (has \(shapes))")
         }
         if raw.fd >= 0 {
+            var status = stat()
+            guard fstat(raw.fd, &status) == 0 else {
+                let why = String(cString: strerror(errno))
+                raw.release?(raw.private_data)
+                throw violation("fd blob: fstat(\(raw.fd)) failed: \(why)")
+            }
+            guard status.st_mode & S_IFMT == S_IFREG else {
+                raw.release?(raw.private_data)
+                throw violation("fd blob: fd \(raw.fd) is not a regular file")
+            }
+            let (end, overflow) = raw.offset.addingReportingOverflow(raw.size)
+            guard !overflow, end <= UInt64(status.st_size) else {
+                raw.release?(raw.private_data)
+                throw violation("fd blob: range offset \(raw.offset) + size \(raw.size) runs past the end of its file (\(status.st_size) bytes)")
+            }
             shape = .file(fd: raw.fd, offset: raw.offset)
         } else if let data = raw.data {
             shape = .bytes(UnsafeRawBufferPointer(start: data, count: Int(raw.size)))
@@ -65,12 +87,19 @@ final class Blob: @unchecked Sendable {
         }
     }
 
-    deinit { raw.release?(raw.private_data) }
+    deinit {
+        if let labels {
+            CrashReporter.during(labels.release) { raw.release?(raw.private_data) }
+        } else {
+            raw.release?(raw.private_data)
+        }
+    }
 
     /// Reads the next bytes of a stream blob; 0 at the end, nil on error.
     func readStream(into buffer: UnsafeMutableRawBufferPointer) -> Int? {
         guard let read = raw.read, let base = buffer.baseAddress else { return nil }
-        let n = read(raw.private_data, base.assumingMemoryBound(to: UInt8.self), UInt64(buffer.count))
+        let call = { read(self.raw.private_data, base.assumingMemoryBound(to: UInt8.self), UInt64(buffer.count)) }
+        let n = labels.map { CrashReporter.during($0.read, call) } ?? call()
         return n >= 0 && n <= buffer.count ? Int(n) : nil
     }
 
@@ -103,6 +132,3 @@ final class Blob: @unchecked Sendable {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -13,16 +13,22 @@ final class FetcherPlugin: @unchecked Sendable {
     var name: String { created.name }
     var library: PluginLibrary { created.library }
 
+    /// How a crash names each entry (see `CrashReporter`).
+    private let labels: (fetch: CallLabel, list: CallLabel, resolve: CallLabel)
+
     init(library: PluginLibrary, configJSON: String, name: String? = nil) throws(PluginError) {
         created = try PluginInstance(library: library, configJSON: configJSON, name: name, expected: .fetcher)
         methods = library.fetcherMethods!
+        let plugin = created.name
+        labels = (CallLabel(kind: "fetcher", plugin: plugin, entry: "fetch"), CallLabel(kind: "fetcher", plugin: plugin, entry: "list"),
+                  CallLabel(kind: "fetcher", plugin: plugin, entry: "resolve"))
     }
 
     /// Receives bytes; returns false to refuse more (the plugin must then fail).
     typealias Sink = (UnsafeRawBufferPointer) -> Bool
 
     private func failure(_ status: ath_status, _ operation: String, _ error: ath_error) -> PluginError {
-        PluginError(code: .init(status), plugin: name, operation: "fetcher." + operation, message: error.text)
+        PluginError(code: .init(status), plugin: name, operation: "fetcher." + operation, message: error.text, library: library.path)
     }
 
     /// Fetches module@version (canonical) into the three sinks.
@@ -31,7 +37,9 @@ final class FetcherPlugin: @unchecked Sendable {
         let status = withSink(info) { i in
             withSink(mod) { m in
                 withSink(zip) { z in
-                    module.withCString { mp in version.withCString { vp in methods.fetch!(instance, mp, vp, i, m, z, &error) } }
+                    module.withCString { mp in
+                        version.withCString { vp in CrashReporter.during(labels.fetch, module: mp, version: vp) { methods.fetch!(instance, mp, vp, i, m, z, &error) } }
+                    }
                 }
             }
         }
@@ -42,7 +50,9 @@ final class FetcherPlugin: @unchecked Sendable {
     func list(module: String) throws(PluginError) -> [String] {
         var error = ath_error.empty()
         let collector = VersionCollector()
-        let status = module.withCString { methods.list!(instance, $0, VersionCollector.emit, collector.context, &error) }
+        let status = module.withCString { m in
+            CrashReporter.during(labels.list, module: m) { methods.list!(instance, m, VersionCollector.emit, collector.context, &error) }
+        }
         guard status == ATH_OK else { throw failure(status, "list", error) }
         return collector.versions
     }
@@ -57,7 +67,9 @@ final class FetcherPlugin: @unchecked Sendable {
             info += bytes
             return true
         }) { sink in
-            module.withCString { m in query.withCString { q in methods.resolve!(instance, m, q, sink, &error) } }
+            module.withCString { m in
+                query.withCString { q in CrashReporter.during(labels.resolve, module: m, version: q) { methods.resolve!(instance, m, q, sink, &error) } }
+            }
         }
         if overflow { throw PluginError(code: .invalid, plugin: name, operation: "fetcher.resolve", message: "info larger than \(limit) bytes") }
         guard status == ATH_OK else { throw failure(status, "resolve", error) }

@@ -44,14 +44,18 @@ struct PluginError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     var code: Code
-    /// The plugin as named in the manifest (or its file name).
+    /// The plugin as named in the manifest, or by its descriptor when the manifest gives a file path: the name
+    /// clients may see.
     var plugin: String
     /// e.g. "storage.open".
     var operation: String
     /// Copied out of `ath_error` before the call returned.
     var message: String
+    /// The shared library's path: for the server log only, never for a client (it tells them the file layout).
+    var library: String = ""
 
-    var description: String { "\(plugin) \(operation): \(code): \(message)" }
+    /// For logs: names the library file too, when known.
+    var description: String { "\(plugin) \(operation): \(code): \(message)" + (library.isEmpty ? "" : " (\(library))") }
 }
 
 extension ath_error {

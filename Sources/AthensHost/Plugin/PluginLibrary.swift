@@ -151,14 +151,18 @@ final class PluginInstance: @unchecked Sendable {
 
     /// Calls `create` with the plugin's JSON config; `expected` is the kind the caller needs.
     init(library: PluginLibrary, configJSON: String, name: String?, expected: PluginKind) throws(PluginError) {
-        let name = name ?? library.name
+        // A manifest may name a plugin by its file ("/opt/athens/libX.so"); error bodies must not show clients that
+        // path, so such an instance goes by the plugin's own name.
+        let name = name.flatMap { $0.contains("/") || $0.hasSuffix(".so") ? nil : $0 } ?? library.name
         guard library.kind == expected else {
             throw PluginError(code: .invalid, plugin: name, operation: "create",
                               message: "\(library.path) is a \(library.kind) plugin, not a \(expected) plugin")
         }
         var error = ath_error.empty()
         var instance: UnsafeMutableRawPointer?
-        let status = configJSON.withCString { library.descriptor.create!($0, &instance, &error) }
+        let status = CrashReporter.during(CallLabel(kind: "\(expected)", plugin: name, entry: "create")) {
+            configJSON.withCString { library.descriptor.create!($0, &instance, &error) }
+        }
         guard status == ATH_OK else {
             throw PluginError(code: .init(status), plugin: name, operation: "create", message: error.text)
         }
@@ -167,5 +171,7 @@ final class PluginInstance: @unchecked Sendable {
         pointer = instance
     }
 
-    deinit { library.descriptor.destroy?(pointer) }
+    deinit {
+        CrashReporter.during(CallLabel(kind: "\(library.kind)", plugin: name, entry: "destroy")) { library.descriptor.destroy?(pointer) }
+    }
 }

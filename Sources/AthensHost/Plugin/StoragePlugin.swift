@@ -13,13 +13,27 @@ final class StoragePlugin: @unchecked Sendable {
     var name: String { created.name }
     var library: PluginLibrary { created.library }
 
+    /// How a crash names each entry (see `CrashReporter`).
+    private let labels: Labels
+
+    struct Labels {
+        let open, save, exists, list, remove, catalog, blobRead, blobRelease: CallLabel
+
+        init(_ plugin: String) {
+            func label(_ entry: String) -> CallLabel { CallLabel(kind: "storage", plugin: plugin, entry: entry) }
+            (open, save, exists, list, remove) = (label("open"), label("save"), label("exists"), label("list"), label("remove"))
+            (catalog, blobRead, blobRelease) = (label("catalog"), label("blob read"), label("blob release"))
+        }
+    }
+
     init(library: PluginLibrary, configJSON: String, name: String? = nil) throws(PluginError) {
         created = try PluginInstance(library: library, configJSON: configJSON, name: name, expected: .storage)
         methods = library.storageMethods!
+        labels = Labels(created.name)
     }
 
     private func failure(_ status: ath_status, _ operation: String, _ error: ath_error) -> PluginError {
-        PluginError(code: .init(status), plugin: name, operation: "storage." + operation, message: error.text)
+        PluginError(code: .init(status), plugin: name, operation: "storage." + operation, message: error.text, library: library.path)
     }
 
     /// One stored file; throws `.notFound` when the version is not stored.
@@ -27,9 +41,11 @@ final class StoragePlugin: @unchecked Sendable {
         var error = ath_error.empty()
         var raw = ath_blob()
         raw.fd = -1
-        let status = module.withCString { m in version.withCString { v in methods.open!(instance, m, v, artifact.cValue, &raw, &error) } }
+        let status = module.withCString { m in
+            version.withCString { v in CrashReporter.during(labels.open, module: m, version: v) { methods.open!(instance, m, v, artifact.cValue, &raw, &error) } }
+        }
         guard status == ATH_OK else { throw failure(status, "open", error) }
-        return try Blob(taking: raw, plugin: name, owner: created)
+        return try Blob(taking: raw, plugin: name, library: library.path, labels: (labels.blobRead, labels.blobRelease), owner: created)
     }
 
     /// Saves a version; the zip is read from `zipFD` (`zipSize` bytes from offset 0) with pread.
@@ -56,7 +72,9 @@ final class StoragePlugin: @unchecked Sendable {
                             // Non-empty base addresses: the ABI's pointers are non-null even for empty files.
                             let empty: UInt8 = 0
                             return withUnsafePointer(to: empty) { e in
-                                methods.save!(instance, m, v, i.baseAddress ?? e, UInt64(i.count), d.baseAddress ?? e, UInt64(d.count), &reader, &error)
+                                CrashReporter.during(labels.save, module: m, version: v) {
+                                    methods.save!(instance, m, v, i.baseAddress ?? e, UInt64(i.count), d.baseAddress ?? e, UInt64(d.count), &reader, &error)
+                                }
                             }
                         }
                     }
@@ -71,7 +89,9 @@ final class StoragePlugin: @unchecked Sendable {
     func exists(module: String, version: String) throws(PluginError) -> Bool {
         var error = ath_error.empty()
         var out: Int32 = 0
-        let status = module.withCString { m in version.withCString { v in methods.exists!(instance, m, v, &out, &error) } }
+        let status = module.withCString { m in
+            version.withCString { v in CrashReporter.during(labels.exists, module: m, version: v) { methods.exists!(instance, m, v, &out, &error) } }
+        }
         guard status == ATH_OK else { throw failure(status, "exists", error) }
         return out != 0
     }
@@ -80,7 +100,9 @@ final class StoragePlugin: @unchecked Sendable {
     func list(module: String) throws(PluginError) -> [String] {
         var error = ath_error.empty()
         let collector = VersionCollector()
-        let status = module.withCString { methods.list!(instance, $0, VersionCollector.emit, collector.context, &error) }
+        let status = module.withCString { m in
+            CrashReporter.during(labels.list, module: m) { methods.list!(instance, m, VersionCollector.emit, collector.context, &error) }
+        }
         guard status == ATH_OK else { throw failure(status, "list", error) }
         return collector.versions
     }
@@ -88,7 +110,9 @@ final class StoragePlugin: @unchecked Sendable {
     /// Deletes a version.
     func remove(module: String, version: String) throws(PluginError) {
         var error = ath_error.empty()
-        let status = module.withCString { m in version.withCString { v in methods.remove!(instance, m, v, &error) } }
+        let status = module.withCString { m in
+            version.withCString { v in CrashReporter.during(labels.remove, module: m, version: v) { methods.remove!(instance, m, v, &error) } }
+        }
         guard status == ATH_OK else { throw failure(status, "remove", error) }
     }
 
@@ -98,7 +122,7 @@ final class StoragePlugin: @unchecked Sendable {
     /// One catalog page; `next` is "" on the last page.
     func catalog(token: String, pageSize: Int) throws(PluginError) -> (entries: [(module: String, version: String)], next: String) {
         guard let catalog = methods.catalog else {
-            throw PluginError(code: .invalid, plugin: name, operation: "storage.catalog", message: "not implemented by this storage")
+            throw PluginError(code: .invalid, plugin: name, operation: "storage.catalog", message: "not implemented by this storage", library: library.path)
         }
         var error = ath_error.empty()
         var entries: [(module: String, version: String)] = []
@@ -106,17 +130,19 @@ final class StoragePlugin: @unchecked Sendable {
         let status = withUnsafeMutablePointer(to: &entries) { out in
             token.withCString { t in
                 next.withUnsafeMutableBufferPointer { n in
+                    CrashReporter.during(labels.catalog) {
                     catalog(instance, t, UInt32(clamping: pageSize), { ctx, module, version in
                         ctx!.assumingMemoryBound(to: [(module: String, version: String)].self).pointee
                             .append((String(cString: module), String(cString: version)))
                         return 0
                     }, out, n.baseAddress!, &error)
+                    }
                 }
             }
         }
         guard status == ATH_OK else { throw failure(status, "catalog", error) }
         guard entries.count <= pageSize else {
-            throw PluginError(code: .contractViolation, plugin: name, operation: "storage.catalog", message: "returned \(entries.count) entries for a page of \(pageSize)")
+            throw PluginError(code: .contractViolation, plugin: name, operation: "storage.catalog", message: "returned \(entries.count) entries for a page of \(pageSize)", library: library.path)
         }
         next[next.count - 1] = 0
         let nextToken = next.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }

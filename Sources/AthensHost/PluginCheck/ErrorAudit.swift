@@ -28,7 +28,8 @@ final class ErrorAudit: @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: total, alignment: 16)
         defer { raw.deallocate() }
         raw.initializeMemory(as: UInt8.self, repeating: Self.fill, count: total)
-        let status = body(raw.bindMemory(to: ath_error.self, capacity: 1))
+        // The operation names the entry and its module@version: a crash line on stderr says which call died.
+        let status = CrashReporter.during(CallLabel(plugin: operation)) { body(raw.bindMemory(to: ath_error.self, capacity: 1)) }
         let bytes = UnsafeRawBufferPointer(start: raw, count: total)
         if status == ATH_OK { return (status, "") }
         let terminator = bytes[0..<capacity].firstIndex(of: 0)

@@ -45,23 +45,20 @@ struct FetcherChecks {
             }
             return "\"Version\":\"\(version)\""
         }
-        report.check("fetcher: .mod has the module directive") {
+        report.check("fetcher: .mod declares the module's path") {
             guard let fetched else { throw CheckFailure("no fetch to check (see above)") }
             do throws(ValidationError) {
-                try ArtifactValidator.checkMod(fetched.mod.bytes)
+                try ArtifactValidator.checkMod(fetched.mod.bytes, module: module)
             } catch {
                 throw CheckFailure("produced \(error.message)")
             }
-            guard let named = Self.modulePath(inGoMod: fetched.mod.bytes) else { return "module directive present" }
-            guard named == module else { throw CheckFailure("the go.mod declares module \(named), not \(module)") }
-            return "module \(named)"
+            return "module \(module)"
         }
         report.check("fetcher: zip passes the go command's checks") {
             guard let fetched, let fd = fetched.zip.fd else { throw CheckFailure("no fetch to check (see above)") }
             do throws(ZipError) {
-                let entries = try ZipDirectory.read(fd: fd, size: fetched.zip.size)
-                try ModuleZip.check(module: module, version: version, entries: entries, zipSize: fetched.zip.size)
-                return "\(entries.count) entries under \(module)@\(version)/"
+                let entries = try ArtifactValidator.checkZip(fd: fd, size: fetched.zip.size, module: module, version: version)
+                return "\(entries.count) entries under \(module)@\(version)/, each read in full (CRC-32 and sizes agree)"
             } catch {
                 throw CheckFailure("invalid module zip: \(error.message)")
             }
@@ -92,20 +89,6 @@ struct FetcherChecks {
             if let problems = fetcher.sinkProblems.summary { throw CheckFailure(problems) }
             return "no overlapping writes; nothing written after a refusal"
         }
-    }
-
-    /// The path of the first `module` directive, unquoted; nil if it cannot be read simply.
-    static func modulePath(inGoMod bytes: [UInt8]) -> String? {
-        let text = String(decoding: bytes, as: UTF8.self)
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard fields.first == "module", fields.count >= 2 else { continue }
-            var path = String(fields[1])
-            if path.hasPrefix("\"") && path.hasSuffix("\"") && path.count >= 2 { path = String(path.dropFirst().dropLast()) }
-            if path.hasPrefix("(") || path.hasPrefix("//") || path.hasPrefix("`") { return nil }
-            return path
-        }
-        return nil
     }
 
     private func listIsCanonical() throws -> String {

@@ -76,9 +76,8 @@ final class FetchingStasher: Stasher {
         let what = "\(module)@\(version)"
         do {
             try ArtifactValidator.checkInfo(info, version: version)
-            try ArtifactValidator.checkMod(mod)
-            let entries = try ZipDirectory.read(fd: spool.fd, size: zipBytes)
-            try ModuleZip.check(module: module, version: version, entries: entries, zipSize: zipBytes)
+            try ArtifactValidator.checkMod(mod, module: module)
+            try ArtifactValidator.checkZip(fd: spool.fd, size: zipBytes, module: module, version: version)
         } catch let error as ZipError {
             throw DownloadError(status: 502, message: "\(what): fetcher \(fetcher.name) produced an invalid zip: \(error.message)")
         } catch let error as ValidationError {
@@ -88,8 +87,18 @@ final class FetchingStasher: Stasher {
         }
         do {
             try storage.save(module: module, version: version, info: info, mod: mod, zipFD: spool.fd, zipSize: zipBytes)
-        } catch {
-            throw DownloadError(error, module: module, version: version)
+        } catch let saveError {
+            // A save that failed half-way may have left files behind; served later they would be a truncated
+            // 200. Ask the storage to drop the version before answering. (Should another process have stored it
+            // meanwhile, the cost is one more fetch later, never a bad file.)
+            do throws(PluginError) {
+                try storage.remove(module: module, version: version)
+            } catch where error.code == .notFound {
+                // Nothing was left behind.
+            } catch {
+                Log.error("after a failed save, removing the version failed too: \(error) [\(module)@\(version)]")
+            }
+            throw DownloadError(saveError, module: module, version: version)
         }
     }
 }
@@ -120,50 +129,4 @@ final class Spool {
     }
 
     deinit { close(fd) }
-}
-
-/// Checks the .info and .mod a fetcher produced.
-struct ValidationError: Error { var message: String }
-
-enum ArtifactValidator {
-    /// Largest .info accepted.
-    static let maxInfo = 1 << 16
-
-    /// A JSON object whose "Version" is `version` (when given) and canonical, and "Time", if any, a string.
-    /// Returns the version it names.
-    @discardableResult
-    static func checkInfo(_ info: [UInt8], version: String?) throws(ValidationError) -> String {
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(info))) as? [String: Any] else {
-            throw ValidationError(message: "a .info that is not a JSON object")
-        }
-        guard let named = object["Version"] as? String else { throw ValidationError(message: "a .info without a string \"Version\"") }
-        if let version, named != version {
-            throw ValidationError(message: "a .info for version \(named) instead of the requested \(version)")
-        }
-        guard ModulePath.canonicalVersion(named) == named else {
-            throw ValidationError(message: "a .info with non-canonical version \(named)")
-        }
-        if let time = object["Time"], !(time is String) { throw ValidationError(message: "a .info whose \"Time\" is not a string") }
-        return named
-    }
-
-    /// UTF-8 text with a `module` directive, as the go command requires of every go.mod.
-    static func checkMod(_ mod: [UInt8]) throws(ValidationError) {
-        guard let text = String(validating: mod, as: UTF8.self) else { throw ValidationError(message: "a .mod that is not UTF-8") }
-        var inComment = false
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
-            var rest = line.trimmingSpaces
-            if inComment {
-                guard let end = rest.range(of: "*/") else { continue }
-                rest = rest[end.upperBound...].trimmingSpaces
-                inComment = false
-            }
-            if rest.hasPrefix("/*") { inComment = !rest.contains("*/"); continue }
-            if rest.hasPrefix("module") {
-                let after = rest.dropFirst("module".count)
-                if let first = after.first, first == " " || first == "\t" || first == "(" { return }
-            }
-        }
-        throw ValidationError(message: "a .mod without a module directive")
-    }
 }

@@ -5,6 +5,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
+#include "crash_report.h"
 
 /** CPUs in this process's affinity mask (what taskset allows); 0 if it cannot be read. */
 int athens_affinity_cpu_count(void);

@@ -13,6 +13,8 @@
  *   example.com/lies/garbage    zip is not a zip
  *   example.com/lies/empty-zip  says OK but wrote no zip bytes
  *   example.com/lies/nomodule   go.mod without a module line
+ *   example.com/lies/wrong-module  go.mod (and the zip's) declares example.com/other
+ *   example.com/lies/bad-crc    one byte of the zip's go.mod data flipped after its CRC-32 was computed
  *   example.com/lies/huge-mod   writes a go.mod past 16 MiB and ignores the refusal, then says OK
  *   example.com/lies/long-error a 100 KiB error message source: message must stay bounded
  * list: v1.0.0, v1.1.0, v1.2.0-pre, junk, v0.0.0-20240101000000-abcdefabcdef (host filters the last two)
@@ -138,6 +140,7 @@ static ath_status fetch(void *instance, const char *module, const char *version,
         return ATH_OK;
     }
     if (is(module, "example.com/lies/nomodule")) snprintf(gomod, sizeof gomod, "go 1.19\n");
+    else if (is(module, "example.com/lies/wrong-module")) snprintf(gomod, sizeof gomod, "module example.com/other\n\ngo 1.19\n");
     else snprintf(gomod, sizeof gomod, "module %s\n\ngo 1.19\n", module);
     if (write_all(mod, gomod, strlen(gomod))) return fail(err, ATH_INVALID, module, "mod refused");
 
@@ -154,6 +157,7 @@ static ath_status fetch(void *instance, const char *module, const char *version,
     const char *names[] = {name_mod, name_go};
     const char *contents[] = {gomod, "package x\n"};
     struct buf z = make_zip(2, names, contents);
+    if (is(module, "example.com/lies/bad-crc")) z.p[30 + strlen(name_mod)] ^= 0x01; /* first byte of go.mod's data */
     int refused = write_all(zip, z.p, z.n);
     free(z.p);
     return refused ? fail(err, ATH_INVALID, module, "zip refused") : ATH_OK;

@@ -13,6 +13,9 @@
  * Run-time faults, by module path (for the fault-injection tests):
  *   a module containing "storage-fail"   save fails with ATH_UNAVAILABLE ("disk on fire")
  *   a module containing "storage-stall"  open sleeps 2 s first
+ *   a module containing "fd-past-end"    open hands out an fd blob whose size runs 1000 bytes past the file's end
+ *   a module containing "save-partial"   save keeps the files with half the zip, then fails (ATH_UNAVAILABLE)
+ *   a module containing "crash-open"     open dereferences NULL (SIGSEGV inside the plugin)
  */
 #include "athens_plugin.h"
 #include <pthread.h>
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -107,9 +111,34 @@ static void blob_release(void *private_data) {
     free(r);
 }
 
+static void fd_release(void *private_data) { close((int)(intptr_t)private_data); }
+
+/* The stored bytes in an unlinked temporary file, announced 1000 bytes longer than they are. */
+static ath_status open_past_end(struct entry *e, int which, ath_blob *out, ath_error *err) {
+    char path[] = "/tmp/athens-test-storage-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        ath_error_set(err, "mkstemp failed");
+        return ATH_UNAVAILABLE;
+    }
+    unlink(path);
+    if (write(fd, e->files[which], e->sizes[which]) != (ssize_t)e->sizes[which]) {
+        close(fd);
+        ath_error_set(err, "write failed");
+        return ATH_UNAVAILABLE;
+    }
+    *out = (ath_blob){.fd = fd, .offset = 0, .size = e->sizes[which] + 1000, .release = fd_release,
+                      .private_data = (void *)(intptr_t)fd};
+    return ATH_OK;
+}
+
 static ath_status storage_open(void *instance, const char *module, const char *version, ath_artifact artifact,
                                ath_blob *out, ath_error *err) {
     struct store *s = instance;
+    if (strstr(module, "crash-open")) {
+        volatile int *nowhere = NULL;
+        *nowhere = 1;
+    }
     if (strstr(module, "storage-stall")) {
         struct timespec t = {2, 0};
         nanosleep(&t, NULL);
@@ -131,6 +160,12 @@ static ath_status storage_open(void *instance, const char *module, const char *v
         snprintf(message, sizeof message, "%s@%s: not stored", module, version);
         ath_error_set(err, message);
         return ATH_NOT_FOUND;
+    }
+    if (strstr(module, "fd-past-end")) {
+        free(r);
+        ath_status status = open_past_end(e, which, out, err);
+        entry_unref(s, e);
+        return status;
     }
     r->entry = e;
     r->store = s;
@@ -174,6 +209,8 @@ static ath_status storage_save(void *instance, const char *module, const char *v
         got += (uint64_t)n;
     }
     e->sizes[2] = got;
+    int partial = strstr(module, "save-partial") != NULL;
+    if (partial) e->sizes[2] = got / 2; /* as if the disk filled half-way through the zip */
     pthread_mutex_lock(&s->lock);
     if (find(s, module, version)) {
         pthread_mutex_unlock(&s->lock);
@@ -184,6 +221,10 @@ static ath_status storage_save(void *instance, const char *module, const char *v
     e->next = s->head;
     s->head = e;
     pthread_mutex_unlock(&s->lock);
+    if (partial) {
+        ath_error_set(err, "disk full half-way through the zip");
+        return ATH_UNAVAILABLE;
+    }
     return ATH_OK;
 }
 
