@@ -113,6 +113,147 @@ final class ServerHardeningTests {
         #expect(flag.failed == 0 && flag.served > 0, "load during reloads: \(flag.served) served, \(flag.failed) failed")
         #expect(process.process.isRunning)
     }
+
+    /// A TCP connection to athens from `source` (any 127.x works on loopback): the fd, or -errno.
+    static func connect(port: UInt16, from source: String = "127.0.0.1") -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return -errno }
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        var remote = local
+        remote.sin_port = port.bigEndian
+        remote.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let connected = bound == 0 && withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+        if connected { return fd }
+        let error = errno
+        close(fd)
+        return -error
+    }
+
+    static func send(_ fd: Int32, _ text: String) {
+        _ = Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Raises this process's descriptor soft limit to at least `needed`, or says why it cannot.
+    static func raiseDescriptorLimit(to needed: Int) throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        guard limit.rlim_max >= rlim_t(needed) else { throw TestFailure("RLIMIT_NOFILE hard limit \(limit.rlim_max) < \(needed)") }
+        if limit.rlim_cur < rlim_t(needed) {
+            limit.rlim_cur = limit.rlim_max
+            guard setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw TestFailure("setrlimit: \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    /// The value of a gauge in athens' /metrics.
+    static func gauge(_ name: String, port: UInt16) -> Double? {
+        guard let c = try? RawClient(port: port) else { return nil }
+        c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        guard let r = c.readResponse(timeout: 10) else { return nil }
+        return String(decoding: r.body, as: UTF8.self).split(separator: "\n")
+            .first { $0.hasPrefix(name + " ") }.flatMap { Double($0.split(separator: " ")[1]) }
+    }
+
+    /// Ten requests from 127.0.0.1 on fresh connections; the slowest one's seconds (infinity if one failed).
+    static func worstOfTen(port: UInt16, path: String = "/healthz") -> Double {
+        var worst = 0.0
+        for _ in 0..<10 {
+            let start = Date()
+            guard let c = try? RawClient(port: port) else { return .infinity }
+            c.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
+            guard c.readResponse(timeout: 10)?.status == 200 else { return .infinity }
+            worst = max(worst, Date().timeIntervalSince(start))
+        }
+        return worst
+    }
+
+    @Test("10,050 idle sockets from one address (127.0.0.2) leave another client (127.0.0.1) served in < 100 ms")
+    func oneAddressCannotFillTheServer() throws {
+        try Self.raiseDescriptorLimit(to: 10_600)
+        // The defaults: maxConnections 10,000, a tenth of it per client.
+        let server = try AthensServer(manifest: #"{"spoolDirectory": "\#(work)", "accessLog": false, "storage": {"plugin": "MemoryStorage"}}"#, directory: work)
+        defer { server.stop() }
+        var attacker: [Int32] = []
+        defer { for fd in attacker { close(fd) } }
+        for i in 0..<10_050 {
+            let fd = Self.connect(port: server.port, from: "127.0.0.2")
+            guard fd >= 0 else { Issue.record("connect \(i) from 127.0.0.2: \(String(cString: strerror(-fd)))"); return }
+            if i % 2 == 1 { Self.send(fd, "GET /example.com/hel") }   // half are mid-head
+            attacker.append(fd)
+        }
+        let worst = Self.worstOfTen(port: server.port)
+        print("beside 10,050 sockets from 127.0.0.2: slowest of ten requests from 127.0.0.1 took \(Int(worst * 1000)) ms")
+        #expect(worst < 0.1, "a client beside 10,050 idle sockets from another address waited \(worst) s")
+        let open = try #require(Self.gauge("athens_http_connections", port: server.port))
+        #expect(open <= 1_000 + 2, "one address holds \(open) connections; its cap is 1,000")
+        // The sockets past the cap were told why, not left hanging.
+        let refused = RawClient(adopting: attacker.removeLast()).readAll(timeout: 5)
+        #expect(String(decoding: refused, as: UTF8.self).hasPrefix("HTTP/1.1 503 "), "past the cap: \(String(decoding: refused, as: UTF8.self))")
+    }
+
+    @Test("near the global cap idle and header-incomplete connections are evicted, never one with a request in progress")
+    func idleConnectionsAreEvictedNearTheCap() throws {
+        try Self.raiseDescriptorLimit(to: 1_000)
+        // Every fetch stalls, so a download request stays in progress for seconds.
+        let server = try AthensServer(manifest: #"""
+        {"spoolDirectory": "\#(work)", "accessLog": false, "storage": {"plugin": "MemoryStorage"},
+         "server": {"maxConnections": 200, "maxConnectionsPerClient": 200},
+         "fetchers": [{"name": "u", "plugin": "ProxyFetcher", "config": {"url": "\#(upstream.url)/_fault/stall", "timeoutSeconds": 4}}]}
+        """#, directory: work)
+        defer { server.stop() }
+        let busy = Self.connect(port: server.port, from: "127.0.0.2")
+        try #require(busy >= 0)
+        let busyClient = RawClient(adopting: busy)
+        busyClient.send("GET /example.com/hello/@v/v1.0.0.info HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(Self.eventually { self.upstream.requests.contains { $0.hasSuffix("/example.com/hello/@v/v1.0.0.info") } }, "the busy request reached the upstream")
+        var attacker: [Int32] = []
+        defer { for fd in attacker { close(fd) } }
+        for i in 0..<300 {
+            let fd = Self.connect(port: server.port, from: "127.0.0.2")
+            guard fd >= 0 else { Issue.record("connect \(i): \(String(cString: strerror(-fd)))"); return }
+            if i % 2 == 1 { Self.send(fd, "GET /example.com/hel") }
+            attacker.append(fd)
+        }
+        let worst = Self.worstOfTen(port: server.port)
+        print("beside 300 sockets of a full server: slowest of ten requests from 127.0.0.1 took \(Int(worst * 1000)) ms")
+        #expect(worst < 0.1, "a client beside 300 idle sockets of a full server waited \(worst) s")
+        let open = try #require(Self.gauge("athens_http_connections", port: server.port))
+        #expect(open <= 200, "\(open) connections open; the cap is 200")
+        // The request in progress was not evicted: it gets its answer (the upstream stalled: 502 or 504).
+        let answer = try #require(busyClient.readResponse(timeout: 20), "the connection with a request in progress was closed")
+        #expect(answer.status == 502 || answer.status == 504)
+    }
+
+    @Test("SIGTERM closes the listener first (connect gets ECONNREFUSED) while the request in flight drains")
+    func shutdownRefusesNewConnectionsAtOnce() throws {
+        let server = try AthensServer(manifest: #"""
+        {"spoolDirectory": "\#(work)", "accessLog": false, "storage": {"plugin": "MemoryStorage"},
+         "fetchers": [{"name": "u", "plugin": "ProxyFetcher", "config": {"url": "\#(upstream.url)/_fault/stall", "timeoutSeconds": 4}}]}
+        """#, directory: work)
+        defer { server.stop() }
+        let slow = try RawClient(port: server.port)
+        slow.send("GET /example.com/dep/@v/v1.0.0.info HTTP/1.1\r\nHost: x\r\n\r\n")
+        #expect(Self.eventually { self.upstream.requests.contains { $0.hasSuffix("/example.com/dep/@v/v1.0.0.info") } })
+        kill(server.process.process.processIdentifier, SIGTERM)
+        var refused = false
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline && !refused {
+            let fd = Self.connect(port: server.port)
+            if fd >= 0 { close(fd); usleep(10_000) } else { refused = -fd == ECONNREFUSED }
+        }
+        var pfd = pollfd(fd: slow.fd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pfd, 1, 0) == 0, "the request in flight was answered before the check: the order is not shown")
+        #expect(refused, "new connections were accepted (not refused) during the drain")
+        let answer = try #require(slow.readResponse(timeout: 20), "the request in flight was dropped")
+        #expect(answer.status == 502 || answer.status == 504)
+        #expect(answer.headers["connection"] == "close")
+        server.process.process.waitUntilExit()
+        #expect(server.process.process.terminationStatus == 0)
+    }
 }
 
 @Suite("worker pool frees what it ran")

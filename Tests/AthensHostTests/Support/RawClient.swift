@@ -16,6 +16,11 @@ final class RawClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// Takes over a connected socket (one bound to another source address, say); closes it on deinit.
+    init(adopting fd: Int32) {
+        self.fd = fd
+    }
+
     deinit { close(fd) }
 
     func send(_ text: String) { send(Array(text.utf8)) }
