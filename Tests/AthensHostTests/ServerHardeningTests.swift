@@ -254,6 +254,68 @@ final class ServerHardeningTests {
         server.process.process.waitUntilExit()
         #expect(server.process.process.terminationStatus == 0)
     }
+
+    @Test("the Basic scheme is case-insensitive (basic, BASIC), spaces before the credentials too; other schemes and wrong credentials get 401")
+    func basicAuthSchemeIsCaseInsensitive() throws {
+        let server = try AthensServer(manifest: #"{"spoolDirectory": "\#(work)", "storage": {"plugin": "MemoryStorage"}, "basicAuth": {"user": "alice", "password": "s3cret"}}"#, directory: work)
+        defer { server.stop() }
+        func status(_ authorization: String) throws -> Int {
+            let c = try RawClient(port: server.port)
+            c.send("GET /version HTTP/1.1\r\nHost: x\r\nAuthorization: \(authorization)\r\n\r\n")
+            return try #require(c.readResponse()).status
+        }
+        // alice:s3cret
+        for accepted in ["Basic YWxpY2U6czNjcmV0", "basic YWxpY2U6czNjcmV0", "BASIC YWxpY2U6czNjcmV0", "bAsIc YWxpY2U6czNjcmV0", "basic   YWxpY2U6czNjcmV0"] {
+            #expect(try status(accepted) == 200, "\(accepted)")
+        }
+        for refused in ["basic YWxpY2U6d3Jvbmc=", "Bearer YWxpY2U6czNjcmV0", "basicYWxpY2U6czNjcmV0", "basic", "basic ", "Basix YWxpY2U6czNjcmV0",
+                        "YWxpY2U6czNjcmV0", "Basic YWxpY2U6czNjcmV0X", "Basic YWxpY2U6czNjcmV", "xbasic YWxpY2U6czNjcmV0"] {
+            #expect(try status(refused) == 401, "\(refused)")
+        }
+    }
+
+    @Test("HTTP/1.0 without keep-alive and HTTP/1.1 with Connection: close are closed after the response; HTTP/1.0 keep-alive is announced")
+    func connectionPersistenceRules() throws {
+        let server = try AthensServer(manifest: #"""
+        {"spoolDirectory": "\#(work)", "accessLog": false, "storage": {"plugin": "MemoryStorage"},
+         "fetchers": [{"name": "u", "plugin": "ProxyFetcher", "config": {"url": "\#(upstream.url)", "timeoutSeconds": 5}}]}
+        """#, directory: work)
+        defer { server.stop() }
+        // A miss (answered later from the download pool) and a hit (answered on the loop), each way.
+        for path in ["/example.com/hello/@v/v1.0.0.mod", "/example.com/hello/@v/v1.0.0.mod", "/healthz"] {
+            for request in ["GET \(path) HTTP/1.0\r\n\r\n", "GET \(path) HTTP/1.0\r\nConnection: close\r\n\r\n",
+                            "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                            "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n"] {
+                let c = try RawClient(port: server.port)
+                c.send(request)
+                let r = try #require(c.readResponse(), "\(request)")
+                #expect(r.status == 200)
+                #expect(r.headers["connection"] == "close", "\(request)")
+                #expect(c.isClosed(timeout: 5), "still open after: \(request)")
+            }
+            let c = try RawClient(port: server.port)
+            for _ in 0..<2 {
+                c.send("GET \(path) HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+                let r = try #require(c.readResponse())
+                #expect(r.status == 200)
+                #expect(r.headers["connection"] == "keep-alive", "an HTTP/1.0 client takes a response without it as closing")
+            }
+        }
+    }
+
+    @Test("server.maxConnectionsPerClient: read from the manifest, a tenth of maxConnections by default, never above it")
+    func perClientCapKey() throws {
+        func cap(_ json: String) throws -> Int { try Manifest.parse(Array(json.utf8), pluginDirectory: "/plugins").server.perClientCap }
+        #expect(try cap("{}") == 1_000)
+        #expect(try cap(#"{"server": {"maxConnections": 100}}"#) == 10)
+        #expect(try cap(#"{"server": {"maxConnections": 5}}"#) == 1)
+        #expect(try cap(#"{"server": {"maxConnectionsPerClient": 50}}"#) == 50)
+        #expect(try cap(#"{"server": {"maxConnections": 100, "maxConnectionsPerClient": 500}}"#) == 100)
+        for bad in [#"{"server": {"maxConnectionsPerClient": 0}}"#, #"{"server": {"maxConnectionsPerClient": "many"}}"#, #"{"server": {"maxConnectionsPerClient": 2.5}}"#] {
+            let error = #expect(throws: ManifestError.self) { _ = try cap(bad) }
+            #expect(error?.description.contains("manifest.server.maxConnectionsPerClient") == true, "got \(error?.description ?? "nothing")")
+        }
+    }
 }
 
 @Suite("worker pool frees what it ran")
@@ -288,5 +350,57 @@ struct WorkerPoolFreeingTests {
         }
         for _ in 0..<5 { #expect(ran.wait(timeout: .now() + 10) == .success, "queued jobs still run after retire") }
         #expect(ServerHardeningTests.eventually(10) { weakPool == nil }, "a retired pool outlives its work")
+    }
+}
+
+@Suite("connection limiter")
+struct ConnectionLimiterTests {
+    static func v4(_ text: String) -> ClientAddress {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr(text)
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: address, as: sockaddr_in.self) }
+        return ClientAddress(storage)
+    }
+
+    static func v6(_ text: String) -> ClientAddress {
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        inet_pton(AF_INET6, text, &address.sin6_addr)
+        var storage = sockaddr_storage()
+        withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: address, as: sockaddr_in6.self) }
+        return ClientAddress(storage)
+    }
+
+    @Test("IPv4 clients by address, IPv6 by /64, an IPv4-mapped IPv6 peer as its IPv4 address")
+    func addresses() {
+        #expect(Self.v4("127.0.0.1") != Self.v4("127.0.0.2"))
+        #expect(Self.v4("10.1.2.3") == Self.v4("10.1.2.3"))
+        #expect(Self.v6("2001:db8:1:2::1") == Self.v6("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+        #expect(Self.v6("2001:db8:1:2::1") != Self.v6("2001:db8:1:3::1"))
+        #expect(Self.v6("::ffff:10.1.2.3") == Self.v4("10.1.2.3"))
+        #expect(Self.v6("::ffff:10.1.2.3") != Self.v6("::ffff:10.1.2.4"))
+    }
+
+    @Test("per-client and global caps; room is asked for near the cap; released slots are reusable")
+    func admission() {
+        let limiter = ConnectionLimiter(maxConnections: 40, maxPerClient: 10)
+        #expect(limiter.evictionThreshold == 38)
+        let a = Self.v4("10.0.0.1")
+        for _ in 0..<10 { #expect(limiter.admit(a) == .admitted(makeRoom: false)) }
+        #expect(limiter.admit(a) == .clientFull)
+        limiter.release(a)
+        #expect(limiter.admit(a) == .admitted(makeRoom: false))
+        var results: [ConnectionLimiter.Admission] = []
+        for i in 0..<30 { results.append(limiter.admit(Self.v4("10.0.1.\(i)"))) }
+        #expect(results.prefix(28).allSatisfy { $0 == .admitted(makeRoom: false) })
+        #expect(results[28] == .admitted(makeRoom: true) && results[29] == .admitted(makeRoom: true))
+        #expect(limiter.admit(Self.v4("10.0.2.1")) == .full)
+        #expect(limiter.open == 40)
+        #expect(limiter.heaviest([Self.v4("10.0.1.3"), a, Self.v4("10.0.1.4")]) == 1)
+        #expect(limiter.heaviest([]) == nil)
+        limiter.release(Self.v4("10.0.1.0"))
+        #expect(limiter.admit(Self.v4("10.0.2.1")) == .admitted(makeRoom: true))
     }
 }

@@ -247,6 +247,8 @@ private final class Connection {
     var start = 0, end = 0
     var pending: Response?
     var keepAlive = true
+    /// The request being answered is HTTP/1.0.
+    var http10 = false
     var isHead = false
     var peerClosed = false
     var inDrive = false
@@ -614,6 +616,7 @@ final class EventLoop: @unchecked Sendable {
                     c.start += consumed
                     c.keepAlive = request.keepAlive && !c.peerClosed && !drained
                     c.isHead = request.method == .head
+                    c.http10 = request.minorVersion == 0
                     unlistIdle(c)
                     c.state = .awaiting
                     c.requestStart = loopNow
@@ -626,7 +629,7 @@ final class EventLoop: @unchecked Sendable {
             case .awaiting:
                 guard let response = c.pending else { return }
                 if response.close || drained { c.keepAlive = false }
-                c.head = response.head(date: date(), keepAlive: c.keepAlive, requestID: c.requestID)
+                c.head = response.head(date: date(), keepAlive: c.keepAlive, requestID: c.requestID, http10: c.http10)
                 c.headSent = 0
                 c.bodySent = 0
                 c.state = .writing
