@@ -84,6 +84,7 @@ final class ServerHardeningTests {
                 let status = client.readResponse(timeout: 20)?.status ?? 0
                 flag.lock.withLock { if status == 200 { flag.served += 1 } else { flag.failed += 1 } }
                 i += 1
+                usleep(500)   // paced: steady load without starving athens of the shared CPUs
             }
         }.start()
 
