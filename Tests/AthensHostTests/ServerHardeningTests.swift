@@ -178,6 +178,7 @@ final class ServerHardeningTests {
         #expect(worst < 0.1, "a client beside 10,050 idle sockets from another address waited \(worst) s")
         let open = try #require(Self.gauge("athens_http_connections", port: server.port))
         #expect(open <= 1_000 + 2, "one address holds \(open) connections; its cap is 1,000")
+        #expect(Self.gauge(#"athens_http_connections_refused_total{reason="client_cap"}"#, port: server.port) == 9_050)
         // The sockets past the cap were told why, not left hanging.
         let refused = RawClient(adopting: attacker.removeLast()).readAll(timeout: 5)
         #expect(String(decoding: refused, as: UTF8.self).hasPrefix("HTTP/1.1 503 "), "past the cap: \(String(decoding: refused, as: UTF8.self))")
@@ -206,6 +207,8 @@ final class ServerHardeningTests {
         #expect(worst < 0.1, "a client beside 300 idle sockets of a full server waited \(worst) s")
         let open = try #require(Self.gauge("athens_http_connections", port: server.port))
         #expect(open <= 200, "\(open) connections open; the cap is 200")
+        // 301 connections came in besides the ten; at most 200 stay open.
+        #expect((Self.gauge("athens_http_connections_evicted_total", port: server.port) ?? 0) >= 101)
         // The request in progress was not evicted: it gets its answer (the upstream stalled: 502 or 504).
         let answer = try #require(busyClient.readResponse(timeout: 20), "the connection with a request in progress was closed")
         #expect(answer.status == 502 || answer.status == 504)

@@ -56,6 +56,11 @@ final class ConnectionLimiter: Sendable {
         var perClient: [ClientAddress: Int] = [:]
     }
     private let state = Mutex(State())
+    /// Connections refused because their client held its share, or because the server was full; and
+    /// connections evicted to make room (metrics).
+    let refusedPerClient = Atomic<Int>(0)
+    let refusedFull = Atomic<Int>(0)
+    let evicted = Atomic<Int>(0)
 
     init(maxConnections: Int, maxPerClient: Int) {
         self.maxConnections = max(1, maxConnections)

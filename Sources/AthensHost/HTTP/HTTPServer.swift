@@ -444,6 +444,7 @@ final class EventLoop: @unchecked Sendable {
             let client = ClientAddress(peer)
             switch server.limiter.admit(client) {
             case .clientFull:
+                server.limiter.refusedPerClient.add(1, ordering: .relaxed)
                 refuse(fd, "too many connections from this address (server.maxConnectionsPerClient)")
                 continue
             case .full:
@@ -451,6 +452,7 @@ final class EventLoop: @unchecked Sendable {
                 // another loop make room for the retry.
                 guard evictOne(), case .admitted = server.limiter.admit(client) else {
                     server.requestEviction(besides: self)
+                    server.limiter.refusedFull.add(1, ordering: .relaxed)
                     refuse(fd, "too many connections (server.maxConnections)")
                     continue
                 }
@@ -515,6 +517,7 @@ final class EventLoop: @unchecked Sendable {
             node = n.idleNewer
         }
         guard let index = server.limiter.heaviest(candidates.map(\.client)) else { return false }
+        server.limiter.evicted.add(1, ordering: .relaxed)
         close(candidates[index])
         return true
     }
