@@ -363,6 +363,42 @@ struct ConnectionLimiterTests {
         #expect(Self.v6("::ffff:10.1.2.3") != Self.v6("::ffff:10.1.2.4"))
     }
 
+    final class Node: EvictionListNode {
+        let id: Int
+        var evictionLinks = EvictionLinks<Node>()
+        init(_ id: Int) { self.id = id }
+    }
+
+    @Test("the evictable list keeps insertion order through removals; listing twice or removing unlisted changes nothing; removed nodes are freed")
+    func evictionList() {
+        var list = EvictionList<Node>()
+        let nodes = (0..<5).map(Node.init)
+        for node in nodes { list.append(node) }
+        list.append(nodes[2])
+        #expect(list.count == 5)
+        list.remove(nodes[2])
+        list.remove(nodes[2])
+        list.remove(nodes[0])
+        #expect(list.oldest(10).map(\.id) == [1, 3, 4])
+        #expect(list.oldest(2).map(\.id) == [1, 3])
+        list.append(nodes[0])
+        #expect(list.oldest(10).map(\.id) == [1, 3, 4, 0])
+        list.remove(nodes[4])
+        list.remove(nodes[0])
+        #expect(list.oldest(10).map(\.id) == [1, 3] && list.count == 2)
+        weak var gone: Node?
+        do {
+            let node = Node(9)
+            gone = node
+            list.append(node)
+            list.remove(node)
+        }
+        #expect(gone == nil, "a removed node is still referenced by its neighbours")
+        list.remove(nodes[1])
+        list.remove(nodes[3])
+        #expect(list.count == 0 && list.oldest(10).isEmpty)
+    }
+
     @Test("per-client and global caps; room is asked for near the cap; released slots are reusable")
     func admission() {
         let limiter = ConnectionLimiter(maxConnections: 40, maxPerClient: 10)

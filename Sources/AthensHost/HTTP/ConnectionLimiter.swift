@@ -106,3 +106,54 @@ final class ConnectionLimiter: Sendable {
         }
     }
 }
+
+/// A node of an `EvictionList`: it carries its own links, so listing and unlisting cost no allocation.
+protocol EvictionListNode: AnyObject {
+    var evictionLinks: EvictionLinks<Self> { get set }
+}
+
+/// Where a node sits in its `EvictionList`.
+struct EvictionLinks<Node: AnyObject> {
+    fileprivate var older: Node?
+    fileprivate var newer: Node?
+    fileprivate var listed = false
+}
+
+/// One event loop's connections that may be evicted, oldest first (an intrusive doubly linked list;
+/// a node listed twice or removed unlisted is left as it is). Touched only on its loop's thread.
+struct EvictionList<Node: EvictionListNode> {
+    private var oldestNode: Node?
+    private var newestNode: Node?
+    private(set) var count = 0
+
+    /// Lists `node` as the newest.
+    mutating func append(_ node: Node) {
+        guard !node.evictionLinks.listed else { return }
+        node.evictionLinks = EvictionLinks(older: newestNode, newer: nil, listed: true)
+        newestNode?.evictionLinks.newer = node
+        newestNode = node
+        if oldestNode == nil { oldestNode = node }
+        count += 1
+    }
+
+    /// Unlists `node`, dropping its links (the list's strong references run both ways until then).
+    mutating func remove(_ node: Node) {
+        let links = node.evictionLinks
+        guard links.listed else { return }
+        if let older = links.older { older.evictionLinks.newer = links.newer } else { oldestNode = links.newer }
+        if let newer = links.newer { newer.evictionLinks.older = links.older } else { newestNode = links.older }
+        node.evictionLinks = EvictionLinks()
+        count -= 1
+    }
+
+    /// Up to `limit` nodes, oldest first.
+    func oldest(_ limit: Int) -> [Node] {
+        var nodes: [Node] = []
+        var node = oldestNode
+        while let current = node, nodes.count < limit {
+            nodes.append(current)
+            node = current.evictionLinks.newer
+        }
+        return nodes
+    }
+}

@@ -230,7 +230,7 @@ final class HTTPServer: @unchecked Sendable {
 }
 
 /// One connection's state, touched only on its loop's thread.
-private final class Connection {
+private final class Connection: EvictionListNode {
     enum State { case reading, awaiting, writing }
 
     let fd: Int32
@@ -238,10 +238,7 @@ private final class Connection {
     /// Whom the connection counts against (per-client cap).
     let client: ClientAddress
     var state = State.reading
-    /// Links of the loop's evictable list (no request in progress), oldest first.
-    var idleOlder: Connection?
-    var idleNewer: Connection?
-    var idleListed = false
+    var evictionLinks = EvictionLinks<Connection>()
     /// Buffered request bytes live in input[start..<end].
     var input: UnsafeMutableRawBufferPointer
     var start = 0, end = 0
@@ -302,10 +299,8 @@ final class EventLoop: @unchecked Sendable {
     private var idCounter: UInt64 = 0
     /// Connections without a request in progress (idle keep-alive, or head not complete), oldest first:
     /// the ones evicted when the server nears its cap.
-    private var idleOldest: Connection?
-    private var idleNewest: Connection?
-    private var idleTotal = 0
-    /// `idleTotal` for other loops choosing where to evict.
+    private var evictable = EvictionList<Connection>()
+    /// `evictable.count` for other loops choosing where to evict.
     fileprivate let idleCount = Atomic<Int>(0)
     /// Evictions other loops asked of this one (they had nothing to evict themselves).
     fileprivate let evictionRequests = Atomic<Int>(0)
@@ -482,40 +477,23 @@ final class EventLoop: @unchecked Sendable {
         Glibc.close(fd)
     }
 
-    /// Puts `c` at the newest end of the evictable list.
+    /// Connection `c` has no request in progress (new, or its response is done): it may be evicted.
     private func listIdle(_ c: Connection) {
-        guard !c.idleListed else { return }
-        c.idleListed = true
-        c.idleOlder = idleNewest
-        idleNewest?.idleNewer = c
-        idleNewest = c
-        if idleOldest == nil { idleOldest = c }
-        idleTotal += 1
-        idleCount.store(idleTotal, ordering: .relaxed)
+        evictable.append(c)
+        idleCount.store(evictable.count, ordering: .relaxed)
     }
 
-    /// Takes `c` off the evictable list (a request started, or it closed).
+    /// A request started on `c`, or it closed.
     private func unlistIdle(_ c: Connection) {
-        guard c.idleListed else { return }
-        c.idleListed = false
-        if let older = c.idleOlder { older.idleNewer = c.idleNewer } else { idleOldest = c.idleNewer }
-        if let newer = c.idleNewer { newer.idleOlder = c.idleOlder } else { idleNewest = c.idleOlder }
-        c.idleOlder = nil
-        c.idleNewer = nil
-        idleTotal -= 1
-        idleCount.store(idleTotal, ordering: .relaxed)
+        evictable.remove(c)
+        idleCount.store(evictable.count, ordering: .relaxed)
     }
 
     /// Closes one evictable connection: among the oldest few, the one whose client holds the most
     /// connections. False when this loop has none.
     @discardableResult
     private func evictOne() -> Bool {
-        var candidates: [Connection] = []
-        var node = idleOldest
-        while let n = node, candidates.count < 32 {
-            candidates.append(n)
-            node = n.idleNewer
-        }
+        let candidates = evictable.oldest(32)
         guard let index = server.limiter.heaviest(candidates.map(\.client)) else { return false }
         server.limiter.evicted.add(1, ordering: .relaxed)
         close(candidates[index])
