@@ -77,14 +77,16 @@ struct Response: Sendable {
     }
 
     /// Serializes the status line and headers (Content-Length always, Connection: close when closing).
-    func head(date: String, keepAlive: Bool, requestID: String = "") -> [UInt8] {
+    /// `http10`: the request was HTTP/1.0, whose clients take a connection as closing unless the
+    /// response says `Connection: keep-alive`.
+    func head(date: String, keepAlive: Bool, requestID: String = "", http10: Bool = false) -> [UInt8] {
         var s = "HTTP/1.1 \(status) \(Self.reason(status))\r\nServer: athens\r\nDate: \(date)\r\n"
         if !requestID.isEmpty && !headers.contains(where: { $0.name == "Athens-Request-ID" }) {
             s += "Athens-Request-ID: " + requestID + "\r\n"
         }
         for (name, value) in headers { s += name + ": " + value + "\r\n" }
         s += "Content-Length: \(body.count)\r\n"
-        if !keepAlive { s += "Connection: close\r\n" }
+        if !keepAlive { s += "Connection: close\r\n" } else if http10 { s += "Connection: keep-alive\r\n" }
         s += "\r\n"
         return Array(s.utf8)
     }
