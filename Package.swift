@@ -23,7 +23,7 @@ let package = Package(
         .target(name: "SystemShims", path: "Sources/SystemShims"),
         .executableTarget(name: "AthensHost", dependencies: ["PluginABI", "GoModule", "SystemShims"], path: "Sources/AthensHost"),
         .target(name: "MemoryStorage", dependencies: ["PluginKit"], path: "Plugins/MemoryStorage"),
-        .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule"], path: "Plugins/ProxyFetcher"),
+        .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule", "HTTPClient"], path: "Plugins/ProxyFetcher"),
         .target(name: "FileStorage", dependencies: ["PluginKit", "GoModule"], path: "Plugins/FileStorage"),
         // The system zlib (deflate for GitFetcher's streamed module zips).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),

@@ -110,7 +110,7 @@ public final class HTTPClient: @unchecked Sendable {
         var current = origin
         var hops = 0
         while true {
-            let transfer = Transfer(method: request.method, body: request.body, limits: limits,
+            let transfer = Transfer(method: request.method, url: request.url, body: request.body, limits: limits,
                                     followsRedirects: maxRedirects > 0,
                                     onHead: onHead, onBody: onBody)
             if let failure = attempt(request, transfer) { return .failure(failure) }

@@ -125,6 +125,8 @@ public struct HTTPLimits: Sendable {
 public struct HTTPResponseHead: Sendable {
     public let status: Int
     public let headers: HTTPHeaders
+    /// The URL that answered (the request's, or the last redirect's); never carries user:password.
+    public let url: String
 
     /// The announced Content-Length, when present and a plain decimal number.
     public var contentLength: Int64? {

@@ -17,6 +17,7 @@ final class Transfer {
     }
 
     let method: HTTPMethod
+    let url: String
     let limits: HTTPLimits
     let followsRedirects: Bool
     let onHead: (HTTPResponseHead) throws -> Void
@@ -39,9 +40,10 @@ final class Transfer {
     private var lastDownloaded: Int64 = 0
     private var lastUploaded: Int64 = 0
 
-    init(method: HTTPMethod, body: HTTPRequestBody, limits: HTTPLimits, followsRedirects: Bool,
+    init(method: HTTPMethod, url: String, body: HTTPRequestBody, limits: HTTPLimits, followsRedirects: Bool,
          onHead: @escaping (HTTPResponseHead) throws -> Void, onBody: @escaping (UnsafeRawBufferPointer) throws -> Void) {
         self.method = method
+        self.url = url
         self.body = body
         self.limits = limits
         self.followsRedirects = followsRedirects
@@ -90,7 +92,7 @@ final class Transfer {
     private func endOfHead() -> Bool {
         // 101 would switch protocols; we never ask for it. Other 1xx are interim.
         if (100..<200).contains(status) && status != 101 { return true }
-        let complete = HTTPResponseHead(status: status, headers: fields)
+        let complete = HTTPResponseHead(status: status, headers: fields, url: url)
         if followsRedirects, [301, 302, 303, 307, 308].contains(status), let location = fields["Location"] {
             fail(.redirect(status: status, location: location))
             return false
