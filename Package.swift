@@ -21,7 +21,7 @@ let package = Package(
         .target(name: "PluginKit", dependencies: ["PluginABI"], path: "Plugins/PluginKit"),
         // Linux APIs the Glibc module lacks (epoll, eventfd, sendfile, affinity); host only.
         .target(name: "SystemShims", path: "Sources/SystemShims"),
-        .executableTarget(name: "AthensHost", dependencies: ["PluginABI", "GoModule", "SystemShims"], path: "Sources/AthensHost"),
+        .executableTarget(name: "AthensHost", dependencies: ["PluginABI", "GoModule", "SystemShims", "HTTPClient"], path: "Sources/AthensHost"),
         .target(name: "MemoryStorage", dependencies: ["PluginKit"], path: "Plugins/MemoryStorage"),
         .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule", "HTTPClient"], path: "Plugins/ProxyFetcher"),
         .target(name: "FileStorage", dependencies: ["PluginKit", "GoModule"], path: "Plugins/FileStorage"),

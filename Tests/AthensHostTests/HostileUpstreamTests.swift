@@ -148,4 +148,48 @@ struct HostileUpstreamTests {
         #expect(hwm < 100 << 10, "VmHWM \(hwm >> 10) MiB")
         #expect(after <= baseline + 20 << 10, "RSS \(after >> 10) MiB after, baseline \(baseline >> 10) MiB")
     }
+
+    @Test("40 lookups to a checksum database that never answers do not delay an unrelated cold module fetch")
+    func stalledSumDB() throws {
+        let work = TestSupport.makeTemporaryDirectory("stalled-sumdb")
+        defer { TestSupport.removeDirectory(work) }
+        let upstream = try HostileUpstream(stallPort: true)
+        let athens = try AthensServer(manifest: """
+            {"storage": {"plugin": "MemoryStorage", "config": {}},
+             "fetchers": [{"name": "upstream", "plugin": "ProxyFetcher", "config": {"url": "\(upstream.url)", "timeoutSeconds": 5}}],
+             "sumdbs": [{"name": "sum.golang.org", "url": "\(upstream.stallURL!)"}]}
+            """, directory: work)
+        defer { athens.stop() }
+        // Lookups from their own threads; not waited for (they end at the lookup timeout, or when athens stops).
+        final class Statuses: @unchecked Sendable {
+            let lock = NSLock()
+            var items: [Int] = []
+            var count: Int { lock.withLock { items.count } }
+        }
+        let statuses = Statuses()
+        let port = athens.port
+        for index in 0..<40 {
+            Thread.detachNewThread {
+                var status = -1
+                if let client = try? RawClient(port: port) {
+                    client.send("GET /sumdb/sum.golang.org/lookup/example.com/m\(index)@v1.0.0 HTTP/1.1\r\nHost: x\r\n\r\n")
+                    status = client.readResponse(timeout: 120)?.status ?? -1
+                }
+                statuses.lock.withLock { statuses.items.append(status) }
+            }
+        }
+        // The overflow beyond the lookup pool and its queue is refused at once: wait for those 503s, so the
+        // others are known to be holding the pool.
+        let refusedBy = Date().addingTimeInterval(30)
+        while statuses.lock.withLock({ statuses.items.filter { $0 == 503 }.count }) < 20, Date() < refusedBy { usleep(10_000) }
+        let refused = statuses.lock.withLock { statuses.items.filter { $0 == 503 }.count }
+        let start = Date()
+        let cold = try athens.get("/example.com/cold/@v/v1.0.0.zip", timeout: 60)
+        let seconds = Date().timeIntervalSince(start)
+        print("stalled sumdb: \(refused) of 40 lookups refused 503, cold fetch \(cold.status) in \(String(format: "%.2f", seconds)) s")
+        // The lookup pool (4 workers, queue 16) holds at most 20; the rest are refused.
+        #expect((20...24).contains(refused), "\(refused) refused")
+        #expect(cold.status == 200)
+        #expect(seconds < 2)
+    }
 }

@@ -3,17 +3,18 @@
 
 Usage: http_test_server.py [--port N] [--cert PEM --key PEM]
 Prints "port N" as its first stdout line, then serves until killed; with --cert and --key it speaks TLS.
+A path ending in "..." below matches every path with that prefix.
 
     /hello                 200 "hello" (Content-Length, keep-alive)
     /connections           200, body = number of TCP connections accepted so far
     /bytes/N               200 with N bytes of "x" and a Content-Length
     /announce/N            200 announcing Content-Length N, sends nothing and holds the connection
-    /endless               200 without Content-Length, "x" forever (as fast as the client reads)
-    /endless-chunked       200 chunked, 16 KiB chunks forever
+    /endless...            200 without Content-Length, "x" forever (as fast as the client reads)
+    /endless-chunked...    200 chunked, 16 KiB chunks forever
     /stall-head            reads the request, never answers
     /stall-body            headers and 1000 of 100000 bytes, then nothing
     /drip                  200 chunked, one byte every 0.1 s forever (never idle, never done)
-    /gzip                  200 Content-Encoding: gzip, a 256 KiB body that inflates to 256 MiB
+    /gzip...               200 Content-Encoding: gzip, a 256 KiB body that inflates to 256 MiB
     /redirect/CODE?to=URL  CODE with Location URL
     /loop                  302 with Location /loop, for ever
     /echo                  200 JSON {method, headers, length, sha256} of the request (any method; reads the body)
@@ -112,7 +113,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", path[len("/announce/"):])
             self.end_headers()
             return self.hold()
-        if path == "/endless":
+        if path.startswith("/endless") and not path.startswith("/endless-chunked"):
             self.send_response(200)
             self.send_header("Connection", "close")
             self.end_headers()
@@ -123,7 +124,7 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.write(block)
             except OSError:
                 return
-        if path == "/endless-chunked":
+        if path.startswith("/endless-chunked"):
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
@@ -154,7 +155,7 @@ class Handler(BaseHTTPRequestHandler):
             except OSError:
                 self.close_connection = True
                 return
-        if path == "/gzip":
+        if path.startswith("/gzip"):
             body = gzip_bomb()
             return self.simple(200, body, "text/plain", [("Content-Encoding", "gzip")])
         if path.startswith("/redirect/"):
