@@ -182,8 +182,10 @@ public final class HTTPClient: @unchecked Sendable {
             // Limits: curl's own clocks are the backstop; the callbacks decide first and say which.
             set(handle, CURLOPT_TIMEOUT_MS, max(1, Int(remaining.milliseconds)))
             set(handle, CURLOPT_CONNECTTIMEOUT_MS, max(1, Int(transfer.limits.connectTimeout.milliseconds)))
+            // curl's speed check averages, so a slow but steady trickle could trip it inside the idle
+            // timeout: it gets twice the time, and the progress callback decides the exact idle limit.
             set(handle, CURLOPT_LOW_SPEED_LIMIT, 1)
-            set(handle, CURLOPT_LOW_SPEED_TIME, max(1, Int((transfer.limits.idleTimeout.milliseconds + 999) / 1000)))
+            set(handle, CURLOPT_LOW_SPEED_TIME, 1 + 2 * Int((transfer.limits.idleTimeout.milliseconds + 999) / 1000))
             _ = ccurl_easy_setopt_write(handle, CURLOPT_WRITEFUNCTION, curlWriteCallback)
             set(handle, CURLOPT_WRITEDATA, box)
             _ = ccurl_easy_setopt_write(handle, CURLOPT_HEADERFUNCTION, curlHeaderCallback)
