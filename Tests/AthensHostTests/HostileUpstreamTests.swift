@@ -179,8 +179,9 @@ struct HostileUpstreamTests {
             }
         }
         // The overflow beyond the lookup pool and its queue is refused at once: wait for those 503s, so the
-        // others are known to be holding the pool.
-        let refusedBy = Date().addingTimeInterval(30)
+        // others are known to be holding the pool. Bounded well below the lookup timeout (30 s), so that
+        // where lookups share the download pool (the old design) they still hold it during the cold fetch.
+        let refusedBy = Date().addingTimeInterval(10)
         while statuses.lock.withLock({ statuses.items.filter { $0 == 503 }.count }) < 20, Date() < refusedBy { usleep(10_000) }
         let refused = statuses.lock.withLock { statuses.items.filter { $0 == 503 }.count }
         let start = Date()
