@@ -71,7 +71,7 @@ final class Assembly: @unchecked Sendable {
         let download = DownloadProtocol(storage: storage, policy: policy, stasher: stasher, pool: pool, background: background,
                                         lists: ListCache(ttl: manifest.listCacheSeconds),
                                         cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
-        let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy, pool: pool)
+        let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy)
         router = Router(download: download, sumdb: sumdb, version: version,
                         auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) })
     }
@@ -95,6 +95,7 @@ final class Assembly: @unchecked Sendable {
     func retire() {
         pool.retire()
         background.retire()
+        router.sumdb?.retire()
     }
 }
 
