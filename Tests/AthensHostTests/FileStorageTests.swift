@@ -251,7 +251,7 @@ struct FileStorageTests {
         #expect(try Self.read(storage, "example.com/orphan", "v2.0.0", .zip) == [2, 2])
     }
 
-    @Test("start-up removes abandoned temporary files and partial versions, keeping complete versions and live writers' files")
+    @Test("start-up repairs only what crashed operations' intents name, and leaves live operations alone")
     func startupRecovery() throws {
         let root = TestSupport.makeTemporaryDirectory("filestorage-recovery")
         defer { TestSupport.removeDirectory(root) }
@@ -259,28 +259,81 @@ struct FileStorageTests {
             let storage = try Self.make(root)
             try Self.save(storage, "example.com/kept", "v1.0.0", zip: [1, 2, 3])
             try Self.save(storage, "example.com/kept/nested", "v0.1.0", zip: [4])
+            try Self.save(storage, "example.com/untouched", "v1.0.0", zip: [5])
         }
+        let work = root + "/.tmp"
+        #expect(Self.tree(work) == [], "a finished save leaves nothing in the work directory")
+        // A save killed between its renames: its intent names the directory, its .info is still in the work dir.
         let dir = root + "/example.com/kept/@v"
-        Self.write(dir + "/.tmp-0123456789abcdef.zip", "half a zip")
-        Self.write(dir + "/.tmp-fedcba9876543210.list", "v9.9.9\n")
-        Self.write(dir + "/v2.0.0.mod", "module example.com/kept\n")  // killed between renames
+        Self.write(work + "/dead1.intent", "example.com/kept/@v\n")
+        Self.write(work + "/dead1.info", "{}")
+        Self.write(dir + "/v2.0.0.mod", "module example.com/kept\n")
         Self.write(dir + "/v2.0.0.zip", "zip")
-        Self.write(dir + "/v3.0.0.info", "{}")                        // power loss lost .mod and .zip
-        Self.write(dir + "/list", "v1.0.0\nv3.0.0\n")                  // and list named it
-        Self.write(root + "/example.com/kept/nested/@v/.tmp-1.mod", "x")
-        // A writer in another process still holds its temporary file: it must survive.
+        Self.write(dir + "/list", "v1.0.0\nv9.0.0\n")
+        // Work files whose intent is gone, an intent killed before it named anything, and a garbled one.
+        Self.write(work + "/dead2.zip", "half a zip")
+        Self.write(work + "/dead3.intent", "")
+        Self.write(work + "/dead4.intent", "../../etc/@v\n")
+        // A live operation in another process (its intent flock'd) names the nested module: nothing of it goes.
+        let nested = root + "/example.com/kept/nested/@v"
+        Self.write(work + "/live5.intent", "example.com/kept/nested/@v\n")
+        Self.write(work + "/live5.zip", "being written")
+        Self.write(nested + "/v0.2.0.mod", "module example.com/kept/nested\n")
+        let liveFD = open(work + "/live5.intent", O_RDONLY)
+        defer { close(liveFD) }
+        try #require(flock(liveFD, LOCK_EX) == 0)
+        // Leftovers no intent names are not looked for at start-up (the tree is not walked).
+        let untouched = root + "/example.com/untouched/@v"
+        Self.write(untouched + "/v9.0.0.zip", "orphan")
+
+        let storage = try Self.make(root)
+        #expect(Self.tree(dir).sorted() == [".lock", "list", "v1.0.0.info", "v1.0.0.mod", "v1.0.0.zip"])
+        #expect(Self.bytes(dir + "/list") == Array("v1.0.0\n".utf8))
+        #expect(Self.tree(work) == ["live5.intent", "live5.zip"])
+        #expect(Self.tree(nested).contains("v0.2.0.mod"))
+        #expect(Self.tree(untouched).contains("v9.0.0.zip"))
+        #expect(Self.tree(root + "/etc") == [], "a garbled intent made FileStorage touch \(root)/etc")
+        #expect(try Self.read(storage, "example.com/kept", "v1.0.0", .zip) == [1, 2, 3])
+        #expect(try storage.list(module: "example.com/kept") == ["v1.0.0"])
+        #expect(try storage.list(module: "example.com/untouched") == ["v1.0.0"])
+    }
+
+    @Test("leftovers no intent names are repaired by the module's next save or remove, and by exists for a .info without its parts")
+    func lazyRepair() throws {
+        let root = TestSupport.makeTemporaryDirectory("filestorage-lazy")
+        defer { TestSupport.removeDirectory(root) }
+        let storage = try Self.make(root)
+        try Self.save(storage, "example.com/lazy", "v1.0.0", zip: [1])
+        try Self.save(storage, "example.com/other", "v1.0.0", zip: [1])
+        let dir = root + "/example.com/lazy/@v"
+        // What an older FileStorage (temporary files in @v) or a power loss can leave.
+        Self.write(dir + "/.tmp-0123456789abcdef.zip", "half a zip")
+        Self.write(dir + "/v2.0.0.mod", "module example.com/lazy\n")
+        Self.write(dir + "/v3.0.0.info", "{}")
+        Self.write(dir + "/list", "v1.0.0\nv3.0.0\n")
         let live = dir + "/.tmp-aaaaaaaaaaaaaaaa.zip"
-        Self.write(live, "being written")
+        Self.write(live, "being written by an older FileStorage")
         let liveFD = open(live, O_RDONLY)
         defer { close(liveFD) }
         try #require(flock(liveFD, LOCK_EX) == 0)
 
-        let storage = try Self.make(root)
+        // exists sees the .info without its parts: absent, and the directory repaired (so the host fetches it again).
+        #expect(try storage.exists(module: "example.com/lazy", version: "v3.0.0") == false)
         #expect(Self.tree(dir).sorted() == [".lock", ".tmp-aaaaaaaaaaaaaaaa.zip", "list", "v1.0.0.info", "v1.0.0.mod", "v1.0.0.zip"])
-        #expect(Self.tree(root + "/example.com/kept/nested/@v").sorted() == [".lock", "list", "v0.1.0.info", "v0.1.0.mod", "v0.1.0.zip"])
         #expect(Self.bytes(dir + "/list") == Array("v1.0.0\n".utf8))
-        #expect(try Self.read(storage, "example.com/kept", "v1.0.0", .zip) == [1, 2, 3])
-        #expect(try storage.list(module: "example.com/kept") == ["v1.0.0"])
+
+        // The next save repairs what it finds.
+        Self.write(dir + "/v2.0.0.zip", "orphan")
+        try Self.save(storage, "example.com/lazy", "v4.0.0", zip: [4])
+        #expect(Self.tree(dir).sorted() == [".lock", ".tmp-aaaaaaaaaaaaaaaa.zip", "list", "v1.0.0.info", "v1.0.0.mod", "v1.0.0.zip",
+                                            "v4.0.0.info", "v4.0.0.mod", "v4.0.0.zip"])
+        #expect(Self.bytes(dir + "/list") == Array("v1.0.0\nv4.0.0\n".utf8))
+        // And so does a remove (here in another module).
+        let other = root + "/example.com/other/@v"
+        Self.write(other + "/v2.0.0.zip", "orphan")
+        try storage.remove(module: "example.com/other", version: "v1.0.0")
+        #expect(Self.tree(other).sorted() == [".lock", "list"])
+        #expect(Self.tree(root + "/.tmp") == [])
     }
 
     // MARK: - Hostile names
@@ -317,7 +370,7 @@ struct FileStorageTests {
         errors.append(#expect(throws: PluginError.self) { _ = try storage.exists(module: module, version: version) })
         errors.append(#expect(throws: PluginError.self) { try storage.remove(module: module, version: version) })
         for error in errors { #expect(error?.code == .invalid, "\(String(describing: error))") }
-        #expect(Self.tree(base) == ["root"], "\(Self.tree(base))")
+        #expect(Self.tree(base) == ["root", "root/.tmp"], "\(Self.tree(base))")
     }
 
     @Test("list refuses a module path that could leave the root",
@@ -519,7 +572,8 @@ struct FileStorageTests {
             let winner = try #require(seeds.first { StressContent.bytes(size, seed: $0) == stored }, "stored zip matches no writer")
             #expect(try Self.read(storage, "example.com/race", version, .mod) == Array("module example.com/race\n\n// \(String(winner, radix: 16))\n".utf8))
         }
-        #expect(Self.tree(root + "/example.com/race/@v").filter { $0.hasPrefix(".tmp-") } == [])
+        #expect(Self.tree(root + "/example.com/race/@v").filter { $0.hasPrefix(".") && $0 != ".lock" } == [])
+        #expect(Self.tree(root + "/.tmp") == [], "work files or intents left behind")
     }
 
     @Test("SIGKILL at random moments during saves never leaves a partial version and never loses a saved one")
@@ -565,10 +619,10 @@ struct FileStorageTests {
 
             // Before any new instance repairs anything: every committed version is whole and exact, list names
             // only committed versions, and every reported save is committed.
+            if Self.tree(root + "/.tmp").contains(where: { !$0.hasSuffix(".intent") }) { killedMidSave += 1 }
             for module in modules {
                 let dir = root + "/" + module + "/@v"
                 let names = Set(Self.tree(dir))
-                if names.contains(where: { $0.hasPrefix(".tmp-") }) { killedMidSave += 1 }
                 let committed = Set(names.filter { $0.hasSuffix(".info") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) })
                 if names.contains(where: { ($0.hasSuffix(".mod") || $0.hasSuffix(".zip")) && !committed.contains(String($0.dropLast(4))) }) {
                     killedMidCommit += 1
@@ -594,10 +648,11 @@ struct FileStorageTests {
 
             // A fresh instance cleans up: no temporary files, no orphans, lists exact.
             let storage = try Self.make(root)
+            #expect(Self.tree(root + "/.tmp") == [], "work files or intents left after start-up")
             for module in modules {
                 let dir = root + "/" + module + "/@v"
                 let names = Set(Self.tree(dir))
-                #expect(!names.contains { $0.hasPrefix(".tmp-") }, "\(module): temporary files left after start-up")
+                #expect(!names.contains { $0.hasPrefix(".") && $0 != ".lock" }, "\(module): hidden files left after start-up")
                 let committed = Set(names.filter { $0.hasSuffix(".info") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) })
                 for name in names where name.hasSuffix(".mod") || name.hasSuffix(".zip") {
                     #expect(committed.contains(String(name.dropLast(4))), "\(module): orphan \(name) left after start-up")
