@@ -336,6 +336,80 @@ struct FileStorageTests {
         #expect(Self.tree(root + "/.tmp") == [])
     }
 
+    // MARK: - Names beyond the layout's limits
+
+    /// Valid for the go command, beyond what FileStorage can hold: a 300-byte element (NAME_MAX is 255), an
+    /// escaped path over 750 bytes made of 200-byte elements, a 300-character pre-release.
+    static let beyondLimits: [(module: String, version: String, limit: String)] = [
+        ("example.com/" + String(repeating: "a", count: 300), "v1.0.0", "NAME_MAX"),
+        ("example.com/" + (0..<4).map { String(repeating: Character(String($0)), count: 200) }.joined(separator: "/"), "v1.0.0", "750 bytes"),
+        ("example.com/pre", "v1.0.0-" + String(repeating: "x", count: 300), "NAME_MAX"),
+        // Upper case doubles in escaped form: 130 letters make a 260-byte element.
+        ("example.com/" + String(repeating: "A", count: 130), "v1.0.0", "NAME_MAX"),
+    ]
+
+    @Test("names beyond the layout's limits are not stored: open, remove and save say not found naming the limit; exists and list say none",
+          arguments: beyondLimits)
+    func beyondLimitsPlugin(module: String, version: String, limit: String) throws {
+        let root = TestSupport.makeTemporaryDirectory("filestorage-limits")
+        defer { TestSupport.removeDirectory(root) }
+        let storage = try Self.make(root)
+        var errors: [PluginError?] = []
+        errors.append(#expect(throws: PluginError.self) { try Self.save(storage, module, version, zip: [1]) })
+        errors.append(#expect(throws: PluginError.self) { _ = try storage.open(module: module, version: version, artifact: .info) })
+        errors.append(#expect(throws: PluginError.self) { _ = try storage.open(module: module, version: version, artifact: .zip) })
+        errors.append(#expect(throws: PluginError.self) { try storage.remove(module: module, version: version) })
+        for error in errors {
+            #expect(error?.code == .notFound, "\(String(describing: error))")
+            #expect(error?.message.hasPrefix("not stored: FileStorage holds no") == true && error?.message.contains(limit) == true,
+                    "\(String(describing: error?.message))")
+        }
+        #expect(try storage.exists(module: module, version: version) == false)
+        if version == "v1.0.0" { #expect(try storage.list(module: module) == []) }
+        #expect(Self.tree(root) == [".tmp"], "\(Self.tree(root))")
+    }
+
+    @Test("through athens, names beyond FileStorage's limits answer 404 naming the limit (never 5xx), stores nothing; names within them are stored")
+    func beyondLimitsThroughAthens() throws {
+        let work = TestSupport.makeTemporaryDirectory("filestorage-limits-e2e")
+        defer { TestSupport.removeDirectory(work) }
+        let upstream = try ChildProcess("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/generated_upstream.py"])
+        defer { upstream.stop() }
+        let port = try #require(upstream.firstLine().flatMap { UInt16($0.split(separator: ":").last ?? "") }, "upstream did not start")
+        let root = work + "/storage"
+        let athens = try AthensServer(manifest: """
+            {"storage": {"plugin": "FileStorage", "config": {"root": "\(root)"}}, "spoolDirectory": "\(work)",
+             "fetchers": [{"name": "upstream", "plugin": "ProxyFetcher", "config": {"url": "http://127.0.0.1:\(port)"}}],
+             "defaultFetcher": "upstream"}
+            """, directory: work)
+        defer { athens.stop() }
+        func escaped(_ module: String, _ version: String) -> String {
+            "/" + module.map { $0.isUppercase ? "!" + $0.lowercased() : String($0) }.joined() + "/@v/" + version
+        }
+        for (module, version, limit) in Self.beyondLimits {
+            for artifact in [".info", ".mod", ".zip"] {
+                let response = try athens.get(escaped(module, version) + artifact)
+                let body = String(decoding: response.body, as: UTF8.self)
+                #expect(response.status == 404, "\(module.prefix(40))…@\(version.prefix(20))\(artifact): \(response.status) \(body)")
+                #expect(body.contains(limit), "\(body)")
+            }
+            let list = try athens.get(escaped(module, "list"))
+            #expect(list.status < 500, "list: \(list.status) \(String(decoding: list.body, as: UTF8.self))")
+        }
+        #expect(Self.tree(root).filter { $0 != ".tmp" } == [], "\(Self.tree(root))")
+        // Long names the layout can hold: a 250-byte element, and a path of 740 bytes.
+        let within = [("example.com/" + String(repeating: "w", count: 250), "v1.0.0"),
+                      ("example.com/" + (0..<4).map { String(repeating: Character(String($0 + 5)), count: 178) }.joined(separator: "/"), "v1.0.0")]
+        for (module, version) in within {
+            for artifact in [".info", ".mod", ".zip"] {
+                let response = try athens.get(escaped(module, version) + artifact)
+                #expect(response.status == 200, "\(module.prefix(40))…\(artifact): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+            }
+            #expect(FileManager.default.fileExists(atPath: root + escaped(module, version) + ".zip"))
+        }
+        #expect(Self.tree(root + "/.tmp") == [])
+    }
+
     // MARK: - Hostile names
 
     static let hostile: [(String, String)] = [
