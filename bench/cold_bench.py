@@ -75,7 +75,7 @@ def start_athens(args, work, upstream_port, root):
     port = free_port()
     manifest = {
         "listen": "127.0.0.1:%d" % port, "pluginDirectory": args.plugins, "spoolDirectory": work,
-        "storage": {"plugin": "FileStorage", "config": {"root": root}},
+        "storage": {"plugin": args.storage, "config": {"root": root} if args.storage == "FileStorage" else {}},
         "fetchers": [{"name": "upstream", "plugin": "ProxyFetcher", "config": {"url": "http://127.0.0.1:%d" % upstream_port}}],
         "defaultFetcher": "upstream",
         "accessLog": os.environ.get("BENCH_ACCESS_LOG") == "1",
@@ -85,14 +85,14 @@ def start_athens(args, work, upstream_port, root):
         json.dump(manifest, f)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATHENS_")}
     log = open(os.path.join(work, "athens.log"), "a")
-    proc = subprocess.Popen([args.athens, "--config", path], stdout=log, stderr=log, env=env)
+    proc = subprocess.Popen(args.wrap.split() + [args.athens, "--config", path], stdout=log, stderr=log, env=env)
     wait_http("http://127.0.0.1:%d/healthz" % port, proc, "athens")
     return proc, port
 
 
-def stop(proc):
+def stop(proc, sig=signal.SIGTERM):
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
@@ -135,6 +135,8 @@ def main():
     ap.add_argument("--small", type=int, default=500)
     ap.add_argument("--large", type=int, default=200)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--storage", default="FileStorage", help="MemoryStorage shows what the host costs without any disk")
+    ap.add_argument("--wrap", default="", help="command prefix for athens, for profiling (e.g. 'strace -f -c -w -e trace=fsync -o F')")
     ap.add_argument("--storage-parent", default=ROOT, help="where the FileStorage roots go (the repo's file system)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cold-bench-")
@@ -158,12 +160,13 @@ def main():
                 athens, aport = start_athens(args, work, nport, root)
                 procs.append(athens)
                 cold.append(fetch_all("http://127.0.0.1:%d" % aport, paths, args.clients, work, tree.sha256))
-                stop(athens)
+                # A wrapper (strace -c, perf) writes its summary on SIGINT.
+                stop(athens, signal.SIGINT if args.wrap else signal.SIGTERM)
                 shutil.rmtree(root, ignore_errors=True)
             stop(nginx)
             d, a = statistics.median(direct), statistics.median(cold)
             rows.append((label, count, d, a, a / d, direct, cold))
-        print("cold fetch: %d clients, durable FileStorage, upstream nginx; median of %d reps" % (args.clients, args.reps))
+        print("cold fetch: %d clients, %s, upstream nginx; median of %d reps" % (args.clients, args.storage, args.reps))
         print("%-8s %7s %12s %12s %8s   %s" % ("zip", "modules", "direct s", "athens s", "ratio", "reps direct / athens"))
         for label, count, d, a, r, ds, cs in rows:
             print("%-8s %7d %12.3f %12.3f %7.2fx   %s / %s" % (label, count, d, a, r,

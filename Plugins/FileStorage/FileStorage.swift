@@ -21,17 +21,19 @@
 // files in @v) are repaired lazily: by the module's next save or remove (which read @v anyway), and by `exists`
 // when a .info lacks its .mod or .zip.
 //
-// Order of a save, and why each fsync is needed (5 per save, plus one per directory it creates; was 6 + 1):
-//  1. .mod, .zip, .info and the new list are written to .tmp and fsync'd: a name in @v never points at bytes
-//     a power loss could lose.
+// Order of a save, and why each fsync is needed. A save waits for two rounds of fsyncs, each round issued at
+// once from one thread per descriptor so the file system commits it as one (was six fsyncs one after another,
+// plus one per directory created):
+//  1. .mod, .zip, .info and the new list are written to .tmp and fsync'd (round 1): a name in @v never points
+//     at bytes a power loss could lose.
 //  2. Under the module lock: rename .mod, .zip, then .info (the commit), then list. A kill between renames
 //     leaves .mod/.zip without .info (invisible: open checks .info) or an old list (never naming a version
 //     without .info, since list goes last); the intent makes start-up repair either.
-//  3. One fsync of @v makes the four renames durable (they are in one directory; the old code synced list's
-//     rename separately).
-//  4. Directories the save created are made durable in their parents only now, after the commit: until then
-//     a power loss drops the whole new subtree, i.e. the version is absent, which is consistent; save returns
-//     only after these fsyncs, so a reported save survives a power loss.
+//  3. Round 2: one fsync of @v makes the four renames durable (one directory; the old code synced list's
+//     rename separately), and with it the parents of the directories this save created: no mkdir is synced
+//     before the commit, because until its parent is durable a power loss drops the whole new subtree, i.e.
+//     the version is absent, which is consistent. Save returns only after round 2, so a reported save survives
+//     a power loss. Concurrent saves' rounds overlap, and the file system's journal commits them together.
 // The intent itself is not fsync'd: it exists for a killed process (the page cache survives); after a power
 // loss, journaling file systems (ext4, xfs) keep metadata operations in order, so a durable .info implies its
 // .mod and .zip renames, and the lazy repair above covers the rest.
@@ -278,19 +280,18 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
             }
             let list = try operation.listFile(for: entries, in: directory.fd, adding: location.escapedVersion)
             let files = [modFile, zipFile, infoFile] + (list.map { [$0] } ?? [])
-            for file in files { try file.sync() }
-            try commit(files, as: location, in: directory.fd, operation: operation)
-        }
-        // After the commit (see the header): the new directories become durable in their parents, deepest first.
-        for (parent, name) in created.reversed() where !flushToDisk(parent?.fd ?? rootFD) {
-            throw failure("\(what): fsync the parent of \(name)", errno)
+            if let failed = flushAllToDisk(files.map(\.fd)) { throw failure("\(what): fsync \(files[failed].name)", errno) }
+            // The new directories become durable in their parents together with the renames (see the header).
+            try commit(files, as: location, in: directory.fd, operation: operation, alsoSync: created.map { $0.parent?.fd ?? rootFD })
         }
     }
 
     /// Moves the synced files into place (.mod, .zip, .info - the commit -, list), then makes the renames
-    /// durable with one fsync of @v. Call holding the module lock with no .info present; on failure, removes
+    /// durable with one fsync of @v, at the same time as `parents` (the parents of directories the save made).
+    /// Call holding the module lock with no .info present; on failure, removes
     /// whatever it placed, so the version is absent again.
-    private func commit(_ files: [WorkFile], as location: VersionLocation, in directory: Int32, operation: Operation) throws(PluginFailure) {
+    private func commit(_ files: [WorkFile], as location: VersionLocation, in directory: Int32, operation: Operation,
+                        alsoSync parents: [Int32]) throws(PluginFailure) {
         let what = location.description
         let names = [".mod", ".zip", ".info"].map { location.escapedVersion + $0 } + ["list"]
         var placed: [String] = []
@@ -299,7 +300,9 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
                 try file.rename(into: directory, as: name)
                 placed.append(name)
             }
-            guard flushToDisk(directory) else { throw failure("\(what): fsync @v", errno) }
+            if let failed = flushAllToDisk([directory] + parents) {
+                throw failure(failed == 0 ? "\(what): fsync @v" : "\(what): fsync a directory made for it", errno)
+            }
         } catch {
             // Newest first: list goes back to the truth, the version stops existing before its .mod and .zip go.
             for name in placed.reversed() where name != "list" { unlinkat(directory, name, 0) }
@@ -430,7 +433,8 @@ final class Operation {
 /// A file being written in the work directory; renamed into an `@v` directory when complete.
 final class WorkFile {
     private let workFD: Int32
-    private let fd: Int32
+    /// The open file, for fsync.
+    let fd: Int32
     let name: String
     private var renamed = false
     private let what: String
