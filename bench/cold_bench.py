@@ -80,6 +80,9 @@ def start_athens(args, work, upstream_port, root):
         "defaultFetcher": "upstream",
         "accessLog": os.environ.get("BENCH_ACCESS_LOG") == "1",
     }
+    if args.stash_workers:
+        manifest["stash"] = {"wrappers": [{"type": "singleflight"}, {"type": "pool", "workers": args.stash_workers}]}
+        manifest["download"] = {"workers": max(args.stash_workers, 64), "queue": 4096}
     path = os.path.join(work, "athens.json")
     with open(path, "w") as f:
         json.dump(manifest, f)
@@ -136,6 +139,7 @@ def main():
     ap.add_argument("--large", type=int, default=200)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--storage", default="FileStorage", help="MemoryStorage shows what the host costs without any disk")
+    ap.add_argument("--stash-workers", type=int, default=0, help="fetch+save pool size (default: athens' own default)")
     ap.add_argument("--wrap", default="", help="command prefix for athens, for profiling (e.g. 'strace -f -c -w -e trace=fsync -o F')")
     ap.add_argument("--storage-parent", default=ROOT, help="where the FileStorage roots go (the repo's file system)")
     args = ap.parse_args()
@@ -146,6 +150,8 @@ def main():
     try:
         rows = []
         for label, count, size in [("10 KiB", args.small, "10k"), ("1 MiB", args.large, "1m")]:
+            if count == 0:
+                continue
             tree_dir = os.path.join(work, "tree-" + size)
             tree = make_tree.make_tree(tree_dir, modules=count, sizes=[size], seed=1)
             paths = tree.paths["zip" + size]
@@ -166,7 +172,8 @@ def main():
             stop(nginx)
             d, a = statistics.median(direct), statistics.median(cold)
             rows.append((label, count, d, a, a / d, direct, cold))
-        print("cold fetch: %d clients, %s, upstream nginx; median of %d reps" % (args.clients, args.storage, args.reps))
+        print("cold fetch: %d clients, %s, stash pool %s, upstream nginx; median of %d reps"
+              % (args.clients, args.storage, args.stash_workers or "default", args.reps))
         print("%-8s %7s %12s %12s %8s   %s" % ("zip", "modules", "direct s", "athens s", "ratio", "reps direct / athens"))
         for label, count, d, a, r, ds, cs in rows:
             print("%-8s %7d %12.3f %12.3f %7.2fx   %s / %s" % (label, count, d, a, r,
