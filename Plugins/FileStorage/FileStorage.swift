@@ -34,6 +34,8 @@
 //     before the commit, because until its parent is durable a power loss drops the whole new subtree, i.e.
 //     the version is absent, which is consistent. Save returns only after round 2, so a reported save survives
 //     a power loss. Concurrent saves' rounds overlap, and the file system's journal commits them together.
+//     (A save that finds its directories made by another save still in flight relies, for their durability,
+//     on the journal committing that earlier mkdir no later than its own renames - as ext4 and xfs do.)
 // The intent itself is not fsync'd: it exists for a killed process (the page cache survives); after a power
 // loss, journaling file systems (ext4, xfs) keep metadata operations in order, so a durable .info implies its
 // .mod and .zip renames, and the lazy repair above covers the rest.

@@ -7,7 +7,7 @@ import PluginKit
 ///
 /// Invariant: `directory` is made of non-empty elements that never are "." or "..", never start with "." and
 /// hold no NUL; `escapedVersion` is one such element too. So every path built here stays below the root, and
-/// never collides with FileStorage's own hidden names (`.tmp-…`, `.lock`).
+/// never collides with FileStorage's own hidden names (`.tmp`, `.lock`, an older version's `.tmp-…`).
 struct VersionLocation {
     /// The longest relative path of a version (without its extension) FileStorage stores: catalog tokens carry
     /// one, base64-encoded, in at most ATH_CATALOG_TOKEN_CAPACITY - 1 characters. (Far below PATH_MAX, 4096.)
