@@ -491,6 +491,22 @@ struct FileStorageTests {
 
     // MARK: - Disk trouble
 
+    @Test("saves from many threads leave no descriptor and no thread behind (each save's fsync threads are joined)")
+    func savesFreeWhatTheyTake() throws {
+        let root = TestSupport.makeTemporaryDirectory("filestorage-frees")
+        defer { TestSupport.removeDirectory(root) }
+        let run = try TestSupport.run(Self.stress, ["bench", TestSupport.plugin("FileStorage"), Self.config(root), "200", "8", "4096"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let line = try #require(run.stdout.split(separator: "\n").first { $0.hasPrefix("fds ") }, "\(run.stdout)")
+        let numbers = line.split(separator: " ").compactMap { Int($0) }
+        try #require(numbers.count == 4, "\(line)")
+        #expect(numbers[0] == numbers[1], "descriptors before and after 200 saves: \(line)")
+        #expect(numbers[2] == numbers[3], "threads before and after 200 saves: \(line)")
+        let storage = try Self.make(root)
+        #expect(try storage.list(module: "example.com/bench/c199") == ["v1.0.0"])
+        #expect(Self.tree(root + "/.tmp") == [])
+    }
+
     @Test("a failing zip stream stores nothing")
     func failingStream() throws {
         let root = TestSupport.makeTemporaryDirectory("filestorage-stream")

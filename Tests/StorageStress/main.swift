@@ -11,7 +11,8 @@
 //   StorageStress bench <plugin.so> <config JSON> <modules> <threads> <zip size>
 //       Saves one version of each of <modules> distinct modules (example.com/bench/c<i>) from <threads> threads at
 //       once and prints "saved <modules> in <seconds> s (<ms per save> ms/save)": the storage's cold save cost alone,
-//       without a host or a network (bench/README.md).
+//       without a host or a network (bench/README.md); then "fds <before> <after> threads <before> <after>", the
+//       process's open descriptors and threads before the saves and after them.
 // Exit status 2 on a usage or plugin failure (with the reason on stderr).
 import Dispatch
 import Glibc
@@ -118,6 +119,15 @@ struct Storage: @unchecked Sendable {
     }
 }
 
+/// The number of entries of a /proc directory (open descriptors, threads), "." and ".." excluded.
+func entries(_ path: String) -> Int {
+    guard let dir = opendir(path) else { return -1 }
+    defer { closedir(dir) }
+    var n = 0
+    while readdir(dir) != nil { n += 1 }
+    return n - 2
+}
+
 /// A detached pthread that leaves `group` when `body` returns.
 enum Thread {
     static func detach(_ group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
@@ -189,6 +199,7 @@ case "bench":
         }
     }
     let counter = Counter()
+    let fdsBefore = entries("/proc/self/fd"), threadsBefore = entries("/proc/self/task")
     var start = timespec(), end = timespec()
     clock_gettime(CLOCK_MONOTONIC, &start)
     let group = DispatchGroup()
@@ -209,6 +220,13 @@ case "bench":
     clock_gettime(CLOCK_MONOTONIC, &end)
     let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
     say("saved \(count) in \(seconds) s (\(seconds / Double(count) * 1000 * Double(threads)) ms/save)")
+    // Detached bench threads may still be exiting: wait (bounded) until the count settles.
+    var threadsAfter = entries("/proc/self/task")
+    for _ in 0..<500 where threadsAfter > threadsBefore {
+        usleep(10_000)
+        threadsAfter = entries("/proc/self/task")
+    }
+    say("fds \(fdsBefore) \(entries("/proc/self/fd")) threads \(threadsBefore) \(threadsAfter)")
 default:
     fail("unknown mode \(arguments[1])")
 }
