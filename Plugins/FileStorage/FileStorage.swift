@@ -4,8 +4,8 @@
 //   <root>/<escaped module>/@v/<escaped version>.info | .mod | .zip
 //   <root>/<escaped module>/@v/list      one version per line (no pseudo-versions), kept current
 //   <root>/<escaped module>/@v/.lock     flock'd while a version of the module is committed or removed
-//   <root>/.tmp/<stem>.intent            one per save or remove in flight: names its @v directory; flock'd
-//   <root>/.tmp/<stem>.mod|.zip|.info|.list   that operation's files being written
+//   <root>/<escaped module>/@v/.tmp-<stem>.mod|.zip|.info|.list<n>   files of a save or remove being written
+//   <root>/.tmp/<stem>.intent            one per save, remove or repair in flight: names its @v directory; flock'd
 //
 // A version exists iff its .info exists: save renames .mod and .zip into place first and .info last (the commit),
 // under the module's lock, so a save never mixes bytes with another one, in this process or another.
@@ -14,18 +14,19 @@
 // 750 bytes (what a catalog token carries) cannot be held; such versions are reported as not stored (404, so
 // GOPROXY falls through to the next proxy), never as an outage. See VersionLocation.
 //
-// Start-up reads only <root>/.tmp, never the tree: a writer creates its intent (flock'd) before any other file
-// and unlinks it last, so what a crash can leave - temporary files in .tmp, and in the one @v directory the
-// intent names, .mod/.zip without .info (killed between renames) or a stale list - is found from intents no
-// live process holds. Leftovers no intent names (a power loss, or an older FileStorage that kept its temporary
-// files in @v) are repaired lazily: by the module's next save or remove (which read @v anyway), and by `exists`
-// when a .info lacks its .mod or .zip.
+// Start-up reads only <root>/.tmp, never the tree: an operation creates its intent (flock'd) before any other
+// file and unlinks it last, so what a crash can leave - in the one @v directory the intent names: hidden work
+// files, .mod/.zip without .info (killed between renames), a stale list - is found from intents no live process
+// holds. Leftovers no intent names (a power loss, or an older FileStorage, which had no intents) are repaired
+// lazily: by the module's next save or remove (which read @v anyway), and by `exists` when a .info lacks its
+// .mod or .zip. Work files stay in @v so that every rename is within one directory (a rename across
+// directories takes a lock of the whole file system, which serialised concurrent saves).
 //
 // Order of a save, and why each fsync is needed. A save waits for two rounds of fsyncs, each round issued at
 // once from one thread per descriptor so the file system commits it as one (was six fsyncs one after another,
 // plus one per directory created):
-//  1. .mod, .zip, .info and the new list are written to .tmp and fsync'd (round 1): a name in @v never points
-//     at bytes a power loss could lose.
+//  1. .mod, .zip, .info and the new list are written to hidden work files and fsync'd (round 1): a visible name
+//     in @v never points at bytes a power loss could lose.
 //  2. Under the module lock: rename .mod, .zip, then .info (the commit), then list. A kill between renames
 //     leaves .mod/.zip without .info (invisible: open checks .info) or an old list (never naming a version
 //     without .info, since list goes last); the intent makes start-up repair either.
@@ -161,7 +162,7 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
             // A .info without its parts (a power loss that reordered renames): repair the module, report absent,
             // so the caller fetches it again.
             if let directory = try openVersionDirectory(location.directory, what: location.description, create: nil) {
-                try repair(directory.fd, path: location.directory)
+                try repair(directory, path: location.directory)
             }
             return false
         }
@@ -257,34 +258,34 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
         let location = try VersionLocation(module: module, version: version)
         let what = location.description
         if regularFileExists(rootFD, location.file(".info")) { throw .alreadyExists("\(what): already stored") }
-        // The intent first: from now on a crash is repaired at start-up. The bytes go to the work directory
-        // outside the module lock, so a slow zip never blocks other saves of the module.
-        let operation = try Operation(in: try workDirectoryFD(what), directory: location.directory, what: what)
-        defer { operation.finish() }
-        let modFile = try operation.file(".mod")
-        try modFile.write(mod)
-        let zipFile = try operation.file(".zip")
-        try zipFile.copy(from: zip)
-        let infoFile = try operation.file(".info")
-        try infoFile.write(info)
-
         var created: [(parent: Descriptor?, name: String)] = []
         guard let directory = try openVersionDirectory(location.directory, what: what, create: &created) else {
             throw .internal("\(what): @v directory vanished")
         }
+        // The intent before any file: from now on a crash is repaired at start-up. The bytes go to hidden files in
+        // @v (renamed within one directory: no file-system-wide rename lock), outside the module lock, so a slow
+        // zip never blocks other saves of the module.
+        let operation = try Operation(in: try workDirectoryFD(what), directory: location.directory, what: what)
+        defer { operation.finish() }
+        let modFile = try operation.file(".mod", in: directory)
+        try modFile.write(mod)
+        let zipFile = try operation.file(".zip", in: directory)
+        try zipFile.copy(from: zip)
+        let infoFile = try operation.file(".info", in: directory)
+        try infoFile.write(info)
         try withModuleLock(directory.fd, what) { () throws(PluginFailure) in
             guard var entries = readDirectory(directory.fd) else { throw failure("\(what): read @v", errno) }
             if entries.contains(where: { $0.name == location.escapedVersion + ".info" }) { throw .alreadyExists("\(what): already stored") }
-            if Self.hasLeftovers(entries, except: location.escapedVersion) {
-                try repairLocked(directory.fd, what: what, operation: operation)
+            if Self.hasLeftovers(entries, except: location.escapedVersion, stem: operation.stem) {
+                try repairLocked(directory, what: what, operation: operation)
                 guard let fresh = readDirectory(directory.fd) else { throw failure("\(what): read @v", errno) }
                 entries = fresh
             }
-            let list = try operation.listFile(for: entries, in: directory.fd, adding: location.escapedVersion)
+            let list = try operation.listFile(for: entries, in: directory, adding: location.escapedVersion)
             let files = [modFile, zipFile, infoFile] + (list.map { [$0] } ?? [])
             if let failed = flushAllToDisk(files.map(\.fd)) { throw failure("\(what): fsync \(files[failed].name)", errno) }
             // The new directories become durable in their parents together with the renames (see the header).
-            try commit(files, as: location, in: directory.fd, operation: operation, alsoSync: created.map { $0.parent?.fd ?? rootFD })
+            try commit(files, as: location, in: directory, operation: operation, alsoSync: created.map { $0.parent?.fd ?? rootFD })
         }
     }
 
@@ -292,24 +293,24 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
     /// durable with one fsync of @v, at the same time as `parents` (the parents of directories the save made).
     /// Call holding the module lock with no .info present; on failure, removes
     /// whatever it placed, so the version is absent again.
-    private func commit(_ files: [WorkFile], as location: VersionLocation, in directory: Int32, operation: Operation,
+    private func commit(_ files: [WorkFile], as location: VersionLocation, in directory: Descriptor, operation: Operation,
                         alsoSync parents: [Int32]) throws(PluginFailure) {
         let what = location.description
         let names = [".mod", ".zip", ".info"].map { location.escapedVersion + $0 } + ["list"]
         var placed: [String] = []
         do throws(PluginFailure) {
             for (file, name) in zip(files, names) {
-                try file.rename(into: directory, as: name)
+                try file.rename(as: name)
                 placed.append(name)
             }
-            if let failed = flushAllToDisk([directory] + parents) {
+            if let failed = flushAllToDisk([directory.fd] + parents) {
                 throw failure(failed == 0 ? "\(what): fsync @v" : "\(what): fsync a directory made for it", errno)
             }
         } catch {
             // Newest first: list goes back to the truth, the version stops existing before its .mod and .zip go.
-            for name in placed.reversed() where name != "list" { unlinkat(directory, name, 0) }
+            for name in placed.reversed() where name != "list" { unlinkat(directory.fd, name, 0) }
             if placed.contains("list") { try? rewriteList(directory, what, operation: operation) }
-            _ = flushToDisk(directory)
+            _ = flushToDisk(directory.fd)
             throw error
         }
     }
@@ -322,12 +323,12 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
         defer { operation.finish() }
         try withModuleLock(directory.fd, what) { () throws(PluginFailure) in
             guard regularFileExists(directory.fd, location.escapedVersion + ".info") else { throw .notFound("\(what): not stored") }
-            if let entries = readDirectory(directory.fd), Self.hasLeftovers(entries) {
-                try repairLocked(directory.fd, what: what, operation: operation)
+            if let entries = readDirectory(directory.fd), Self.hasLeftovers(entries, stem: operation.stem) {
+                try repairLocked(directory, what: what, operation: operation)
             }
             // `list` first, then the commit marker, then the rest: at no moment does `list` name a version whose
             // .info is gone, nor does a .mod/.zip go while its .info still promises it.
-            try rewriteList(directory.fd, what, operation: operation, excluding: location.escapedVersion)
+            try rewriteList(directory, what, operation: operation, excluding: location.escapedVersion)
             guard unlinkat(directory.fd, location.escapedVersion + ".info", 0) == 0 else {
                 throw failure("\(what): unlink .info", errno)
             }
@@ -348,17 +349,17 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
 
     /// Rewrites `@v/list` from the .info files present (minus `excluding`) if its content differs: a work
     /// file, fsync, rename, fsync of the directory. Call holding the module lock.
-    func rewriteList(_ directory: Int32, _ what: String, operation: Operation, excluding: String? = nil) throws(PluginFailure) {
-        guard let entries = readDirectory(directory) else { throw failure("\(what): read @v", errno) }
+    func rewriteList(_ directory: Descriptor, _ what: String, operation: Operation, excluding: String? = nil) throws(PluginFailure) {
+        guard let entries = readDirectory(directory.fd) else { throw failure("\(what): read @v", errno) }
         guard let file = try operation.listFile(for: entries, in: directory, excluding: excluding) else { return }
         try file.sync()
-        try file.rename(into: directory, as: "list")
-        guard flushToDisk(directory) else { throw failure("\(what): fsync @v", errno) }
+        try file.rename(as: "list")
+        guard flushToDisk(directory.fd) else { throw failure("\(what): fsync @v", errno) }
     }
 }
 
 /// One save, remove or repair in flight: `<root>/.tmp/<stem>.intent`, flock'd by its owner for its whole life
-/// and holding the `@v` directory it works on, plus the operation's files `<stem>.<suffix>` beside it.
+/// and holding the `@v` directory it works on, where the operation's files are `.tmp-<stem>.<suffix>`.
 /// Start-up recovery treats an intent no live process holds as a crashed operation (see FileStorage+Recovery).
 final class Operation {
     let workFD: Int32
@@ -405,20 +406,21 @@ final class Operation {
         }
     }
 
-    /// A new file of this operation (`<stem><suffix>`, e.g. ".zip"), removed by `finish` unless renamed away.
-    func file(_ suffix: String) throws(PluginFailure) -> WorkFile {
-        let file = try WorkFile(in: workFD, name: stem + suffix, what: what)
+    /// A new file of this operation in `directory` (`.tmp-<stem><suffix>`, suffix e.g. ".zip"), removed by
+    /// `finish` unless renamed into place.
+    func file(_ suffix: String, in directory: Descriptor) throws(PluginFailure) -> WorkFile {
+        let file = try WorkFile(in: directory, name: FileStorage.workFilePrefix + stem + suffix, what: what)
         files.append(file)
         return file
     }
 
     /// A work file holding the `list` that `entries` call for (minus `excluding`, plus `adding`), or nil if
     /// the directory's `list` already says exactly that.
-    func listFile(for entries: [DirectoryEntry], in directory: Int32, excluding: String? = nil, adding: String? = nil) throws(PluginFailure) -> WorkFile? {
-        let content = FileStorage.listContent(entries, in: directory, excluding: excluding, adding: adding)
-        if let current = readSmallFile(directory, "list"), current == content { return nil }
-        // One list file per operation at a time: a rollback may write a second one.
-        let file = try self.file(".list\(files.count)")
+    func listFile(for entries: [DirectoryEntry], in directory: Descriptor, excluding: String? = nil, adding: String? = nil) throws(PluginFailure) -> WorkFile? {
+        let content = FileStorage.listContent(entries, in: directory.fd, excluding: excluding, adding: adding)
+        if let current = readSmallFile(directory.fd, "list"), current == content { return nil }
+        // Each list file of an operation has its own name: a rollback or a repair may write another one.
+        let file = try self.file(".list\(files.count)", in: directory)
         try file.write(content)
         return file
     }
@@ -432,9 +434,10 @@ final class Operation {
     }
 }
 
-/// A file being written in the work directory; renamed into an `@v` directory when complete.
+/// A file being written under a hidden name in an `@v` directory; renamed to its real name when complete.
 final class WorkFile {
-    private let workFD: Int32
+    /// Kept open as long as the file may be renamed or discarded.
+    private let directory: Descriptor
     /// The open file, for fsync.
     let fd: Int32
     let name: String
@@ -442,12 +445,12 @@ final class WorkFile {
     private let what: String
 
     /// Creates the file exclusively.
-    init(in workFD: Int32, name: String, what: String) throws(PluginFailure) {
-        self.workFD = workFD
+    init(in directory: Descriptor, name: String, what: String) throws(PluginFailure) {
+        self.directory = directory
         self.name = name
         self.what = what
-        fd = retrying { openat(workFD, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644) }
-        guard fd >= 0 else { throw failure("\(what): create \(FileStorage.workDirectory)/\(name)", errno) }
+        fd = retrying { openat(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644) }
+        guard fd >= 0 else { throw failure("\(what): create @v/\(name)", errno) }
     }
 
     deinit { close(fd) }
@@ -480,16 +483,16 @@ final class WorkFile {
         guard flushToDisk(fd) else { throw failure("\(what): fsync \(name)", errno) }
     }
 
-    /// Renames the file to `target` in `directory` (replacing it); the file is then no longer temporary.
-    func rename(into directory: Int32, as target: String) throws(PluginFailure) {
-        guard renameat(workFD, name, directory, target) == 0 else { throw failure("\(what): rename to \(target)", errno) }
+    /// Renames the file to `target` in its directory (replacing it); the file is then no longer temporary.
+    func rename(as target: String) throws(PluginFailure) {
+        guard renameat(directory.fd, name, directory.fd, target) == 0 else { throw failure("\(what): rename to \(target)", errno) }
         renamed = true
     }
 
     /// Removes the file unless it was renamed into place.
     func discard() {
         if !renamed {
-            unlinkat(workFD, name, 0)
+            unlinkat(directory.fd, name, 0)
             renamed = true
         }
     }

@@ -263,10 +263,11 @@ struct FileStorageTests {
         }
         let work = root + "/.tmp"
         #expect(Self.tree(work) == [], "a finished save leaves nothing in the work directory")
-        // A save killed between its renames: its intent names the directory, its .info is still in the work dir.
+        // A save killed between its renames: its intent names the directory, its .info is still a work file.
         let dir = root + "/example.com/kept/@v"
         Self.write(work + "/dead1.intent", "example.com/kept/@v\n")
-        Self.write(work + "/dead1.info", "{}")
+        Self.write(dir + "/.tmp-dead1.info", "{}")
+        Self.write(dir + "/.tmp-dead2.list0", "v9.0.0\n")              // an intent-less work file, found there too
         Self.write(dir + "/v2.0.0.mod", "module example.com/kept\n")
         Self.write(dir + "/v2.0.0.zip", "zip")
         Self.write(dir + "/list", "v1.0.0\nv9.0.0\n")
@@ -277,10 +278,9 @@ struct FileStorageTests {
         // A live operation in another process (its intent flock'd) names the nested module: nothing of it goes.
         let nested = root + "/example.com/kept/nested/@v"
         Self.write(work + "/live5.intent", "example.com/kept/nested/@v\n")
-        Self.write(work + "/live5.zip", "being written")
+        Self.write(nested + "/.tmp-live5.zip", "being written")
         Self.write(nested + "/v0.2.0.mod", "module example.com/kept/nested\n")
         let liveFD = open(work + "/live5.intent", O_RDONLY)
-        defer { close(liveFD) }
         try #require(flock(liveFD, LOCK_EX) == 0)
         // Leftovers no intent names are not looked for at start-up (the tree is not walked).
         let untouched = root + "/example.com/untouched/@v"
@@ -289,13 +289,18 @@ struct FileStorageTests {
         let storage = try Self.make(root)
         #expect(Self.tree(dir).sorted() == [".lock", "list", "v1.0.0.info", "v1.0.0.mod", "v1.0.0.zip"])
         #expect(Self.bytes(dir + "/list") == Array("v1.0.0\n".utf8))
-        #expect(Self.tree(work) == ["live5.intent", "live5.zip"])
-        #expect(Self.tree(nested).contains("v0.2.0.mod"))
+        #expect(Self.tree(work) == ["live5.intent"])
+        #expect(Self.tree(nested).contains("v0.2.0.mod") && Self.tree(nested).contains(".tmp-live5.zip"))
         #expect(Self.tree(untouched).contains("v9.0.0.zip"))
         #expect(Self.tree(root + "/etc") == [], "a garbled intent made FileStorage touch \(root)/etc")
         #expect(try Self.read(storage, "example.com/kept", "v1.0.0", .zip) == [1, 2, 3])
         #expect(try storage.list(module: "example.com/kept") == ["v1.0.0"])
         #expect(try storage.list(module: "example.com/untouched") == ["v1.0.0"])
+        // Once the live operation has died, the next start-up repairs its directory too.
+        close(liveFD)
+        _ = try Self.make(root)
+        #expect(Self.tree(nested).sorted() == [".lock", "list", "v0.1.0.info", "v0.1.0.mod", "v0.1.0.zip"])
+        #expect(Self.tree(work) == [])
     }
 
     @Test("leftovers no intent names are repaired by the module's next save or remove, and by exists for a .info without its parts")
@@ -709,10 +714,10 @@ struct FileStorageTests {
 
             // Before any new instance repairs anything: every committed version is whole and exact, list names
             // only committed versions, and every reported save is committed.
-            if Self.tree(root + "/.tmp").contains(where: { !$0.hasSuffix(".intent") }) { killedMidSave += 1 }
             for module in modules {
                 let dir = root + "/" + module + "/@v"
                 let names = Set(Self.tree(dir))
+                if names.contains(where: { $0.hasPrefix(".tmp-") }) { killedMidSave += 1 }
                 let committed = Set(names.filter { $0.hasSuffix(".info") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) })
                 if names.contains(where: { ($0.hasSuffix(".mod") || $0.hasSuffix(".zip")) && !committed.contains(String($0.dropLast(4))) }) {
                     killedMidCommit += 1
