@@ -22,9 +22,9 @@
 // .mod or .zip. Work files stay in @v so that every rename is within one directory (a rename across
 // directories takes a lock of the whole file system, which serialised concurrent saves).
 //
-// Order of a save, and why each fsync is needed. A save waits for two rounds of fsyncs, each round issued at
-// once from one thread per descriptor so the file system commits it as one (was six fsyncs one after another,
-// plus one per directory created):
+// Order of a save, and why each fsync is needed. A save waits for two rounds of fsyncs (was six fsyncs one
+// after another, plus one per directory created); a round is issued at once, one thread per descriptor, so the
+// file system commits it as one, unless other rounds are in progress (see flushAllToDisk):
 //  1. .mod, .zip, .info and the new list are written to hidden work files and fsync'd (round 1): a visible name
 //     in @v never points at bytes a power loss could lose.
 //  2. Under the module lock: rename .mod, .zip, then .info (the commit), then list. A kill between renames

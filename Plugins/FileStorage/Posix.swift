@@ -2,6 +2,7 @@
 // No Foundation: these run on every request.
 import Glibc
 import PluginKit
+import Synchronization
 
 /// The failure an errno becomes. Disk trouble (full, I/O error, read-only, permissions, fd limits) is
 /// transient for the host (`unavailable`, 502); anything else means a bug or a damaged tree (`internal`).
@@ -143,12 +144,22 @@ func readSmallFile(_ dirfd: Int32, _ name: String, limit: Int = 1 << 24) -> [UIn
 /// Byte order, the order of the catalog and of directory walks (String's own order is Unicode's).
 func bytewiseLess(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 
-/// fsyncs every descriptor at once, one thread each (the first on the caller's), and waits for all: the kernel
-/// then commits them together (on ext4 one journal commit serves every fsync waiting for it), so N files cost
-/// about one fsync's latency instead of N. Returns the index of the first descriptor that failed, with errno
-/// set to its error, or nil.
+/// How many `flushAllToDisk` calls are in progress in this process.
+private let flushesInProgress = Atomic<Int>(0)
+
+/// fsyncs every descriptor and waits for all. Alone, it issues them at once, one thread each (the first on the
+/// caller's): the kernel then commits them together (on ext4 one journal commit serves every fsync waiting for
+/// it), so N files cost about one fsync's latency instead of N. While other calls are in progress their fsyncs
+/// already fill the journal's commits, and extra threads only cost scheduling (measured: 10 concurrent savers
+/// were 1.5-2.5x slower with threads), so it then syncs one after another. Returns the index of the first
+/// descriptor that failed, with errno set to its error, or nil.
 func flushAllToDisk(_ fds: [Int32]) -> Int? {
-    guard fds.count > 1 else { return fds.first.flatMap { flushToDisk($0) ? nil : 0 } }
+    let others = flushesInProgress.add(1, ordering: .relaxed).oldValue
+    defer { flushesInProgress.subtract(1, ordering: .relaxed) }
+    guard fds.count > 1, others == 0 else {
+        for (index, fd) in fds.enumerated() where !flushToDisk(fd) { return index }
+        return nil
+    }
     final class Job {
         let fd: Int32
         var error: Int32 = 0
