@@ -20,7 +20,7 @@
 // holds. Leftovers no intent names (a power loss, or an older FileStorage, which had no intents) are repaired
 // lazily: by the module's next save or remove (which read @v anyway), and by `exists` when a .info lacks its
 // .mod or .zip. Work files stay in @v so that every rename is within one directory (a rename across
-// directories takes a lock of the whole file system, which serialised concurrent saves).
+// directories takes a lock of the whole file system).
 //
 // Order of a save, and why each fsync is needed. A save waits for two rounds of fsyncs (was six fsyncs one
 // after another, plus one per directory created); a round is issued at once, one thread per descriptor, so the
