@@ -88,12 +88,20 @@ def start_athens(args, work, upstream_port, root):
         json.dump(manifest, f)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ATHENS_")}
     log = open(os.path.join(work, "athens.log"), "a")
-    proc = subprocess.Popen(args.wrap.split() + [args.athens, "--config", path], stdout=log, stderr=log, env=env)
+    # Wrapped, athens is the wrapper's child: both get their own process group, stopped together (see stop).
+    proc = subprocess.Popen(args.wrap.split() + [args.athens, "--config", path], stdout=log, stderr=log, env=env,
+                            start_new_session=bool(args.wrap))
     wait_http("http://127.0.0.1:%d/healthz" % port, proc, "athens")
     return proc, port
 
 
-def stop(proc, sig=signal.SIGTERM):
+def stop(proc, sig=signal.SIGTERM, group=False):
+    if group:
+        # The wrapper and the athens it started, both ours (their own session); the wrapper writes its summary.
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
     if proc.poll() is None:
         proc.send_signal(sig)
         try:
@@ -167,7 +175,7 @@ def main():
                 procs.append(athens)
                 cold.append(fetch_all("http://127.0.0.1:%d" % aport, paths, args.clients, work, tree.sha256))
                 # A wrapper (strace -c, perf) writes its summary on SIGINT.
-                stop(athens, signal.SIGINT if args.wrap else signal.SIGTERM)
+                stop(athens, signal.SIGINT if args.wrap else signal.SIGTERM, group=bool(args.wrap))
                 shutil.rmtree(root, ignore_errors=True)
             stop(nginx)
             d, a = statistics.median(direct), statistics.median(cold)
