@@ -18,6 +18,7 @@ let athensVersion = "0.1.0"
 /// Prints one line and exits non-zero: every start-up failure ends here.
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data(("athens: " + message + "\n").utf8))
+    PluginStore.shared.removeCopies()
     exit(1)
 }
 
@@ -78,6 +79,21 @@ func applyLogSettings(_ manifest: Manifest) {
     Log.json = manifest.logFormat == "json"
 }
 
+// SIGPIPE would kill the process when a client goes away mid-response; errors are handled instead.
+signal(SIGPIPE, SIG_IGN)
+// SIGTERM, SIGINT and SIGHUP are taken by the main thread with sigwait (below); blocked here so that
+// every thread started from now on (event loops, workers, plugin threads) inherits the mask. The
+// dispositions are reset too, since a parent may have started us with them ignored. Before the first
+// assembly: threads a plugin starts when loaded or created (a Go runtime's) must inherit the mask too, or
+// a SIGHUP delivered to one of them would kill the process (their disposition is the default).
+var controlSignals = sigset_t()
+sigemptyset(&controlSignals)
+for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
+    sigaddset(&controlSignals, signalNumber)
+    signal(signalNumber, SIG_DFL)
+}
+pthread_sigmask(SIG_BLOCK, &controlSignals, nil)
+
 // A crash (in a plugin or not) prints one line naming the plugin call in flight and the request first.
 CrashReporter.install()
 
@@ -101,18 +117,6 @@ if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &descriptorLimit) == 0, descriptorLi
     _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &descriptorLimit)
 }
 
-// SIGPIPE would kill the process when a client goes away mid-response; errors are handled instead.
-signal(SIGPIPE, SIG_IGN)
-// SIGTERM, SIGINT and SIGHUP are taken by the main thread with sigwait (below); blocked here so that
-// every thread started from now on (event loops, workers, plugin threads) inherits the mask. The
-// dispositions are reset too, since a parent may have started us with them ignored.
-var controlSignals = sigset_t()
-sigemptyset(&controlSignals)
-for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
-    sigaddset(&controlSignals, signalNumber)
-    signal(signalNumber, SIG_DFL)
-}
-pthread_sigmask(SIG_BLOCK, &controlSignals, nil)
 
 let handler = SwappableHandler(assembly)
 Metrics.shared.addGauges { handler.assembly.gauges() }
@@ -170,5 +174,6 @@ while true {
     }
     while busy() && Date() < deadline { usleep(20_000) }
     if server.inFlight > 0 { Log.error("shutdown timeout: abandoning requests", [("in_flight", String(server.inFlight))]) }
+    PluginStore.shared.removeCopies()
     exit(0)
 }
