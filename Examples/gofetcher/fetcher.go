@@ -90,8 +90,17 @@ func write(sink *C.ath_sink, data []byte) bool {
 
 func instance(handle C.uintptr_t) *fetcher { return cgo.Handle(handle).Value().(*fetcher) }
 
+// recovered turns a panic into ATH_INTERNAL: a panic that reached C would kill athens. Deferred by every entry.
+func recovered(err *C.ath_error, status *C.ath_status) {
+	if r := recover(); r != nil {
+		setError(err, fmt.Sprintf("gofetcher: panic: %v", r))
+		*status = C.ATH_INTERNAL
+	}
+}
+
 //export goFetcherCreate
-func goFetcherCreate(configJSON *C.char, out *C.uintptr_t, err *C.ath_error) C.ath_status {
+func goFetcherCreate(configJSON *C.char, out *C.uintptr_t, err *C.ath_error) (status C.ath_status) {
+	defer recovered(err, &status)
 	f, e := newFetcher(C.GoString(configJSON))
 	if e != nil {
 		setError(err, e.Error())
@@ -105,7 +114,8 @@ func goFetcherCreate(configJSON *C.char, out *C.uintptr_t, err *C.ath_error) C.a
 func goFetcherDestroy(handle C.uintptr_t) { cgo.Handle(handle).Delete() }
 
 //export goFetcherFetch
-func goFetcherFetch(handle C.uintptr_t, module, ver *C.char, info, mod, zip *C.ath_sink, err *C.ath_error) C.ath_status {
+func goFetcherFetch(handle C.uintptr_t, module, ver *C.char, info, mod, zip *C.ath_sink, err *C.ath_error) (status C.ath_status) {
+	defer recovered(err, &status)
 	f := instance(handle)
 	m, v := C.GoString(module), C.GoString(ver)
 	if m != f.module || v != version {
@@ -120,7 +130,8 @@ func goFetcherFetch(handle C.uintptr_t, module, ver *C.char, info, mod, zip *C.a
 }
 
 //export goFetcherList
-func goFetcherList(handle C.uintptr_t, module *C.char, emit C.ath_emit_version_fn, ctx unsafe.Pointer, err *C.ath_error) C.ath_status {
+func goFetcherList(handle C.uintptr_t, module *C.char, emit C.ath_emit_version_fn, ctx unsafe.Pointer, err *C.ath_error) (status C.ath_status) {
+	defer recovered(err, &status)
 	f := instance(handle)
 	if C.GoString(module) != f.module {
 		setError(err, C.GoString(module)+": not served by this fetcher")
@@ -133,7 +144,8 @@ func goFetcherList(handle C.uintptr_t, module *C.char, emit C.ath_emit_version_f
 }
 
 //export goFetcherResolve
-func goFetcherResolve(handle C.uintptr_t, module, query *C.char, info *C.ath_sink, err *C.ath_error) C.ath_status {
+func goFetcherResolve(handle C.uintptr_t, module, query *C.char, info *C.ath_sink, err *C.ath_error) (status C.ath_status) {
+	defer recovered(err, &status)
 	f := instance(handle)
 	m, q := C.GoString(module), C.GoString(query)
 	if m != f.module || (q != "latest" && q != version) {

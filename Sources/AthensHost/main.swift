@@ -79,21 +79,6 @@ func applyLogSettings(_ manifest: Manifest) {
     Log.json = manifest.logFormat == "json"
 }
 
-// SIGPIPE would kill the process when a client goes away mid-response; errors are handled instead.
-signal(SIGPIPE, SIG_IGN)
-// SIGTERM, SIGINT and SIGHUP are taken by the main thread with sigwait (below); blocked here so that
-// every thread started from now on (event loops, workers, plugin threads) inherits the mask. The
-// dispositions are reset too, since a parent may have started us with them ignored. Before the first
-// assembly: threads a plugin starts when loaded or created (a Go runtime's) must inherit the mask too, or
-// a SIGHUP delivered to one of them would kill the process (their disposition is the default).
-var controlSignals = sigset_t()
-sigemptyset(&controlSignals)
-for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
-    sigaddset(&controlSignals, signalNumber)
-    signal(signalNumber, SIG_DFL)
-}
-pthread_sigmask(SIG_BLOCK, &controlSignals, nil)
-
 // A crash (in a plugin or not) prints one line naming the plugin call in flight and the request first.
 CrashReporter.install()
 
@@ -117,6 +102,18 @@ if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &descriptorLimit) == 0, descriptorLi
     _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &descriptorLimit)
 }
 
+// SIGPIPE would kill the process when a client goes away mid-response; errors are handled instead.
+signal(SIGPIPE, SIG_IGN)
+// SIGTERM, SIGINT and SIGHUP are taken by the main thread with sigwait (below); blocked here so that
+// every thread started from now on (event loops, workers, plugin threads) inherits the mask. The
+// dispositions are reset too, since a parent may have started us with them ignored.
+var controlSignals = sigset_t()
+sigemptyset(&controlSignals)
+for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
+    sigaddset(&controlSignals, signalNumber)
+    signal(signalNumber, SIG_DFL)
+}
+pthread_sigmask(SIG_BLOCK, &controlSignals, nil)
 
 let handler = SwappableHandler(assembly)
 Metrics.shared.addGauges { handler.assembly.gauges() }

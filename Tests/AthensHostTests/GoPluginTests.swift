@@ -76,7 +76,7 @@ struct GoPluginTests {
         }
         let list = try get("/example.com/gohello/@v/list")
         #expect(list.0 == 200 && list.1 == "v1.0.0\n", "\(list)")
-        // The Go runtime's threads, started at dlopen, inherit the host's mask: a SIGHUP cannot land on one.
+        // The Go runtime starts its threads with every signal blocked (docs/PLUGINS.md): a SIGHUP cannot land on one.
         #expect(try threadsTakingControlSignals(process.process.processIdentifier) == [])
 
         try write([("go", first), ("go2", second)])
@@ -110,5 +110,19 @@ struct GoPluginTests {
         let twice = try ChildProcess(TestSupport.athens, ["--config", manifest])
         defer { twice.stop() }
         #expect(twice.firstLine()?.hasPrefix("listening on ") == true, "\(twice.stderr)")
+    }
+}
+
+/// What Go asks of the host's own signal handlers.
+@Suite("Go plugins: host signal handlers")
+struct GoSignalHandlerTests {
+    @Test("the crash handler is installed with SA_ONSTACK (Go requires it of every non-Go handler)")
+    func crashHandlerOnAlternateStack() {
+        CrashReporter.install()
+        for signalNumber in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT] {
+            var action = sigaction()
+            #expect(sigaction(signalNumber, nil, &action) == 0)
+            #expect(action.sa_flags & Int32(SA_ONSTACK) != 0, "signal \(signalNumber)")
+        }
     }
 }

@@ -231,17 +231,6 @@ struct PluginUpgradeTests {
         #expect(try listed(server, "back") == "v1.2.0")
     }
 
-    @Test("every thread blocks SIGHUP, SIGINT and SIGTERM, also those the first assembly started (worker pools, plugins)")
-    func controlSignalsBlockedInEveryThread() throws {
-        let directory = TestSupport.makeTemporaryDirectory("upgrade-signals")
-        let server = try UpgradableServer(directory: directory, fetchers: [("up", try build("v1.0.0"))])
-        defer { server.stop() }
-        // Otherwise the kernel may hand a SIGHUP to such a thread, whose default action ends the process.
-        #expect(try threadsTakingControlSignals(server.pid) == [])
-        try server.reload()
-        #expect(try threadsTakingControlSignals(server.pid) == [])
-    }
-
     private func copyfile(_ from: String, _ to: String) -> Bool {
         guard let data = FileManager.default.contents(atPath: from) else { return false }
         return FileManager.default.createFile(atPath: to, contents: data, attributes: [.posixPermissions: 0o755])
