@@ -85,7 +85,14 @@ final class PluginStore: @unchecked Sendable {
         if let loaded = byCopy[copy] {
             library = loaded
         } else {
-            library = try PluginLibrary(path: path, loadingFrom: copy)
+            do {
+                library = try PluginLibrary(path: path, loadingFrom: copy)
+            } catch {
+                // A copy that did not load maps nothing and goes; one that loaded and then failed a check is
+                // mapped for good (NODELETE) and stays.
+                if dlopen(copy, RTLD_NOW | RTLD_NOLOAD) == nil { unlink(copy) }
+                throw error
+            }
             byCopy[copy] = library
         }
         if let previous = byPath[path], previous.library !== library {
