@@ -19,7 +19,8 @@ final class Assembly: @unchecked Sendable {
         self.manifest = manifest
         func load(_ use: Manifest.PluginUse, key: String) throws(Failure) -> PluginLibrary {
             do {
-                return try PluginLibrary(path: manifest.libraryPath(for: use.plugin))
+                // Through private copies: a plugin file replaced since the last load is loaded anew.
+                return try PluginStore.shared.library(at: manifest.libraryPath(for: use.plugin))
             } catch {
                 throw Failure(description: "\(key): \(error.description)")
             }

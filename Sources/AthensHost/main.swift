@@ -18,6 +18,7 @@ let athensVersion = "0.1.0"
 /// Prints one line and exits non-zero: every start-up failure ends here.
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data(("athens: " + message + "\n").utf8))
+    PluginStore.shared.removeCopies()
     exit(1)
 }
 
@@ -170,5 +171,6 @@ while true {
     }
     while busy() && Date() < deadline { usleep(20_000) }
     if server.inFlight > 0 { Log.error("shutdown timeout: abandoning requests", [("in_flight", String(server.inFlight))]) }
+    PluginStore.shared.removeCopies()
     exit(0)
 }
