@@ -1,3 +1,4 @@
+import Foundation
 import GoModule
 import Testing
 @testable import AthensHost
@@ -83,4 +84,81 @@ struct FuzzRegressionTests {
         #expect(PseudoVersion.timestamp(unixSeconds: -86_401) == "19691230235959")
         #expect(PseudoVersion.timestamp(unixSeconds: 1_573_264_771) == "20191109015931")
     }
+
+    /// sumdb_path target: "%2e%2e" passed the ".." check (made on the raw path) and was forwarded as
+    /// /tile/%2e%2e/…, which the database decodes and routes as "../". Refused now, like a raw "..".
+    @Test("a percent-encoded dot-dot in a checksum-database path is refused, not forwarded", arguments: [
+        "/sumdb/sum.golang.org/tile/%2e%2e/%2e%2e/8/0/000", "/sumdb/sum.golang.org/tile/%2E%2E/latest",
+        "/sumdb/sum.golang.org/tile/.%2e/x", "/sumdb/sum.golang.org/lookup/%2e%2e/x@v1.0.0",
+        "/sumdb/sum.golang.org/tile/%zz/8/0/000",
+    ])
+    func sumDBEncodedDotDot(path: String) {
+        #expect(Self.status(of: path, Self.proxyThatCannotForward) == 404)
+    }
+
+    @Test("checksum-database paths without dot-dot are still forwarded", arguments: [
+        "/sumdb/sum.golang.org/tile/8/0/x001/234", "/sumdb/sum.golang.org/latest", "/sumdb/sum.golang.org/lookup/golang.org/x/text@v0.3.0",
+        "/sumdb/sum.golang.org/tile/8/data/000.p/5",
+    ])
+    func sumDBForwardsPlainPaths(path: String) {
+        // 503: it went to the (full) pool to be forwarded.
+        #expect(Self.status(of: path, Self.proxyThatCannotForward) == 503)
+    }
+
+    /// A proxy whose pool refuses every job, so a path it would forward answers 503 at once, without network.
+    /// A proxy whose pool refuses every job (its one worker waits for ever), so a path it would forward answers
+    /// 503 at once, without network. Shared and never freed: a pool's workers hold it unowned.
+    private static let proxyThatCannotForward: SumDBProxy = {
+        let pool = WorkerPool(name: "sumdb-test", threads: 1, capacity: 0)
+        let never = DispatchSemaphore(value: 0)
+        pool.submit { never.wait() }
+        return SumDBProxy(databases: [("sum.golang.org", "https://sum.golang.org")], policy: DownloadPolicy(), pool: pool)
+    }()
+
+    private static func status(of path: String, _ proxy: SumDBProxy) -> Int? {
+        final class Box: @unchecked Sendable { var status: Int? }
+        let box = Box()
+        proxy.serve(path: path[...], responder: Responder { box.status = $0.status })
+        return box.status
+    }
+
+    /// tar_reader target: a pax record whose length ("2") is shorter than its own "2 path=" trapped GitFetcher
+    /// (a range with its upper bound below its lower) — the whole athens process, since plugins run in it.
+    /// A git whose archive carries such a record now fails the fetch cleanly.
+    @Test("a malformed pax record in git archive output fails the fetch instead of crashing")
+    func malformedPaxRecord() throws {
+        let fixture = try GitFixture.shared()
+        let work = TestSupport.makeTemporaryDirectory("fuzz-pax")
+        defer { TestSupport.removeDirectory(work) }
+        // The fuzzer's input: a pax header whose only record says it is 2 bytes long, then a file, then the end.
+        var tar = Self.tarHeader(name: "././@PaxHeader", size: 8, type: "x") + Self.padded(Array("2 path=\n".utf8))
+        tar += Self.tarHeader(name: "go.mod", size: 0, type: "0") + [UInt8](repeating: 0, count: 1024)
+        try Data(tar).write(to: URL(fileURLWithPath: work + "/hostile.tar"))
+        let git = work + "/git"
+        try """
+            #!/bin/sh
+            for argument in "$@"; do [ "$argument" = archive ] && exec cat '\(work)/hostile.tar'; done
+            exec git "$@"
+            """.write(toFile: git, atomically: true, encoding: .utf8)
+        _ = try TestSupport.run("/bin/chmod", ["+x", git])
+        let fetcher = try GitFetcherDriver.load(fixture.config(cache: work + "/cache", extra: #", "gitPath": "\#(git)""#))
+        let error = #expect(throws: PluginError.self) { _ = try GitFetcherDriver.fetch(fetcher, "github.com/fixture/hello", "v1.0.0") }
+        #expect(error?.message.contains("github.com/fixture/hello@v1.0.0") == true, "\(error?.message ?? "")")
+    }
+
+    /// A ustar header block: `name`, octal `size`, type flag, checksum.
+    private static func tarHeader(name: String, size: Int, type: Character) -> [UInt8] {
+        var block = [UInt8](repeating: 0, count: 512)
+        block.replaceSubrange(0..<name.utf8.count, with: name.utf8)
+        block.replaceSubrange(100..<107, with: "0000644".utf8)
+        block.replaceSubrange(124..<135, with: String(format: "%011o", size).utf8)
+        block[156] = type.asciiValue!
+        block.replaceSubrange(257..<263, with: "ustar\0".utf8)
+        block.replaceSubrange(148..<156, with: "        ".utf8)
+        let sum = block.reduce(0) { $0 + Int($1) }
+        block.replaceSubrange(148..<155, with: String(format: "%06o\0", sum).utf8)
+        return block
+    }
+
+    private static func padded(_ bytes: [UInt8]) -> [UInt8] { bytes + [UInt8](repeating: 0, count: (512 - bytes.count % 512) % 512) }
 }

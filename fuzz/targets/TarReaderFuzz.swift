@@ -16,24 +16,29 @@ private enum Event: Equatable {
 
 /// Feeds `stream` in chunks of `chunk` bytes (0: all at once); returns what the reader reported.
 private func read(_ stream: ArraySlice<UInt8>, chunk: Int, wantEvery: Int) -> (events: [Event], ended: Bool) {
-    final class Log { var events: [Event] = []; var members = 0 }
+    final class Log {
+        var events: [Event] = []
+        var members = 0
+        /// Content since the last other event: adjacent pieces are merged, so chunking does not change the log.
+        var pending: [UInt8] = []
+        var hasPending = false
+        func append(_ event: Event) {
+            if hasPending { events.append(.content(pending)); pending.removeAll(keepingCapacity: true); hasPending = false }
+            events.append(event)
+        }
+    }
     let log = Log()
     var reader = TarReader(
         member: { path, kind, size throws(PluginFailure) in
-            log.events.append(.member(path: path, kind: kind, size: size))
+            log.append(.member(path: path, kind: kind, size: size))
             log.members += 1
             return wantEvery > 0 && log.members % wantEvery == 0
         },
         content: { bytes throws(PluginFailure) in
-            // Adjacent pieces of one member are merged, so chunking does not change the log.
-            if case var .content(previous) = log.events.last {
-                previous.append(contentsOf: bytes)
-                log.events[log.events.count - 1] = .content(previous)
-            } else {
-                log.events.append(.content(Array(bytes)))
-            }
+            log.pending.append(contentsOf: bytes)
+            log.hasPending = true
         },
-        memberEnd: { () throws(PluginFailure) in log.events.append(.end) })
+        memberEnd: { () throws(PluginFailure) in log.append(.end) })
     let step = chunk == 0 ? max(stream.count, 1) : chunk
     var index = stream.startIndex
     do throws(PluginFailure) {
@@ -46,8 +51,9 @@ private func read(_ stream: ArraySlice<UInt8>, chunk: Int, wantEvery: Int) -> (e
             index = end
         }
     } catch {
-        log.events.append(.failed(error.message))
+        log.append(.failed(error.message))
     }
+    if log.hasPending { log.append(.end); log.events.removeLast() }
     return (log.events, reader.ended)
 }
 

@@ -46,8 +46,10 @@ final class SumDBProxy: @unchecked Sendable {
             return responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")]))
         }
         // Only the database's own path shapes, in its own alphabet: nothing else is sent upstream.
+        // Checked decoded too: an upstream decodes "%2e%2e" to ".." before routing (fuzzed: sumdb_path).
         guard tail == "/latest" || tail.hasPrefix("/lookup/") || tail.hasPrefix("/tile/"),
               !tail.contains(".."), !tail.contains("//"),
+              let decodedTail = DownloadRequest.percentDecode(tail), !decodedTail.contains(".."),
               tail.utf8.allSatisfy({ Self.allowed[Int($0)] }) else {
             return responder.respond(.text(404, "not found"))
         }
