@@ -8,8 +8,9 @@
 // .mod, .zip; list lines). The worker pools run jobs inline (WorkerPool's `inline`), so misses are answered
 // on the fuzzing thread. Besides "never traps", checks: exactly one response; its status in the allowed set;
 // no 5xx while the fetcher is honest or says "not found" (a request that is merely malformed is never the
-// proxy's fault); 502 only for a misbehaving fetcher; a 200 file is the stored file; whatever is stored passes
-// the go command's checks for exactly that module@version; nothing stored beforehand is lost.
+// proxy's fault); 502 (504, 500) only for a misbehaving (timing out, broken) fetcher; a 200 file is the stored
+// file; whatever is stored passes the go command's checks for exactly that module@version; nothing stored
+// beforehand is lost.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,23 +26,18 @@ private let pluginDirectory: String = {
     return binary.deletingLastPathComponent().appendingPathComponent("router-plugins").path
 }()
 
-private let storage: StoragePlugin = {
+/// Loads one of the shims and makes the instance; any failure stops the run before the first input.
+private func load<Instance>(_ file: String, _ make: (PluginLibrary) throws -> Instance) -> Instance {
     do {
-        return try StoragePlugin(library: try PluginLibrary(path: pluginDirectory + "/libFuzzStorage.so"), configJSON: "{}", name: "memory")
+        return try make(try PluginLibrary(path: pluginDirectory + "/" + file))
     } catch {
-        require(false, "loading the fuzz storage: \(error)")
+        require(false, "loading \(file): \(error)")
         fatalError()
     }
-}()
+}
 
-private let fetcher: FetcherPlugin = {
-    do {
-        return try FetcherPlugin(library: try PluginLibrary(path: pluginDirectory + "/libFuzzFetcher.so"), configJSON: "{}", name: "upstream")
-    } catch {
-        require(false, "loading the fuzz fetcher: \(error)")
-        fatalError()
-    }
-}()
+private let storage = load("libFuzzStorage.so") { try StoragePlugin(library: $0, configJSON: "{}", name: "memory") }
+private let fetcher = load("libFuzzFetcher.so") { try FetcherPlugin(library: $0, configJSON: "{}", name: "upstream") }
 
 // Inline pools: a miss runs on the fuzzing thread, so an input costs no thread hand-offs (about 20x faster).
 private let pool = WorkerPool(name: "download", threads: 1, capacity: 8, inline: true)
@@ -181,7 +177,7 @@ private func checkStored(_ module: String, _ version: String, _ files: FuzzStora
 /// FUZZ_VERBOSE=1 prints each request's status (for checking what the seeds reach).
 private let verbose = ProcessInfo.processInfo.environment["FUZZ_VERBOSE"] != nil
 
-private let allowed: Set<Int> = [200, 302, 400, 401, 403, 404, 502, 503, 504]
+private let allowed: Set<Int> = [200, 302, 400, 401, 403, 404, 500, 502, 503, 504]
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
@@ -207,7 +203,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if config & 0x10 != 0, let module {
         // A version stored beforehand: the requested one when canonical, else the module's honest version.
         var version = honestVersion(module)
-        if case let .success(r) = download, case let .file(_, v) = r.kind, (try? ModulePath.check(path: module, version: v)) != nil { version = v }
+        if case let .success(r) = download, case let .file(_, v) = r.kind, ModulePath.canonicalVersion(v) == v,
+           (try? ModulePath.check(path: module, version: v)) != nil { version = v }
         if let version {
             fuzzStorage.put(module, version, honestFiles(module: module, version: version))
             before.append((module, version))
@@ -237,7 +234,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if status == 503 { require(isSumDB, "503 for \(path.debugDescription) with an idle pool") }
     if status >= 500 && !isSumDB {
         require(!honest, "\(status) for \(request.target.debugDescription) while the fetcher was honest: \(String(decoding: bodyBytes(response.body), as: UTF8.self))")
-        require(status == 502 || (status == 504 && fetcherByte & 7 == 6), "\(status) from a fetcher that answered \(fetcherByte & 7)")
+        // DownloadError's table: unavailable/invalid → 502, timeout → 504, a broken plugin (ATH_INTERNAL) → 500.
+        require(status == 502 || (status == 504 && fetcherByte & 7 == 6) || (status == 500 && fetcherByte & 7 == 7),
+                "\(status) from a fetcher that answered \(fetcherByte & 7)")
     }
     if status == 302 {
         let location = response.headers.first { $0.name == "Location" }?.value ?? ""
