@@ -46,29 +46,36 @@ private func removeDotSegments(_ path: String) -> String {
     return out.joined(separator: "/")
 }
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    let bytes = inputBytes(data, size)
-    // What RequestParser lets through as a path (the request_parser target checks that it does).
-    guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }) else { return 0 }
-    let path = "/sumdb/" + String(decoding: bytes, as: UTF8.self)
-
+/// What the proxy does with `path`: the status it answers, and the tail it forwards (nil when it forwards
+/// nothing). The one place that knows how SumDBProxy decides; when its path check becomes a function of its
+/// own (`SumDBProxy.forwardable`, coming with the HTTP-client rework), call that here instead.
+private func decide(_ path: String) -> (status: Int, forwarded: String?) {
     final class Box: @unchecked Sendable { var responses: [Response] = [] }
     let box = Box()
     // Every answer of serve is synchronous when the pool refuses: no lock needed.
     proxy.serve(path: path[...], responder: Responder { box.responses.append($0) })
     require(box.responses.count == 1, "\(box.responses.count) responses to \(path.debugDescription)")
     let status = box.responses[0].status
+    guard status == 503 else { return (status, nil) }
+    let rest = path.dropFirst("/sumdb/".count)
+    return (status, String(rest.drop { $0 != "/" }))
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = inputBytes(data, size)
+    // What RequestParser lets through as a path (the request_parser target checks that it does).
+    guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "?") && $0 != UInt8(ascii: "#") }) else { return 0 }
+    let path = "/sumdb/" + String(decoding: bytes, as: UTF8.self)
+    let (status, forwarded) = decide(path)
     require([200, 400, 403, 404, 503].contains(status), "status \(status) for \(path.debugDescription)")
 
-    let rest = path.dropFirst("/sumdb/".count)
-    let name = rest.prefix { $0 != "/" }
-    let tail = String(rest.dropFirst(name.count))
-    if status == 200 { require(databases[String(name)] != nil && tail == "/supported", "200 for \(path.debugDescription)") }
-    guard status == 503 else { return 0 }
+    let name = String(path.dropFirst("/sumdb/".count).prefix { $0 != "/" })
+    if status == 200 { require(databases[name] != nil && path.hasSuffix("/" + name + "/supported"), "200 for \(path.debugDescription)") }
+    guard let tail = forwarded else { return 0 }
 
     // Forwarded: base + tail.
-    require(databases[String(name)] != nil, "forwarded for unknown database \(name.debugDescription)")
+    require(databases[name] != nil, "forwarded for unknown database \(name.debugDescription)")
     let prefix = tail == "/latest" ? "/latest" : tail.hasPrefix("/lookup/") ? "/lookup/" : tail.hasPrefix("/tile/") ? "/tile/" : nil
     guard let prefix else { require(false, "forwarded \(tail.debugDescription), not a checksum-database path"); return 0 }
     guard let decoded = DownloadRequest.percentDecode(tail[...]) else {
@@ -78,7 +85,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let normalized = removeDotSegments(decoded)
     require(prefix == "/latest" ? normalized == "/latest" : normalized.hasPrefix(prefix),
             "forwarded \(tail.debugDescription), which an upstream reads as \(normalized.debugDescription)")
-    require(URL(string: databases[String(name)]!.trimmingSuffix("/") + tail) != nil, "forwarded \(tail.debugDescription), not a URL")
+    require(URL(string: databases[name]!.trimmingSuffix("/") + tail) != nil, "forwarded \(tail.debugDescription), not a URL")
     if prefix == "/lookup/" {
         let target = decoded.dropFirst(prefix.count)
         if let at = target.lastIndex(of: "@"), let module = try? ModulePath.unescapePath(String(target[..<at])) {
