@@ -54,7 +54,7 @@ max_len() {
         manifest) echo 4096 ;;
         zip) echo 8192 ;;
         gomod) echo 4096 ;;
-        tar_reader) echo 4096 ;;  # a few 512-byte headers with pax records and short contents
+        tar_reader) echo 2048 ;;  # four 512-byte blocks: a pax header and its records, a member header, contents
         router) echo 2048 ;;
         sumdb_path) echo 512 ;;
     esac
