@@ -28,9 +28,13 @@ let package = Package(
         // The system zlib (deflate for GitFetcher's streamed module zips).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "GitFetcher", dependencies: ["PluginKit", "GoModule", "CZlib"], path: "Plugins/GitFetcher"),
+        // The system libcrypto (SHA-256, HMAC-SHA256 for S3Storage's SigV4 signing).
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // S3Storage's pure parts (signer, XML reader, key layout): linked into the plugin, the tests and the fuzzer.
+        .target(name: "S3Core", dependencies: ["CCrypto", "GoModule"], path: "Plugins/S3Storage/Core"),
         // Drives a storage plugin .so from another process, for the kill and multi-process tests.
         .executableTarget(name: "StorageStress", dependencies: ["PluginABI"], path: "Tests/StorageStress"),
         // Tests link the host only; plugins are loaded from their .so files by path, as in production.
-        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule"], path: "Tests/AthensHostTests"),
+        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule", "S3Core"], path: "Tests/AthensHostTests"),
     ]
 )
