@@ -7,7 +7,8 @@
 #   fuzz/run.sh -j 2                 # two targets at a time (only on an otherwise idle machine)
 #   fuzz/run.sh --repro zip FILE     # run one saved input through a target (after a crash)
 #
-# Targets: request_parser, module_path, manifest, zip, gomod (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
+# Targets: request_parser, module_path, manifest, zip, gomod, s3_xml (sources in fuzz/targets/, seeds in
+# fuzz/corpus/<target>/).
 # Environment: FUZZ_BUILD (default <repo>/.build-fuzz, git-ignored: binaries, generated corpus, logs, crash
 # inputs), FUZZ_SANITIZERS (default "fuzzer,address"; "fuzzer" alone runs about 3x faster),
 # FUZZ_RUNS (default 10000000), FUZZ_SECONDS (default 0: no time limit).
@@ -28,7 +29,7 @@ build_only=0
 no_build=0
 repro=()
 targets=()
-all_targets=(request_parser module_path manifest zip gomod)
+all_targets=(request_parser module_path manifest zip gomod s3_xml)
 
 while (($#)); do
     case $1 in
@@ -37,7 +38,7 @@ while (($#)); do
         --build-only) build_only=1; shift ;;
         --no-build) no_build=1; shift ;;
         --repro) repro=("$2" "$3"); shift 3 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
     esac
@@ -53,12 +54,19 @@ max_len() {
         manifest) echo 4096 ;;
         zip) echo 8192 ;;
         gomod) echo 4096 ;;
+        s3_xml) echo 4096 ;;
     esac
 }
 libraries() {
     case $1 in
-        zip|gomod) echo "GoModule" ;;
+        zip|gomod|s3_xml) echo "GoModule" ;;
         *) echo "AthensHost GoModule" ;;
+    esac
+}
+# Plugin sources a target compiles into itself (plugins are not libraries the host links).
+extra_sources() {
+    case $1 in
+        s3_xml) echo "$root/Plugins/S3Storage/Core/XMLReader.swift $root/Plugins/S3Storage/Core/S3Responses.swift" ;;
     esac
 }
 
@@ -93,7 +101,8 @@ build_all() {
         [[ -n $source ]] || { say "no source for target $target"; exit 2; }
         local libs=()
         for lib in $(libraries "$target"); do libs+=("$out/lib$lib.a"); done
-        swiftc "${swift_flags[@]}" -use-ld=lld "$root/fuzz/targets/FuzzSupport.swift" "$source" \
+        # shellcheck disable=SC2046 # paths without spaces, one per word
+        swiftc "${swift_flags[@]}" -use-ld=lld "$root/fuzz/targets/FuzzSupport.swift" "$source" $(extra_sources "$target") \
             "${libs[@]}" "$out/shims.o" -o "$out/$target"
     done
 }
