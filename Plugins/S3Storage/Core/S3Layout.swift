@@ -12,6 +12,8 @@ public struct VersionKeys: Sendable, Equatable {
     public let info: String
     public let mod: String
     public let zip: String
+    /// `<escaped version>.lock`: held by the one saver writing the version (not part of the GOPROXY protocol).
+    public let lock: String
 }
 
 /// Turns module paths and versions into object keys and back. The one place S3Storage builds keys.
@@ -62,7 +64,8 @@ public struct S3Layout: Sendable {
         guard base.utf8.count - prefix.utf8.count + ".info".utf8.count <= Self.maxRelativeKey else {
             throw LayoutError(message: "\(what): key longer than \(Self.maxRelativeKey) bytes")
         }
-        return VersionKeys(description: what, directory: directory, info: base + ".info", mod: base + ".mod", zip: base + ".zip")
+        return VersionKeys(description: what, directory: directory, info: base + ".info", mod: base + ".mod", zip: base + ".zip",
+                           lock: base + ".lock")
     }
 
     /// The version a key in `directory` commits (`<escaped version>.info` directly in it), else nil.
