@@ -5,7 +5,9 @@
 #   scripts/rgw.sh start            # installs the Ceph packages if missing, starts, prints the env lines
 #   scripts/rgw.sh env              # prints the env lines of the running cluster (eval "$(scripts/rgw.sh env)")
 #   scripts/rgw.sh stop             # stops the three daemons by their pid files, removes the run folder
-#   scripts/rgw.sh stop-gateway     # stops only the gateway (for outage tests); start-gateway brings it back
+#   scripts/rgw.sh stop-gateway     # stops only the gateway; start-gateway brings it back
+#   scripts/rgw.sh gateway PORT     # runs one more gateway of the cluster in the foreground on PORT (the outage
+#                                   # test starts and stops its own, so the shared gateway stays up for the others)
 #
 # Env lines: ATHENS_S3_TEST_ENDPOINT, _ACCESS_KEY, _SECRET_KEY, _REGION (the tests read these).
 # Run folder: $RGW_DIR, default <repo>/.build-rgw (git-ignored). Ports: picked free by the OS at start.
@@ -178,5 +180,9 @@ case ${1:-} in
     env) env_lines ;;
     stop-gateway) stop_daemon "$gateway" radosgw ;;
     start-gateway) start_gateway ;;
-    *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+    gateway)
+        [[ ${2:-} =~ ^[0-9]+$ ]] || die "usage: scripts/rgw.sh gateway PORT"
+        exec radosgw -c "$conf" -n "$gateway" -f --rgw_frontends="beast endpoint=127.0.0.1:$2" \
+            --pid_file="$dir/run/extra-$2.pid" --admin_socket="$dir/run/extra-$2.asok" --log_file="$dir/log/extra-$2.log" ;;
+    *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac

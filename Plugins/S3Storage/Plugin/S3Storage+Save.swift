@@ -7,10 +7,10 @@ import S3Core
 extension S3Storage {
     func save(module: String, version: String, info: [UInt8], mod: [UInt8], zip: ByteReader) throws(PluginFailure) {
         let keys = try keys(module, version)
-        if try head(keys.info) != nil { throw .alreadyExists("\(keys.description): already stored") }
+        // No look before the lock: the host saves only what it found missing, and a look before would not
+        // spare the one after (the previous holder may commit between the two).
         let lock = try acquireLock(keys)
         defer { lock.release() }
-        // The previous holder may have committed between our first look and our lock.
         if try head(keys.info) != nil { throw .alreadyExists("\(keys.description): already stored") }
         do throws(PluginFailure) {
             try put(keys.mod, mod)
@@ -138,6 +138,8 @@ extension S3Storage {
             guard response.status == 412 || response.status == 409 else { throw S3Connection.failure(call, response) }
             if try head(keys.info) != nil { throw .alreadyExists("\(keys.description): already stored") }
             if let held = try head(keys.lock), isStale(held) {
+                // The dead saver's unfinished upload would stay (and be billed) forever: abort it with its lock.
+                try abortUploads(keys.zip)
                 try delete(keys.lock)
                 continue
             }
@@ -146,6 +148,23 @@ extension S3Storage {
             }
             Thread.sleep(forTimeInterval: pause)
             pause = min(pause * 2, 1)
+        }
+    }
+
+    /// Aborts every multipart upload in progress for exactly `key`.
+    private func abortUploads(_ key: String) throws(PluginFailure) {
+        let call = S3Call(method: .get, key: nil, query: [("uploads", ""), ("prefix", key)], idempotent: true)
+        let response = try s3.send(call)
+        guard response.status == 200 else { throw S3Connection.failure(call, response) }
+        let uploads: [XMLNode]
+        do {
+            uploads = try XMLReader.parse(response.body).children("Upload")
+        } catch {
+            throw .unavailable("S3Storage: list uploads of \(key): unreadable answer: \(error)")
+        }
+        for upload in uploads where upload.value("Key") == key {
+            guard let id = upload.value("UploadId") else { continue }
+            _ = try s3.send(S3Call(method: .delete, key: key, query: [("uploadId", id)], idempotent: true))
         }
     }
 

@@ -65,7 +65,7 @@ struct S3Settings {
         let seconds = try config.number("timeoutSeconds") ?? 30
         guard seconds >= 1, seconds <= 3600 else { throw .invalid("config.timeoutSeconds: must be between 1 and 3600") }
         timeout = .milliseconds(Int(seconds * 1000))
-        let part = try config.number("partSizeBytes") ?? Double(8 << 20)
+        let part = try config.number("partSizeBytes") ?? Double(Self.minPartSize)
         guard part >= Double(Self.minPartSize), part <= Double(Self.maxPartSize), part == part.rounded() else {
             throw .invalid("config.partSizeBytes: must be a whole number from \(Self.minPartSize) (S3's minimum part) to \(Self.maxPartSize)")
         }

@@ -8,7 +8,7 @@ import S3Core
 final class S3ZipStream: BlobStream, @unchecked Sendable {
     // @unchecked: the host reads a blob from one thread at a time (ath_blob), so the mutable cursor is never shared.
     /// Bytes per ranged GET: bounds the memory of one open zip.
-    static let chunkSize: UInt64 = 4 << 20
+    static let chunkSize: UInt64 = 1 << 20
 
     let size: UInt64
     private let storage: S3Storage
