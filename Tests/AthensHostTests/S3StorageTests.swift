@@ -106,7 +106,12 @@ final class S3StorageTests {
             _ = try StoragePlugin(library: library, configJSON: RGW.json(RGW.config(bucket: bucket, ["accessKeyID": "AKIAIOSFODNN7EXAMPLE"])))
         }
         #expect(unknownKey?.message.contains("config.accessKeyID: unknown key") == true)
-        for failure in [missing, wrong, unknownKey] {
+        let unreachable = #expect(throws: PluginError.self) {
+            _ = try StoragePlugin(library: library, configJSON: RGW.json(RGW.config(bucket: bucket, endpoint: "http://127.0.0.1:1", ["retries": 0])))
+        }
+        #expect(unreachable?.code == .unavailable && unreachable?.message.contains("cannot reach bucket \(bucket) at http://127.0.0.1:1") == true,
+                "\(String(describing: unreachable))")
+        for failure in [missing, wrong, unknownKey, unreachable] {
             let text = "\(String(describing: failure))"
             #expect(!text.contains(RGW.secretKey) && !text.contains("wrong-secret-123") && !text.contains(RGW.accessKey), "\(text)")
         }
@@ -277,6 +282,77 @@ final class S3StorageTests {
         let peak = Self.rss(server.process.process.processIdentifier, "VmHWM")
         #expect(peak > 0 && peak < 64 * 1024, "serving athens' peak RSS \(peak) kB")
         print("S3Storage large zip: peak RSS \(peak / 1024) MiB serving a 300 MiB zip from the bucket (\(saverPeak / 1024) MiB in the athens that fetched it)")
+    }
+
+    // MARK: - Faults (a forwarding proxy in front of RGW injects them)
+
+    /// A proxy to RGW with `rules` (Tests/Fixtures/s3_fault_proxy.py); returns its endpoint and log path.
+    func faultProxy(_ rules: String) throws -> (endpoint: String, log: String) {
+        let log = work + "/proxy-\(UUID().uuidString).log"
+        let process = try ChildProcess("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/s3_fault_proxy.py",
+                                                        "--target", RGW.endpoint, "--rules", rules, "--log", log])
+        processes.append(process)
+        guard let line = process.firstLine(), let port = line.split(separator: " ").last else { throw TestFailure("proxy: \(process.stderr)") }
+        return ("http://127.0.0.1:\(port)", log)
+    }
+
+    static func logLines(_ path: String) -> [String] {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+
+    @Test("5xx and 503 SlowDown on idempotent calls are retried with backoff: the save and the reads succeed")
+    func retries() throws {
+        let bucket = try RGW.makeBucket("retry")
+        let proxy = try faultProxy(#"""
+            [{"method": "PUT", "contains": ".mod", "status": 503, "code": "SlowDown", "times": 2},
+             {"method": "HEAD", "contains": ".info", "status": 502, "times": 1},
+             {"method": "GET", "contains": ".zip", "status": 500, "times": 1}]
+            """#)
+        let storage = try StoragePlugin(library: PluginLibrary(path: Self.plugin), configJSON: RGW.json(RGW.config(bucket: bucket, endpoint: proxy.endpoint)))
+        let zip = StorageConformanceTests.randomBytes(100_000, seed: 5)
+        try StorageConformanceTests.save(storage, "example.com/retried", "v1.0.0", zip: zip)
+        #expect(try StorageConformanceTests.read(storage, "example.com/retried", "v1.0.0", .zip) == zip)
+        let log = Self.logLines(proxy.log)
+        let modPuts = log.filter { $0.hasPrefix("PUT /\(bucket)/example.com/retried/%40v/v1.0.0.mod ") }
+        #expect(modPuts == ["PUT /\(bucket)/example.com/retried/%40v/v1.0.0.mod 503 injected",
+                            "PUT /\(bucket)/example.com/retried/%40v/v1.0.0.mod 503 injected",
+                            "PUT /\(bucket)/example.com/retried/%40v/v1.0.0.mod 200"], "\(log)")
+        #expect(log.contains { $0.hasSuffix(".zip 500 injected") } && log.contains { $0.hasPrefix("GET") && $0.hasSuffix(".zip 206") })
+    }
+
+    @Test("the commit (.info with If-None-Match) is not retried: a failure there stores nothing and names the key")
+    func commitNotRetried() throws {
+        let bucket = try RGW.makeBucket("commit")
+        let proxy = try faultProxy(#"[{"method": "PUT", "contains": "v1.0.0.info", "status": 503, "code": "SlowDown", "times": 1}]"#)
+        let storage = try StoragePlugin(library: PluginLibrary(path: Self.plugin), configJSON: RGW.json(RGW.config(bucket: bucket, endpoint: proxy.endpoint)))
+        let error = #expect(throws: PluginError.self) { try StorageConformanceTests.save(storage, "example.com/commit", "v1.0.0", zip: [1, 2, 3]) }
+        #expect(error?.code == .unavailable)
+        #expect(error?.message.contains("PUT example.com/commit/@v/v1.0.0.info: HTTP 503 SlowDown") == true, "\(String(describing: error))")
+        #expect(error.map { !$0.message.contains(RGW.secretKey) && !$0.message.contains(RGW.accessKey) } == true)
+        #expect(Self.logLines(proxy.log).filter { $0.hasPrefix("PUT") && $0.contains("v1.0.0.info") }.count == 1)
+        // Nothing visible, nothing left; the next save stores the version.
+        #expect(try storage.exists(module: "example.com/commit", version: "v1.0.0") == false)
+        #expect(try RGW.keys(bucket).isEmpty)
+        try StorageConformanceTests.save(storage, "example.com/commit", "v1.0.0", zip: [4, 5])
+        #expect(try StorageConformanceTests.read(storage, "example.com/commit", "v1.0.0", .zip) == [4, 5])
+    }
+
+    @Test("retries used up: UNAVAILABLE naming the key; a server that does not answer: TIMEOUT")
+    func exhaustedAndTimeout() throws {
+        let bucket = try RGW.makeBucket("exhaust")
+        try RGW.send(.put, bucket: bucket, key: "example.com/x/@v/v1.0.0.info", body: Array("{}".utf8))
+        let proxy = try faultProxy(#"""
+            [{"method": "GET", "contains": "v1.0.0.info", "status": 500, "times": 3},
+             {"method": "HEAD", "contains": "v2.0.0.info", "stall": 20, "times": 5}]
+            """#)
+        let config = RGW.config(bucket: bucket, endpoint: proxy.endpoint, ["retries": 2, "timeoutSeconds": 1])
+        let storage = try StoragePlugin(library: PluginLibrary(path: Self.plugin), configJSON: RGW.json(config))
+        let exhausted = #expect(throws: PluginError.self) { _ = try storage.open(module: "example.com/x", version: "v1.0.0", artifact: .info) }
+        #expect(exhausted?.code == .unavailable && exhausted?.message.contains("GET example.com/x/@v/v1.0.0.info: HTTP 500") == true,
+                "\(String(describing: exhausted))")
+        #expect(Self.logLines(proxy.log).filter { $0.contains("v1.0.0.info 500") }.count == 3)
+        let timedOut = #expect(throws: PluginError.self) { _ = try storage.exists(module: "example.com/x", version: "v2.0.0") }
+        #expect(timedOut?.code == .timeout && timedOut?.message.contains("HEAD example.com/x/@v/v2.0.0.info") == true, "\(String(describing: timedOut))")
     }
 
     static func freePort() throws -> UInt16 {

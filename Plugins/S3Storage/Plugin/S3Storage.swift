@@ -106,7 +106,7 @@ final class S3Storage: StorageBackend, @unchecked Sendable {
         do {
             response = try s3.send(call)
         } catch {
-            throw PluginFailure(error.status, "S3Storage: cannot reach \(where_): \(error.message)")
+            throw PluginFailure(error.status, "\(error.message) (cannot reach \(where_))")
         }
         switch response.status {
         case 200: return
