@@ -278,10 +278,29 @@ final class S3StorageTests {
         let server = try athens(storage: RGW.config(bucket: bucket), upstream: upstreamURL)
         processes.append(server.process)
         try download(server, "served from the bucket")
-        try download(server, "served from the bucket again")
         let peak = Self.rss(server.process.process.processIdentifier, "VmHWM")
         #expect(peak > 0 && peak < 64 * 1024, "serving athens' peak RSS \(peak) kB")
         print("S3Storage large zip: peak RSS \(peak / 1024) MiB serving a 300 MiB zip from the bucket (\(saverPeak / 1024) MiB in the athens that fetched it)")
+    }
+
+    @Test("catalog tokens S3Storage did not issue are refused as invalid; an issued one resumes after its version")
+    func catalogTokens() throws {
+        let bucket = try RGW.makeBucket("tokens")
+        let storage = try StoragePlugin(library: PluginLibrary(path: Self.plugin), configJSON: RGW.json(RGW.config(bucket: bucket, ["prefix": "p"])))
+        for version in ["v1.0.0", "v1.1.0"] { try StorageConformanceTests.save(storage, "example.com/t", version, zip: [1]) }
+        func token(_ key: String) -> String {
+            "s3." + Data(key.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+                .replacingOccurrences(of: "=", with: "")
+        }
+        let first = try storage.catalog(token: "", pageSize: 1)
+        #expect(first.entries.map { "\($0.module)@\($0.version)" } == ["example.com/t@v1.0.0"])
+        #expect(first.next == token("example.com/t/@v/v1.0.0.info"))
+        #expect(try storage.catalog(token: first.next, pageSize: 10).entries.map(\.version) == ["v1.1.0"])
+        for bad in ["s3.", "s3.!!!", "fs1.ZXhhbXBsZQ", token("example.com/t/@v/v1.0.0.mod"), token("../t/@v/v1.0.0.info"),
+                    token("example.com/T/@v/v1.0.0.info"), token("example.com/t/@v/v1.0.0.info") + "==", "s3." + String(repeating: "A", count: 1100)] {
+            let error = #expect(throws: PluginError.self) { _ = try storage.catalog(token: bad, pageSize: 10) }
+            #expect(error?.code == .invalid, "\(bad.prefix(40))")
+        }
     }
 
     // MARK: - Faults (a forwarding proxy in front of RGW injects them)
