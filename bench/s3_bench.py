@@ -25,7 +25,19 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from stash_bench import get, start, wrk  # noqa: E402 - same helpers as the stash benchmark
+from stash_bench import get, wrk  # noqa: E402 - same helpers as the stash benchmark
+
+
+def start(cmd, log):
+    """Starts a server that prints its port on its first stdout line; its stderr (athens' access log) goes to `log`,
+    never to an unread pipe that would fill and block it."""
+    with open(log, "w") as err:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+    port = re.findall(r"(\d+)\s*$", p.stdout.readline())
+    if not port:
+        p.kill()
+        sys.exit("did not start: %s (see %s)" % (cmd, log))
+    return p, int(port[0])
 
 
 def make_tree(root, cold):
@@ -76,7 +88,8 @@ def main():
         tree = os.path.join(work, "tree")
         make_tree(tree, args.cold)
         upstream, uport = start([sys.executable, os.path.join(ROOT, "Tests/Fixtures/fake_upstream.py"),
-                                 "--root", tree, "--port", "0", "--log", os.path.join(work, "upstream.log")])
+                                 "--root", tree, "--port", "0", "--log", os.path.join(work, "upstream.log")],
+                                os.path.join(work, "upstream.err"))
         procs.append(upstream)
         storages = {
             "FileStorage": {"plugin": "FileStorage", "config": {"root": os.path.join(work, "files")}},
@@ -94,7 +107,8 @@ def main():
                 path = os.path.join(work, "athens-%s-%s.json" % (name, cache))
                 with open(path, "w") as f:
                     json.dump(manifest, f)
-                athens, port = start([args.athens, "--config", path])
+                print("[s3_bench] %s, cache %s" % (name, cache), file=sys.stderr, flush=True)
+                athens, port = start([args.athens, "--config", path], path + ".log")
                 procs.append(athens)
                 base = "http://127.0.0.1:%d" % port
                 for label, url in [(".info", "/example.com/small/@v/v1.0.0.info"), ("10 KiB zip", "/example.com/small/@v/v1.0.0.zip")]:
@@ -106,6 +120,7 @@ def main():
                     # Cold saves: every version is new to this storage.
                     total, t0 = 0, time.monotonic()
                     for i in range(args.cold):
+                        print("[s3_bench] %s: cold zip %d" % (name, i), file=sys.stderr, flush=True)
                         status, body = get(base + "/example.com/cold/@v/v1.0.%d.zip" % i, timeout=120)
                         assert status == 200, (name, i, status)
                         total += len(body)
