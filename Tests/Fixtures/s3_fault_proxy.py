@@ -37,12 +37,13 @@ class Handler(BaseHTTPRequestHandler):
             status = rule["status"]
             text = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>%s</Code><Message>injected</Message></Error>"
                     % rule.get("code", "InternalError")).encode()
+            # Logged before answering: a client that has its answer finds the line already there.
+            self.server.record("%s %s %d injected" % (self.command, self.path, status))
             self.send_response(status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(text)))
             self.end_headers()
             self.wfile.write(text)
-            self.server.record("%s %s %d injected" % (self.command, self.path, status))
             return
         target = urllib.parse.urlsplit(self.server.target)
         connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
@@ -55,6 +56,7 @@ class Handler(BaseHTTPRequestHandler):
         connection.endheaders(body)
         response = connection.getresponse()
         data = response.read()
+        self.server.record("%s %s %d" % (self.command, self.path, response.status))
         self.send_response(response.status)
         for k, v in response.getheaders():
             if k.lower() not in ("connection", "transfer-encoding", "content-length", "server", "date"):
@@ -67,7 +69,6 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
         connection.close()
-        self.server.record("%s %s %d" % (self.command, self.path, response.status))
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_any
 
