@@ -55,7 +55,7 @@ def make_tree(root, cold):
 
 
 def s3_request(endpoint, method, path, access, secret):
-    """A SigV4-signed request (for creating the bucket) through botocore if present, else curl --aws-sigv4."""
+    """A SigV4-signed request (creating the bucket) with curl --aws-sigv4, which needs x-amz-content-sha256 set."""
     empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     subprocess.run(["curl", "-sf", "-X", method, "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", "%s:%s" % (access, secret),
                     "-H", "x-amz-content-sha256: " + empty, endpoint + path], check=True, capture_output=True)

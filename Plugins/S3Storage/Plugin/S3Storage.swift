@@ -101,19 +101,19 @@ final class S3Storage: StorageBackend, @unchecked Sendable {
     /// HEAD of the bucket: a missing bucket or wrong keys stop start-up with one line saying which.
     private func checkBucket() throws(PluginFailure) {
         let call = S3Call(method: .head, key: nil, idempotent: true)
-        let where_ = "bucket \(s3.endpoint.bucket) at \(s3.endpoint.scheme)://\(s3.endpoint.authority)"
+        let place = "bucket \(s3.endpoint.bucket) at \(s3.endpoint.scheme)://\(s3.endpoint.authority)"
         let response: HTTPResponse
         do {
             response = try s3.send(call)
         } catch {
-            throw PluginFailure(error.status, "\(error.message) (cannot reach \(where_))")
+            throw PluginFailure(error.status, "\(error.message) (cannot reach \(place))")
         }
         switch response.status {
         case 200: return
-        case 404: throw .invalid("S3Storage: \(where_) does not exist")
-        case 403: throw .invalid("S3Storage: access to \(where_) denied (wrong credentials, or no permission)")
-        case 301, 307, 400: throw .invalid("S3Storage: \(where_) answered HTTP \(response.status) (is the region right?)")
-        default: throw .unavailable("S3Storage: HEAD \(where_): HTTP \(response.status)")
+        case 404: throw .invalid("S3Storage: \(place) does not exist")
+        case 403: throw .invalid("S3Storage: access to \(place) denied (wrong credentials, or no permission)")
+        case 301, 307, 400: throw .invalid("S3Storage: \(place) answered HTTP \(response.status) (is the region right?)")
+        default: throw .unavailable("S3Storage: HEAD \(place): HTTP \(response.status)")
         }
     }
 
