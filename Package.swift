@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "ProxyFetcher", type: .dynamic, targets: ["ProxyFetcher"]),
         .library(name: "FileStorage", type: .dynamic, targets: ["FileStorage"]),
         .library(name: "GitFetcher", type: .dynamic, targets: ["GitFetcher"]),
+        .library(name: "S3Storage", type: .dynamic, targets: ["S3Storage"]),
     ],
     targets: [
         // The whole host/plugin contract: one header, no code.
@@ -32,9 +33,14 @@ let package = Package(
         // The one HTTP client for upstream calls (ProxyFetcher, the sumdb proxy, S3): hard limits as bytes arrive.
         .target(name: "HTTPClient", dependencies: ["CCurl"], path: "Sources/HTTPClient"),
         .target(name: "GitFetcher", dependencies: ["PluginKit", "GoModule", "CZlib"], path: "Plugins/GitFetcher"),
+        // The system libcrypto (SHA-256, HMAC-SHA256 for S3Storage's SigV4 signing).
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // S3Storage's pure parts (signer, XML reader, key layout): linked into the plugin, the tests and the fuzzer.
+        .target(name: "S3Core", dependencies: ["CCrypto", "GoModule"], path: "Plugins/S3Storage/Core"),
+        .target(name: "S3Storage", dependencies: ["PluginKit", "GoModule", "S3Core", "HTTPClient"], path: "Plugins/S3Storage/Plugin"),
         // Drives a storage plugin .so from another process, for the kill and multi-process tests.
         .executableTarget(name: "StorageStress", dependencies: ["PluginABI"], path: "Tests/StorageStress"),
         // Tests link the host only; plugins are loaded from their .so files by path, as in production.
-        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule", "HTTPClient"], path: "Tests/AthensHostTests"),
+        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule", "HTTPClient", "S3Core"], path: "Tests/AthensHostTests"),
     ]
 )

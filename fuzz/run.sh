@@ -7,7 +7,7 @@
 #   fuzz/run.sh -j 2                 # two targets at a time (only on an otherwise idle machine)
 #   fuzz/run.sh --repro zip FILE     # run one saved input through a target (after a crash)
 #
-# Targets: request_parser, module_path, manifest, zip, gomod, tar_reader, router, sumdb_path (sources in
+# Targets: request_parser, module_path, manifest, zip, gomod, tar_reader, router, sumdb_path, s3_xml (sources in
 # fuzz/targets/, seeds in fuzz/corpus/<target>/).
 # Environment: FUZZ_BUILD (default <repo>/.build-fuzz, git-ignored: binaries, generated corpus, logs, crash
 # inputs), FUZZ_SANITIZERS (default "fuzzer,address"; "fuzzer" alone runs about 3x faster),
@@ -29,7 +29,7 @@ build_only=0
 no_build=0
 repro=()
 targets=()
-all_targets=(request_parser module_path manifest zip gomod tar_reader router sumdb_path)
+all_targets=(request_parser module_path manifest zip gomod tar_reader router sumdb_path s3_xml)
 
 while (($#)); do
     case $1 in
@@ -57,11 +57,12 @@ max_len() {
         tar_reader) echo 2048 ;;  # four 512-byte blocks: a pax header and its records, a member header, contents
         router) echo 2048 ;;
         sumdb_path) echo 512 ;;
+        s3_xml) echo 4096 ;;
     esac
 }
 libraries() {
     case $1 in
-        zip|gomod) echo "GoModule" ;;
+        zip|gomod|s3_xml) echo "GoModule" ;;
         tar_reader) echo "PluginKit" ;;
         *) echo "AthensHost GoModule" ;;
     esac
@@ -71,6 +72,7 @@ extra_sources() {
     case $1 in
         tar_reader) echo "$root/Plugins/GitFetcher/TarReader.swift" ;;
         router) echo "$root/fuzz/glue/InMemoryPlugins.swift" ;;
+        s3_xml) echo "$root/Plugins/S3Storage/Core/XMLReader.swift $root/Plugins/S3Storage/Core/S3Responses.swift" ;;
     esac
 }
 # Linker flags of a target: the router's plugin shims call back into the binary for their tables.

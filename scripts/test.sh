@@ -14,6 +14,10 @@ command -v readelf >/dev/null || need+=(binutils)
 command -v strace >/dev/null || need+=(strace)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || need+=(libcurl4-openssl-dev)
+# S3Storage: libcrypto for SigV4; curl for the presigned-URL and large-zip tests; botocore for the signer cross-check.
+dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
+command -v curl >/dev/null || need+=(curl)
+python3 -c 'import botocore' 2>/dev/null || need+=(python3-botocore)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -22,4 +26,11 @@ if ((${#need[@]})); then
 fi
 
 swift build --build-tests "$@"
+# A real S3 server for the S3Storage tests: single-node Ceph RGW (scripts/rgw.sh installs its packages when
+# missing), in a run folder of its own, stopped whatever way the tests end.
+export RGW_DIR
+RGW_DIR=$(mktemp -d /tmp/athens-rgw.XXXXXX)
+rmdir "$RGW_DIR"
+trap 'scripts/rgw.sh stop' EXIT
+eval "$(scripts/rgw.sh start)"
 swift test --skip-build "$@"

@@ -71,6 +71,15 @@ public enum BlobSource: Sendable {
     case file(fd: Int32, offset: UInt64, size: UInt64)
     /// Bytes in memory, kept alive until release.
     case memory(SharedBytes, count: Int)
+    /// Exactly `size` bytes pulled from `stream` (for backends whose bytes are not in a local file).
+    case stream(any BlobStream, size: UInt64)
+}
+
+/// The pull side of a stream blob: the host calls `read` from one thread at a time (not always the same one)
+/// until it returns 0.
+public protocol BlobStream: AnyObject, Sendable {
+    /// Writes the next bytes into `buffer` and returns how many (1...buffer.count), 0 at the end, nil on error.
+    func read(into buffer: UnsafeMutableRawBufferPointer) -> Int?
 }
 
 /// The zip the host hands to `save`: pull it to the end.
@@ -228,9 +237,11 @@ private func fetcher(_ instance: UnsafeMutableRawPointer?) -> any FetcherBackend
 private final class BlobOwner {
     let fd: Int32
     let bytes: SharedBytes?
-    init(fd: Int32, bytes: SharedBytes?) {
+    let stream: (any BlobStream)?
+    init(fd: Int32, bytes: SharedBytes?, stream: (any BlobStream)? = nil) {
         self.fd = fd
         self.bytes = bytes
+        self.stream = stream
     }
     deinit { if fd >= 0 { close(fd) } }
 }
@@ -256,6 +267,14 @@ nonisolated(unsafe) private let storageTable: UnsafeMutablePointer<ath_storage_m
                     blob.data = UnsafePointer(bytes.buffer.baseAddress!.assumingMemoryBound(to: UInt8.self))
                     blob.size = UInt64(count)
                     blob.private_data = Unmanaged.passRetained(BlobOwner(fd: -1, bytes: bytes)).toOpaque()
+                case let .stream(stream, size):
+                    blob.size = size
+                    blob.read = { owner, buffer, capacity in
+                        let source = Unmanaged<BlobOwner>.fromOpaque(owner!).takeUnretainedValue().stream!
+                        guard let n = source.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: Int(min(capacity, 1 << 30)))) else { return -1 }
+                        return Int64(n)
+                    }
+                    blob.private_data = Unmanaged.passRetained(BlobOwner(fd: -1, bytes: nil, stream: stream)).toOpaque()
                 }
                 blob.release = { owner in Unmanaged<BlobOwner>.fromOpaque(owner!).release() }
                 out.pointee = blob

@@ -9,6 +9,8 @@ struct StorageConformanceTests {
     static let plugins: [String] = {
         var names = ["MemoryStorage", "CTestStorage"]
         if FileManager.default.fileExists(atPath: TestSupport.plugin("FileStorage")) { names.append("FileStorage") }
+        // Against the RGW of scripts/rgw.sh (scripts/test.sh starts one for every run).
+        if RGW.isAvailable { names.append("S3Storage") }
         return names
     }()
 
@@ -25,6 +27,9 @@ struct StorageConformanceTests {
         case "FileStorage":
             let root = TestSupport.makeTemporaryDirectory("filestorage")
             let config = String(decoding: try JSONSerialization.data(withJSONObject: ["root": root]), as: UTF8.self)
+            return try StoragePlugin(library: PluginLibrary(path: TestSupport.plugin(label)), configJSON: config)
+        case "S3Storage":
+            let config = RGW.json(RGW.config(bucket: try RGW.makeBucket("conformance"), ["prefix": "conformance"]))
             return try StoragePlugin(library: PluginLibrary(path: TestSupport.plugin(label)), configJSON: config)
         default:
             return try StoragePlugin(library: PluginLibrary(path: TestSupport.plugin(label)), configJSON: "{}")
