@@ -25,7 +25,8 @@ if ((${#need[@]})); then
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-swift build --build-tests "$@"
+# Arguments (e.g. --filter NAME) go to `swift test` only: `swift build` refuses test filters.
+swift build --build-tests
 # A real S3 server for the S3Storage tests: single-node Ceph RGW (scripts/rgw.sh installs its packages when
 # missing), in a run folder of its own, stopped whatever way the tests end.
 export RGW_DIR
