@@ -64,14 +64,15 @@ libraries() {
     case $1 in
         zip|gomod|s3_xml) echo "GoModule" ;;
         tar_reader) echo "PluginKit" ;;
-        *) echo "AthensHost GoModule" ;;
+        *) echo "AthensHost HTTPClient GoModule" ;;
     esac
 }
 # Plugin sources a target compiles into itself (plugins are not libraries the host links).
 extra_sources() {
     case $1 in
         tar_reader) echo "$root/Plugins/GitFetcher/TarReader.swift" ;;
-        router) echo "$root/fuzz/glue/InMemoryPlugins.swift" ;;
+        router) echo "$root/fuzz/glue/InMemoryPlugins.swift $root/fuzz/glue/BlockedSumDB.swift" ;;
+        sumdb_path) echo "$root/fuzz/glue/BlockedSumDB.swift" ;;
         s3_xml) echo "$root/Plugins/S3Storage/Core/XMLReader.swift $root/Plugins/S3Storage/Core/S3Responses.swift" ;;
     esac
 }
@@ -87,7 +88,8 @@ mkdir -p "$out" "$build/corpus" "$build/logs" "$build/crashes"
 swift_flags=(-O -parse-as-library -swift-version 6 -sanitize="$sanitizers" -I "$out"
     -Xcc -fmodule-map-file="$root/fuzz/glue/PluginABI/module.modulemap"
     -Xcc -fmodule-map-file="$root/fuzz/glue/SystemShims/module.modulemap"
-    -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap")
+    -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap"
+    -Xcc -fmodule-map-file="$root/Sources/CCurl/module.modulemap")
 c_sanitizers=fuzzer-no-link
 [[ $sanitizers == *address* ]] && c_sanitizers+=,address
 
@@ -102,6 +104,10 @@ build_all() {
     swiftc "${swift_flags[@]}" -emit-library -static -module-name GoModule \
         -emit-module -emit-module-path "$out/GoModule.swiftmodule" \
         "$root"/Sources/GoModule/*.swift -o "$out/libGoModule.a"
+    # The host's HTTP client (upstream calls) over the system libcurl.
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name HTTPClient \
+        -emit-module -emit-module-path "$out/HTTPClient.swiftmodule" \
+        "$root"/Sources/HTTPClient/*.swift -o "$out/libHTTPClient.a"
     swiftc "${swift_flags[@]}" -emit-library -static -module-name PluginKit \
         -emit-module -emit-module-path "$out/PluginKit.swiftmodule" \
         "$root"/Plugins/PluginKit/*.swift -o "$out/libPluginKit.a"
@@ -125,7 +131,7 @@ build_all() {
         for lib in $(libraries "$target"); do libs+=("$out/lib$lib.a"); done
         # shellcheck disable=SC2046 # paths without spaces, one per word
         swiftc "${swift_flags[@]}" -use-ld=lld "$root/fuzz/targets/FuzzSupport.swift" "$source" $(extra_sources "$target") $(link_flags "$target") \
-            "${libs[@]}" "$out/shims.o" "$out/crash_report.o" -lz -o "$out/$target"
+            "${libs[@]}" "$out/shims.o" "$out/crash_report.o" -lz -lcurl -o "$out/$target"
     done
 }
 

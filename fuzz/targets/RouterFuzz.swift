@@ -42,14 +42,6 @@ private let fetcher = load("libFuzzFetcher.so") { try FetcherPlugin(library: $0,
 // Inline pools: a miss runs on the fuzzing thread, so an input costs no thread hand-offs (about 20x faster).
 private let pool = WorkerPool(name: "download", threads: 1, capacity: 8, inline: true)
 private let background = WorkerPool(name: "background", threads: 1, capacity: 8, inline: true)
-/// A pool whose only worker never finishes: every checksum-database forward is refused with 503, so the
-/// sumdb routes run without network (what they would forward is the sumdb_path target's business).
-private let blockedPool: WorkerPool = {
-    let pool = WorkerPool(name: "sumdb-blocked", threads: 1, capacity: 0)
-    let never = DispatchSemaphore(value: 0)
-    pool.submit { never.wait() }
-    return pool
-}()
 /// Spooled zips go to memory when /dev/shm is there.
 private let spool = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : NSTemporaryDirectory()
 
@@ -65,7 +57,10 @@ private func policy(mode: DownloadMode, network: NetworkMode, downloadURL: Bool)
     return policy
 }
 
-/// One router per configuration, built once (a SumDBProxy makes a URLSession); the caches are per input.
+/// One router per configuration, built once (a SumDBProxy has its own pool and HTTP client); the caches are
+/// per input. Each SumDBProxy's one worker is parked (fuzz/glue/BlockedSumDB.swift): every checksum-database
+/// forward is refused with 503, so the sumdb routes run without network (what they would forward is the
+/// sumdb_path target's business).
 private struct Setup {
     let policy: DownloadPolicy
     let stasher: Stasher
@@ -80,7 +75,7 @@ private let setups: [Setup] = {
                 let policy = policy(mode: mode, network: network, downloadURL: url)
                 all.append(Setup(policy: policy,
                                  stasher: SingleFlightStasher(wrapping: FetchingStasher(policy: policy, storage: storage, spoolDirectory: spool)),
-                                 sumdb: SumDBProxy(databases: [("sum.golang.org", "https://sum.golang.org")], policy: policy, pool: blockedPool)))
+                                 sumdb: blockedSumDB(names: ["sum.golang.org"], policy: policy)))
             }
         }
     }
@@ -163,14 +158,28 @@ private func bodyBytes(_ body: Response.Body) -> [UInt8] {
     }
 }
 
+/// One unlinked file in the spool directory, rewritten for each stored zip checked.
+private let storedSpool: Int32 = {
+    var template = Array((spool + "/athens-router-fuzz-XXXXXX").utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    require(fd >= 0, "mkstemp failed")
+    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+    return fd
+}()
+
 /// The checks a stored version must pass: what the stasher claims to have verified before saving.
 private func checkStored(_ module: String, _ version: String, _ files: FuzzStorageState.Version) {
     require(ModulePath.canonicalVersion(version) == version, "stored non-canonical version \(version.debugDescription)")
     require((try? ModulePath.check(path: module, version: version)) != nil, "stored \(module)@\(version), an invalid pair")
     require((try? ArtifactValidator.checkInfo(files.info, version: version)) != nil, "stored a bad .info for \(module)@\(version)")
-    require((try? ArtifactValidator.checkMod(files.mod)) != nil, "stored a bad .mod for \(module)@\(version)")
-    guard let entries = try? ZipDirectory.read(bytes: files.zip) else { require(false, "stored an unreadable zip for \(module)@\(version)"); return }
-    require((try? ModuleZip.check(module: module, version: version, entries: entries, zipSize: UInt64(files.zip.count))) != nil,
+    // checkMod also asserts the .mod's module directive is exactly the requested path.
+    require((try? ArtifactValidator.checkMod(files.mod, module: module)) != nil, "stored a bad .mod for \(module)@\(version)")
+    require(GoModFile.modulePath(files.mod) == module, "stored a .mod whose module is not \(module)")
+    // The zip read in full (local headers, inflate, CRC-32), as the stasher reads its spool before saving.
+    require(ftruncate(storedSpool, 0) == 0, "ftruncate failed")
+    let written = files.zip.withUnsafeBytes { pwrite(storedSpool, $0.baseAddress, $0.count, 0) }
+    require(written == files.zip.count, "pwrite failed")
+    require((try? ArtifactValidator.checkZip(fd: storedSpool, size: UInt64(files.zip.count), module: module, version: version)) != nil,
             "stored a zip that is not \(module)@\(version)'s")
 }
 
