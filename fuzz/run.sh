@@ -14,7 +14,8 @@
 # FUZZ_RUNS (default 10000000), FUZZ_SECONDS (default 0: no time limit).
 #
 # The host is an executable target, so it is not linked: its sources (all but main.swift) are compiled into a
-# static library with -enable-testing, which the targets import with @testable; GoModule likewise.
+# static library with -enable-testing, which the targets import with @testable; GoModule and HTTPClient likewise
+# (the binaries link the system zlib and libcurl).
 # Prints per target: executions, exec/s, wall time, coverage (edges, features), crashes. Exit status 1 if any
 # target crashed; the crashing input is in $FUZZ_BUILD/crashes/.
 set -euo pipefail
