@@ -39,7 +39,7 @@ while (($#)); do
         --build-only) build_only=1; shift ;;
         --no-build) no_build=1; shift ;;
         --repro) repro=("$2" "$3"); shift 3 ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
     esac
