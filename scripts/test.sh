@@ -13,6 +13,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v readelf >/dev/null || need+=(binutils)
 command -v strace >/dev/null || need+=(strace)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
+dpkg -s golang-golang-x-mod-dev >/dev/null 2>&1 || need+=(golang-golang-x-mod-dev)  # x/mod sumdb server for Tests/Fixtures/sumdb
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
