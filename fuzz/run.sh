@@ -7,7 +7,8 @@
 #   fuzz/run.sh -j 2                 # two targets at a time (only on an otherwise idle machine)
 #   fuzz/run.sh --repro zip FILE     # run one saved input through a target (after a crash)
 #
-# Targets: request_parser, module_path, manifest, zip, gomod (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
+# Targets: request_parser, module_path, manifest, zip, gomod, sumdb_note (sources in fuzz/targets/, seeds in
+# fuzz/corpus/<target>/).
 # Environment: FUZZ_BUILD (default <repo>/.build-fuzz, git-ignored: binaries, generated corpus, logs, crash
 # inputs), FUZZ_SANITIZERS (default "fuzzer,address"; "fuzzer" alone runs about 3x faster),
 # FUZZ_RUNS (default 10000000), FUZZ_SECONDS (default 0: no time limit).
@@ -28,7 +29,7 @@ build_only=0
 no_build=0
 repro=()
 targets=()
-all_targets=(request_parser module_path manifest zip gomod)
+all_targets=(request_parser module_path manifest zip gomod sumdb_note)
 
 while (($#)); do
     case $1 in
@@ -37,7 +38,7 @@ while (($#)); do
         --build-only) build_only=1; shift ;;
         --no-build) no_build=1; shift ;;
         --repro) repro=("$2" "$3"); shift 3 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
     esac
@@ -53,11 +54,13 @@ max_len() {
         manifest) echo 4096 ;;
         zip) echo 8192 ;;
         gomod) echo 4096 ;;
+        sumdb_note) echo 12288 ;;  # a lookup answer and three tiles of a 300-record tree
     esac
 }
 libraries() {
     case $1 in
         zip|gomod) echo "GoModule" ;;
+        sumdb_note) echo "SumDB GoModule" ;;
         *) echo "AthensHost GoModule" ;;
     esac
 }
@@ -66,7 +69,8 @@ out=$build/$(echo "$sanitizers" | tr ',' '-')
 mkdir -p "$out" "$build/corpus" "$build/logs" "$build/crashes"
 swift_flags=(-O -parse-as-library -swift-version 6 -sanitize="$sanitizers" -I "$out"
     -Xcc -fmodule-map-file="$root/fuzz/glue/PluginABI/module.modulemap"
-    -Xcc -fmodule-map-file="$root/fuzz/glue/SystemShims/module.modulemap")
+    -Xcc -fmodule-map-file="$root/fuzz/glue/SystemShims/module.modulemap"
+    -Xcc -fmodule-map-file="$root/Sources/CCrypto/module.modulemap" -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap")
 c_sanitizers=fuzzer-no-link
 [[ $sanitizers == *address* ]] && c_sanitizers+=,address
 
@@ -79,6 +83,9 @@ build_all() {
     swiftc "${swift_flags[@]}" -emit-library -static -module-name GoModule \
         -emit-module -emit-module-path "$out/GoModule.swiftmodule" \
         "$root"/Sources/GoModule/*.swift -o "$out/libGoModule.a"
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name SumDB \
+        -emit-module -emit-module-path "$out/SumDB.swiftmodule" \
+        "$root"/Sources/SumDB/*.swift -o "$out/libSumDB.a"
     local host_sources=()
     while IFS= read -r -d '' file; do host_sources+=("$file"); done \
         < <(find "$root/Sources/AthensHost" -name '*.swift' ! -path "$root/Sources/AthensHost/main.swift" -print0 | sort -z)
@@ -94,7 +101,7 @@ build_all() {
         local libs=()
         for lib in $(libraries "$target"); do libs+=("$out/lib$lib.a"); done
         swiftc "${swift_flags[@]}" -use-ld=lld "$root/fuzz/targets/FuzzSupport.swift" "$source" \
-            "${libs[@]}" "$out/shims.o" -o "$out/$target"
+            "${libs[@]}" "$out/shims.o" -lcrypto -lz -o "$out/$target"
     done
 }
 

@@ -19,7 +19,9 @@ public struct VerifierKey: Equatable, Sendable {
 
     /// Parses `text` ("name+hash+base64"); refuses anything x/mod's `note.NewVerifier` would refuse.
     public init(_ text: String) throws(SumDBError) {
-        let parts = text.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
+        // Split on bytes, as Go does: a "+" followed by a combining mark is still a separator.
+        let parts = text.utf8.split(separator: UInt8(ascii: "+"), maxSplits: 2, omittingEmptySubsequences: false)
+            .map { Substring(decoding: $0, as: UTF8.self) }
         guard parts.count == 3, Note.isValidName(parts[0]) else {
             throw .malformed("verifier key \(quote(text)): want name+hash+key")
         }

@@ -122,12 +122,13 @@ public final class SumDBVerifier: Sendable {
         var lines: [String] = []
         var zipHash: String?
         var goModHash: String?
-        for line in String(decoding: response.text, as: UTF8.self).split(separator: "\n") {
-            let line = String(line)
-            if line.hasPrefix(modPrefix), goModHash == nil {
-                goModHash = String(line.dropFirst(modPrefix.count))
-            } else if line.hasPrefix(zipPrefix), zipHash == nil {
-                zipHash = String(line.dropFirst(zipPrefix.count))
+        // Bytes, not Characters: String comparison would equate canonically equivalent spellings.
+        for bytes in response.text.split(separator: 0x0A) {
+            let line = String(decoding: bytes, as: UTF8.self)
+            if bytes.starts(with: modPrefix.utf8), goModHash == nil {
+                goModHash = String(decoding: bytes.dropFirst(modPrefix.utf8.count), as: UTF8.self)
+            } else if bytes.starts(with: zipPrefix.utf8), zipHash == nil {
+                zipHash = String(decoding: bytes.dropFirst(zipPrefix.utf8.count), as: UTF8.self)
             } else {
                 throw .recordMismatch("record \(response.id) has line \(quote(line)), not one for \(path) \(version)")
             }

@@ -168,7 +168,7 @@ public struct Tile: Hashable, Sendable {
             guard !overflow else { throw .malformed("tile path \(quote(path)): number out of range") }
             number = scaled + value
         }
-        guard let tile = Tile(height: height, level: level, number: number, width: width), tile.path == path else {
+        guard let tile = Tile(height: height, level: level, number: number, width: width), tile.path.utf8.elementsEqual(path.utf8) else {
             throw .malformed("tile path \(quote(path)) is not in canonical form")
         }
         self = tile

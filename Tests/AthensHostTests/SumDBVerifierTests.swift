@@ -232,6 +232,32 @@ struct SumDBVerifierTests {
         #expect(try Self.verifier(honest, latest: seen).refreshLatest() == seen)
     }
 
+    @Test("the sumdb_note fuzz seeds are genuine answers: they verify, so mutations start past the signature")
+    func fuzzSeedsVerify() throws {
+        for (seed, module, records) in [("tree20", "example.com/gen/m005", 20), ("tree300", "example.com/gen/m270", 300)] {
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: TestSupport.packageRoot + "/fuzz/corpus/sumdb_note/" + seed)))
+            let marker = Array("\0TILES\0".utf8)
+            let start = try #require((0..<bytes.count - marker.count).first { bytes[$0..<$0 + marker.count].elementsEqual(marker) })
+            var tiles: [String: [UInt8]] = [:]
+            var at = start + marker.count
+            while let newline = bytes[at...].firstIndex(of: 0x0A) {
+                let length = bytes[(newline + 1)..<(newline + 5)].reduce(0) { $0 << 8 | Int($1) }
+                tiles[String(decoding: bytes[at..<newline], as: UTF8.self)] = Array(bytes[(newline + 5)..<(newline + 5 + length)])
+                at = newline + 5 + length
+            }
+            let lookup = Array(bytes[..<start])
+            let found = tiles
+            let verifier = SumDBVerifier(key: try VerifierKey("sumdb.test+848c9b58+AXQQYj7saARpY2glxo91VZJYiH5FqTkTWGAW8dmlvjkT")) { path in
+                if path.hasPrefix("lookup/") { return lookup }
+                guard let tile = found[path] else { throw TestFailure("no tile \(path) in the seed") }
+                return tile
+            }
+            let sums = try verifier.lookup(path: module, version: "v1.0.0")
+            #expect(sums.tree.size == Int64(records))
+            #expect(sums.lines.count == 2)
+        }
+    }
+
     @Test("bad module paths and versions are refused before anything is fetched")
     func badInput() throws {
         let fetched = Mutex(0)
