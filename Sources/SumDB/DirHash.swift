@@ -51,14 +51,17 @@ public enum DirHash {
     }
 
     private static func hashEntries<S: RandomAccessBytes>(_ entries: [ZipEntry], _ source: S) throws(ZipError) -> String {
-        var files: [(name: String, sha256: [UInt8])] = []
-        files.reserveCapacity(entries.count)
         var input = [UInt8](repeating: 0, count: chunkSize)
         var output = [UInt8](repeating: 0, count: chunkSize)
-        for entry in entries {
-            files.append((entry.name, try hashEntry(entry, source, &input, &output)))
+        // dirhash opens files by name, so a repeated name (which ModuleZip.check refuses) counts once per entry,
+        // each time with the contents of the last entry of that name.
+        var last: [String: Int] = [:]
+        for (index, entry) in entries.enumerated() { last[entry.name] = index }
+        var digests: [String: [UInt8]] = [:]
+        for (index, entry) in entries.enumerated() where last[entry.name] == index {
+            digests[entry.name] = try hashEntry(entry, source, &input, &output)
         }
-        return try hash1(files)
+        return try hash1(entries.map { ($0.name, digests[$0.name]!) })
     }
 
     /// SHA-256 of one entry's uncompressed data.

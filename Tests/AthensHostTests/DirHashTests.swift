@@ -187,6 +187,26 @@ struct DirHashTests {
         #expect(throws: ZipError.self) { try DirHash.hashZip(bytes: method) }
     }
 
+    @Test("a repeated name is hashed as dirhash does: once per entry, with the last entry's contents")
+    func repeatedNames() throws {
+        let directory = TestSupport.makeTemporaryDirectory("dirhash-dup")
+        defer { TestSupport.removeDirectory(directory) }
+        let path = directory + "/dup.zip"
+        let script = """
+            import sys, warnings, zipfile
+            warnings.simplefilter("ignore")
+            with zipfile.ZipFile(sys.argv[1], "w") as z:
+                z.writestr("m@v1.0.0/a", b"first")
+                z.writestr("m@v1.0.0/b", b"other")
+                z.writestr("m@v1.0.0/a", b"second")
+            """
+        let made = try TestSupport.run("/usr/bin/env", ["python3", "-c", script, path])
+        #expect(made.status == 0, "\(made.stderr)")
+        let second = SHA256Digest.hash(Array("second".utf8))
+        let expected = try DirHash.hash1([("m@v1.0.0/a", second), ("m@v1.0.0/a", second), ("m@v1.0.0/b", SHA256Digest.hash(Array("other".utf8)))])
+        #expect(try DirHash.hashZip(bytes: Array(Data(contentsOf: URL(fileURLWithPath: path)))) == expected)
+    }
+
     @Test("Hash1 sorts names bytewise and refuses a name with a newline")
     func hash1Rules() throws {
         let digest = SHA256Digest.hash(Array("x".utf8))
