@@ -66,6 +66,30 @@ struct SumDBVerifierTests {
         #expect(throws: SumDBError.self) { try verifier.lookup(path: "example.com/absent", version: "v1.0.0") }
     }
 
+    @Test("concurrent lookups on one verifier while the tree grows all verify, and the newest tree wins")
+    func concurrentLookups() throws {
+        let directory = TestSupport.makeTemporaryDirectory("sumdb-concurrent")
+        defer { TestSupport.removeDirectory(directory) }
+        let tree = try SumDBFixtures.makeTree(in: directory)
+        let server = try SumDBServer(gosum: Self.syntheticGoSum(300), proxy: tree, directory: directory)
+        defer { server.stop() }
+        let verifier = try Self.verifier(server)
+        // Each fixture module is appended on its first lookup, so trees of 301…310 are signed while others are checked.
+        let work = SumDBFixtures.modules + (0..<10).map { Self.name($0 * 29) + "@v1.0.0" }
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: work.count) { i in
+            let module = work[i]
+            let at = module.firstIndex(of: "@")!
+            do {
+                _ = try verifier.lookup(path: String(module[..<at]), version: String(module[module.index(after: at)...]))
+            } catch {
+                failures.withLock { $0.append("\(module): \(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 }.isEmpty)
+        #expect(verifier.latest?.size == 310)
+    }
+
     @Test("an altered record text fails its inclusion proof")
     func tamperedRecord() throws {
         let directory = TestSupport.makeTemporaryDirectory("sumdb-record")
