@@ -78,7 +78,8 @@ public enum Base64 {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// The bytes `text` encodes, or nil unless it is padded base64 with nothing else in it (no line breaks either).
+    /// The bytes `text` encodes, or nil unless it is canonical padded base64 with nothing else in it (no line breaks,
+    /// no non-zero bits in the last character before padding).
     public static func decode(_ text: some StringProtocol) -> [UInt8]? {
         decode(bytes: Array(text.utf8))
     }
@@ -107,6 +108,9 @@ public enum Base64 {
                 guard value >= 0, padding == 0 else { return nil }
                 group = group << 6 | UInt32(value)
             }
+            // Only the canonical spelling (RFC 4648 §3.5): the bits padding drops must be zero. Stricter than Go's
+            // StdEncoding, and what every signer writes, so a decoded value re-encodes to the very same text.
+            guard padding == 0 || group & (padding == 1 ? 0xFF : 0xFFFF) == 0 else { return nil }
             out.append(UInt8(group >> 16 & 0xFF))
             if padding < 2 { out.append(UInt8(group >> 8 & 0xFF)) }
             if padding < 1 { out.append(UInt8(group & 0xFF)) }

@@ -91,6 +91,13 @@ struct SumDBFormatTests {
         }
     }
 
+    @Test("fuzz finding (sumdb_note): a tree hash in non-canonical base64 is refused, so an accepted note re-prints exactly")
+    func nonCanonicalTreeHash() {
+        // The seed's hash ends "…61I="; "…61a=" decodes to the same 32 bytes through non-zero padding bits.
+        let text = Array("go.sum database tree\n4\nLTwQfEa4n4rMuHKfJ59viduO1wS6I2jvONAz6ttH61a=\n".utf8) + [0xFF, 0xFF]
+        #expect(throws: SumDBError.malformed("tree hash is not 32 bytes of base64")) { try TreeHead(text: text) }
+    }
+
     @Test("lookup answers split into record id, text and signed note; malformed ones are refused")
     func lookupResponses() throws {
         let response = try LookupResponse(Array("12\nexample.com/m v1.0.0 h1:x\nexample.com/m v1.0.0/go.mod h1:y\n\ngo.sum database tree\n".utf8))
@@ -216,7 +223,8 @@ struct SumDBFormatTests {
             #expect(Base64.decode(Base64.encode(bytes)) == bytes)
         }
         #expect(Base64.encode(Array("hi".utf8)) == "aGk=")
-        for bad in ["aGk", "aG=k", "a===", "aGk=aGk=", "aG\nk=", "aGk*"] {
+        // "aGl=" and "aR==" spell "hi" and "i" with non-zero padding bits: not canonical.
+        for bad in ["aGk", "aG=k", "a===", "aGk=aGk=", "aG\nk=", "aGk*", "aGl=", "aR=="] {
             #expect(Base64.decode(bad) == nil, "\(bad)")
         }
     }
