@@ -30,7 +30,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         require(tile.path == text && Array(text.utf8) == bytes, "tile path \(text.debugDescription) reprints as \(tile.path)")
     }
     if let key = try? VerifierKey(text) {
-        require(key.publicKey.count == 32 && text.hasPrefix(key.name + "+"), "verifier key \(text.debugDescription)")
+        require(key.publicKey.count == 32 && bytes.starts(with: Array((key.name + "+").utf8)), "verifier key \(text.debugDescription)")
     }
     if let decoded = Base64.decode(bytes: bytes) {
         require(Base64.decode(Base64.encode(decoded)) == decoded, "base64 does not round-trip")
