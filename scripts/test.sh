@@ -18,6 +18,7 @@ dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || need+=(libcurl4-openssl-dev)
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 command -v curl >/dev/null || need+=(curl)
 python3 -c 'import botocore' 2>/dev/null || need+=(python3-botocore)
+dpkg -s golang-golang-x-mod-dev >/dev/null 2>&1 || need+=(golang-golang-x-mod-dev)  # x/mod sumdb server for Tests/Fixtures/sumdb
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive
