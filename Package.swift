@@ -28,9 +28,12 @@ let package = Package(
         // The system zlib (deflate for GitFetcher's streamed module zips).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "GitFetcher", dependencies: ["PluginKit", "GoModule", "CZlib"], path: "Plugins/GitFetcher"),
+        // RESP2 client (sockets, pool, strict reply reader) and the lease lock on it, ABI-independent; the RedisLock
+        // plugin (lock kind, Plugin ABI 1.1) will wrap it from Plugins/RedisLock/Plugin.
+        .target(name: "RedisClient", path: "Plugins/RedisLock/Client"),
         // Drives a storage plugin .so from another process, for the kill and multi-process tests.
         .executableTarget(name: "StorageStress", dependencies: ["PluginABI"], path: "Tests/StorageStress"),
         // Tests link the host only; plugins are loaded from their .so files by path, as in production.
-        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule"], path: "Tests/AthensHostTests"),
+        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule", "RedisClient"], path: "Tests/AthensHostTests"),
     ]
 )
