@@ -7,7 +7,7 @@
 #   fuzz/run.sh -j 2                 # two targets at a time (only on an otherwise idle machine)
 #   fuzz/run.sh --repro zip FILE     # run one saved input through a target (after a crash)
 #
-# Targets: request_parser, module_path, manifest, zip, gomod (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
+# Targets: request_parser, module_path, manifest, zip, gomod, resp (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
 # Environment: FUZZ_BUILD (default <repo>/.build-fuzz, git-ignored: binaries, generated corpus, logs, crash
 # inputs), FUZZ_SANITIZERS (default "fuzzer,address"; "fuzzer" alone runs about 3x faster),
 # FUZZ_RUNS (default 10000000), FUZZ_SECONDS (default 0: no time limit).
@@ -29,6 +29,7 @@ no_build=0
 repro=()
 targets=()
 all_targets=(request_parser module_path manifest zip gomod)
+all_targets+=(resp)  # the RESP2 reply reader of Plugins/RedisLock/Client
 
 while (($#)); do
     case $1 in
@@ -53,11 +54,13 @@ max_len() {
         manifest) echo 4096 ;;
         zip) echo 8192 ;;
         gomod) echo 4096 ;;
+        resp) echo 4096 ;;
     esac
 }
 libraries() {
     case $1 in
         zip|gomod) echo "GoModule" ;;
+        resp) echo "RedisClient" ;;
         *) echo "AthensHost GoModule" ;;
     esac
 }
@@ -85,6 +88,10 @@ build_all() {
     swiftc "${swift_flags[@]}" -emit-library -static -module-name AthensHost -enable-testing \
         -emit-module -emit-module-path "$out/AthensHost.swiftmodule" \
         "${host_sources[@]}" -o "$out/libAthensHost.a"
+    # RedisClient (the resp target): Plugins/RedisLock/Client, Glibc only.
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name RedisClient -enable-testing \
+        -emit-module -emit-module-path "$out/RedisClient.swiftmodule" \
+        "$root"/Plugins/RedisLock/Client/*.swift -o "$out/libRedisClient.a"
     local target
     for target in "${targets[@]}"; do
         local source
