@@ -43,10 +43,10 @@ private final class Shared<T>: @unchecked Sendable {
     var get: T { lock.withLock { value } }
 }
 
-/// Number of connected clients blocked in `command` (e.g. "blpop"), from CLIENT LIST.
+/// Number of clients blocked (flag b) in `command` (e.g. "blpop"), from CLIENT LIST.
 private func clientsIn(_ command: String, _ client: RedisClient) -> Int {
     guard let list = (try? client.command(["CLIENT", "LIST"]))?.string else { return 0 }
-    return list.split(separator: "\n").filter { $0.contains(" cmd=\(command) ") }.count
+    return list.split(separator: "\n").filter { $0.contains(" flags=b ") && $0.contains(" cmd=\(command) ") }.count
 }
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
@@ -385,6 +385,43 @@ struct RedisClientTests {
         let t0 = Date()
         #expect(throws: RedisError.self) { try authClient.command(["PING"]) }
         #expect(Date().timeIntervalSince(t0) < 3)
+    }
+
+    @Test func connectTimeoutOnAServerThatNeverAccepts() throws {
+        // A listener that never accepts, its backlog filled: further SYNs are dropped, so connect() hangs.
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let ok = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        try #require(ok)
+        var fillers: [Int32] = []
+        defer { for fd in fillers { close(fd) } }
+        var hung = false
+        for _ in 0..<16 where !hung {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            fillers.append(fd)
+            let started = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) } }
+            if started == 0 { continue }
+            var pfd = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            hung = poll(&pfd, 1, 200) == 0
+        }
+        try #require(hung, "could not fill the listen backlog")
+        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(UInt16(bigEndian: address.sin_port))")
+        configuration.connectTimeoutMs = 300
+        let client = try RedisClient(configuration)
+        let t0 = Date()
+        do { try client.command(["PING"]); Issue.record("connected") } catch {
+            guard case .timeout(let text) = error else { Issue.record("\(error)"); return }
+            #expect(text.contains("connecting to"), "\(text)")
+        }
+        let elapsed = Date().timeIntervalSince(t0)
+        #expect(elapsed >= 0.29 && elapsed < 3, "\(elapsed)")
+        #expect(client.connectionCounts.open == 0)
     }
 
     @Test func unreachableServers() throws {

@@ -56,7 +56,7 @@ public final class LeaseLock: @unchecked Sendable {  // `scriptHashes` guarded b
         let set: [[UInt8]] = [Array("SET".utf8), lockKey, Array(token.utf8), Array("NX".utf8), Array("PX".utf8), Array(String(leaseMs).utf8)]
         while true {
             let replies = try client.pipeline([set, [Array("PTTL".utf8), lockKey]])
-            if case .error(let text) = replies[0] { throw RedisError.server(text) }
+            if case .error(let text) = replies[0] { throw RedisError.server(text).redacting(client.configuration.password) }
             if replies[0] == .simple("OK") { return Handle(key: key, token: token) }
             let remaining = deadline.remaining
             if remaining == 0 { return nil }
