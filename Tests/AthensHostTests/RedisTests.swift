@@ -387,18 +387,43 @@ struct RedisClientTests {
         #expect(Date().timeIntervalSince(t0) < 3)
     }
 
-    @Test func connectTimeoutOnAServerThatNeverAccepts() throws {
-        // A listener that never accepts, its backlog filled: further SYNs are dropped, so connect() hangs.
+    /// A listener on 127.0.0.1 that never accepts (backlog `backlog`); its address.
+    static func nonAcceptingListener(backlog: Int32) throws -> (fd: Int32, address: sockaddr_in) {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(listener) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let ok = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, $0, &length) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, backlog) == 0 && getsockname(listener, $0, &length) == 0 }
         }
-        try #require(ok)
+        guard ok else { close(listener); throw TestFailure("listener: errno \(errno)") }
+        return (listener, address)
+    }
+
+    @Test func writeTimeoutOnAServerThatNeverReads() throws {
+        // The connection completes in the kernel's accept queue, but nobody reads: a 64 MiB command fills the
+        // socket buffers and the write must give up at the deadline.
+        let (listener, address) = try Self.nonAcceptingListener(backlog: 4)
+        defer { close(listener) }
+        var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(UInt16(bigEndian: address.sin_port))")
+        configuration.commandTimeoutMs = 300
+        let client = try RedisClient(configuration)
+        let t0 = Date()
+        do { try client.command([bytes("SET"), bytes("k"), [UInt8](repeating: 0x78, count: 64 << 20)]); Issue.record("written") } catch {
+            guard case .timeout(let text) = error else { Issue.record("\(error)"); return }
+            #expect(text.contains("writing to"), "\(text)")
+        }
+        let elapsed = Date().timeIntervalSince(t0)
+        #expect(elapsed >= 0.29 && elapsed < 3, "\(elapsed)")
+        #expect(client.connectionCounts.open == 0)
+    }
+
+    @Test func connectTimeoutOnAServerThatNeverAccepts() throws {
+        // A listener that never accepts, its backlog filled: further SYNs are dropped, so connect() hangs.
+        var (listener, address) = try Self.nonAcceptingListener(backlog: 0)
+        defer { close(listener) }
+        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
         var fillers: [Int32] = []
         defer { for fd in fillers { close(fd) } }
         var hung = false
