@@ -100,7 +100,7 @@ struct RESPReaderTests {
 
     @Test(arguments: [
         ("?what\r\n", "unknown reply type"), ("+OK\n", "LF without CR"), ("+O\rK\r\n", "CR not followed by LF"),
-        ("\r\n", "empty reply line"), (":01\r\n", "malformed integer"), (":-0\r\n", "malformed integer"), (":+1\r\n", "malformed integer"),
+        ("\r\n", "unknown reply type"), ("x", "unknown reply type"), (":01\r\n", "malformed integer"), (":-0\r\n", "malformed integer"), (":+1\r\n", "malformed integer"),
         (":9223372036854775808\r\n", "malformed integer"), (":\r\n", "malformed integer"), (":1x\r\n", "malformed integer"),
         ("$-2\r\n", "malformed bulk"), ("$01\r\nx\r\n", "malformed bulk"), ("$ 1\r\n", "malformed bulk"),
         ("$99999999999\r\n", "malformed bulk"), ("$3\r\nabcde\r\n", "not followed by CRLF"), ("*-2\r\n", "malformed array"),

@@ -214,7 +214,7 @@ public struct RESPReader: Sendable {
                         continue
                     }
                 default:
-                    throw fail("unknown reply type byte 0x\(String(type, radix: 16))")
+                    preconditionFailure("findLineEnd checked the type byte")
                 }
             }
             // Attach the finished value to its array; a full array is itself a finished value.
@@ -233,8 +233,16 @@ public struct RESPReader: Sendable {
     }
 
     /// The index of the CR ending the line at `position`, nil when the line is not complete yet.
+    ///
+    /// Each byte is judged on its own as it is reached (type byte, then CR, length, LF), so the outcome does not
+    /// depend on how the stream was split into reads.
     private mutating func findLineEnd() throws(RedisError) -> Int? {
-        if scanFrom < position { scanFrom = position }
+        guard position < buffer.count else { return nil }
+        switch buffer[position] {
+        case UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "$"), UInt8(ascii: "*"): break
+        default: throw fail("unknown reply type byte 0x\(String(buffer[position], radix: 16))")
+        }
+        if scanFrom <= position { scanFrom = position + 1 }
         var index = scanFrom
         let end = buffer.count
         while index < end {
@@ -242,16 +250,14 @@ public struct RESPReader: Sendable {
             if byte == 0x0D {
                 if index + 1 >= end { scanFrom = index; return nil }
                 guard buffer[index + 1] == 0x0A else { throw fail("CR not followed by LF in a reply line") }
-                if index == position { throw fail("empty reply line") }
-                if index - position - 1 > limits.maxLineLength { throw fail("reply line longer than \(limits.maxLineLength) bytes") }
                 scanFrom = index + 2
                 return index
             }
+            if index - position > limits.maxLineLength { throw fail("reply line longer than \(limits.maxLineLength) bytes") }
             if byte == 0x0A { throw fail("LF without CR in a reply line") }
             index += 1
         }
         scanFrom = end
-        if end - position - 1 > limits.maxLineLength { throw fail("reply line longer than \(limits.maxLineLength) bytes") }
         return nil
     }
 
