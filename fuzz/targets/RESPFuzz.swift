@@ -27,7 +27,7 @@ private func read(_ input: ArraySlice<UInt8>, _ limits: RESPLimits, chunk: Int) 
     var offset = input.startIndex
     var fed = 0
     repeat {
-        let end = min(input.endIndex, offset + chunk)
+        let end = input.endIndex - offset <= chunk ? input.endIndex : offset + chunk
         reader.feed(input[offset..<end])
         fed += end - offset
         offset = end
