@@ -33,7 +33,7 @@ public final class RedisClient: @unchecked Sendable {  // state guarded by `moni
             let list = idle
             open -= idle.count
             idle = []
-            monitor.signal()
+            monitor.broadcast()  // every waiter must see `closed`
             return list
         }
         for connection in toClose { connection.close() }

@@ -4,6 +4,7 @@
 /// default; db 0 by default) and `unix:///path/to/redis.sock[?db=N][&password=P][&user=U]`. Percent escapes are
 /// decoded in the user, password and path. `rediss://` (TLS) is refused: this client speaks plain TCP only.
 public struct RedisConfiguration: Sendable, CustomStringConvertible {
+    /// A TCP host (name or address, resolved with getaddrinfo) and port, or a unix socket path.
     public enum Endpoint: Sendable, Equatable {
         case tcp(host: String, port: UInt16)
         case unix(path: String)

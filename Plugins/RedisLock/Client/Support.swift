@@ -56,6 +56,7 @@ final class Monitor: @unchecked Sendable {
     }
 
     func signal() { pthread_cond_signal(condition) }
+    func broadcast() { pthread_cond_broadcast(condition) }
 }
 
 /// `count` bytes from the kernel's CSPRNG (/dev/urandom: never blocks once the system has booted; Glibc's
