@@ -151,6 +151,16 @@ struct RESPReaderTests {
         #expect(residentBytes() - before < 16 << 20)
     }
 
+    /// Fuzz finding (resp target): an empty array `*0` inside arrays already at the depth limit was accepted,
+    /// giving a value one level deeper than `maxDepth`.
+    @Test func emptyArrayPastTheDepthLimitIsRefused() {
+        let limits = RESPLimits(maxDepth: 2)
+        #expect(Self.parseAll(bytes("*1\r\n*0\r\n"), limits: limits).values == [.array([.array([])])])
+        #expect(Self.parseAll(bytes("*1\r\n*1\r\n*0\r\n"), limits: limits).error == .protocolError("arrays nested deeper than 2"))
+        // A null array is no array: allowed where a value is.
+        #expect(Self.parseAll(bytes("*1\r\n*1\r\n*-1\r\n"), limits: limits).values == [.array([.array([.array(nil)])])])
+    }
+
     @Test func aFailedReaderStaysFailed() {
         var reader = RESPReader()
         reader.feed(bytes("!x\r\n+OK\r\n"))

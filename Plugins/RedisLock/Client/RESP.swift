@@ -204,10 +204,12 @@ public struct RESPReader: Sendable {
                     try consume(lineEnd + 2 - position)
                     if count < 0 {
                         value = .array(nil)
+                    } else if stack.count + 1 > limits.maxDepth {
+                        // Empty arrays count too: the limit is on the depth of the value, not of the reader's stack.
+                        throw fail("arrays nested deeper than \(limits.maxDepth)")
                     } else if count == 0 {
                         value = .array([])
                     } else {
-                        if stack.count + 1 > limits.maxDepth { throw fail("arrays nested deeper than \(limits.maxDepth)") }
                         var items: [RedisValue] = []
                         items.reserveCapacity(min(count, 64))
                         stack.append((count, items))
