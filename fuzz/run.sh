@@ -7,8 +7,8 @@
 #   fuzz/run.sh -j 2                 # two targets at a time (only on an otherwise idle machine)
 #   fuzz/run.sh --repro zip FILE     # run one saved input through a target (after a crash)
 #
-# Targets: request_parser, module_path, manifest, zip, gomod, tar_reader, router, sumdb_path, s3_xml, sumdb_note
-# (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
+# Targets: request_parser, module_path, manifest, zip, gomod, tar_reader, router, sumdb_path, s3_xml, sumdb_note,
+# resp (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
 # Environment: FUZZ_BUILD (default <repo>/.build-fuzz, git-ignored: binaries, generated corpus, logs, crash
 # inputs), FUZZ_SANITIZERS (default "fuzzer,address"; "fuzzer" alone runs about 3x faster),
 # FUZZ_RUNS (default 10000000), FUZZ_SECONDS (default 0: no time limit).
@@ -30,6 +30,7 @@ no_build=0
 repro=()
 targets=()
 all_targets=(request_parser module_path manifest zip gomod tar_reader router sumdb_path s3_xml sumdb_note)
+all_targets+=(resp)  # the RESP2 reply reader of Plugins/RedisLock/Client
 
 while (($#)); do
     case $1 in
@@ -59,6 +60,7 @@ max_len() {
         sumdb_path) echo 512 ;;
         s3_xml) echo 4096 ;;
         sumdb_note) echo 12288 ;;  # a lookup answer and three tiles of a 300-record tree
+        resp) echo 4096 ;;
     esac
 }
 libraries() {
@@ -66,6 +68,7 @@ libraries() {
         zip|gomod|s3_xml) echo "GoModule" ;;
         tar_reader) echo "PluginKit" ;;
         sumdb_note) echo "SumDB GoModule" ;;
+        resp) echo "RedisClient" ;;
         *) echo "AthensHost GoModule" ;;
     esac
 }
@@ -120,6 +123,10 @@ build_all() {
     mkdir -p "$out/router-plugins"
     clang -shared -fPIC -O1 -DFUZZ_KIND=1 "$root/fuzz/glue/plugin_shim.c" -o "$out/router-plugins/libFuzzStorage.so"
     clang -shared -fPIC -O1 -DFUZZ_KIND=2 "$root/fuzz/glue/plugin_shim.c" -o "$out/router-plugins/libFuzzFetcher.so"
+    # RedisClient (the resp target): Plugins/RedisLock/Client, Glibc only.
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name RedisClient -enable-testing \
+        -emit-module -emit-module-path "$out/RedisClient.swiftmodule" \
+        "$root"/Plugins/RedisLock/Client/*.swift -o "$out/libRedisClient.a"
     local target
     for target in "${targets[@]}"; do
         local source
