@@ -78,15 +78,61 @@ struct Response: Sendable {
 
     /// Serializes the status line and headers (Content-Length always, Connection: close when closing).
     func head(date: String, keepAlive: Bool, requestID: String = "") -> [UInt8] {
-        var s = "HTTP/1.1 \(status) \(Self.reason(status))\r\nServer: athens\r\nDate: \(date)\r\n"
+        var out: [UInt8] = []
+        var id = requestID
+        id.withUTF8 { writeHead(into: &out, date: Array(date.utf8)[...], keepAlive: keepAlive, requestID: $0) }
+        return out
+    }
+
+    /// Appends the head to `out`. The event loop passes a buffer it reuses and a cached date, so a
+    /// response head costs no allocation (no String building, no array per header).
+    func writeHead(into out: inout [UInt8], date: ArraySlice<UInt8>, keepAlive: Bool, requestID: UnsafeBufferPointer<UInt8>) {
+        Self.append("HTTP/1.1 ", to: &out)
+        Self.appendDecimal(UInt64(status), to: &out)
+        out.append(0x20)
+        var reason = Self.reason(status)
+        reason.withUTF8 { out.append(contentsOf: $0) }
+        Self.append("\r\nServer: athens\r\nDate: ", to: &out)
+        out.append(contentsOf: date)
+        Self.append("\r\n", to: &out)
         if !requestID.isEmpty && !headers.contains(where: { $0.name == "Athens-Request-ID" }) {
-            s += "Athens-Request-ID: " + requestID + "\r\n"
+            Self.append("Athens-Request-ID: ", to: &out)
+            out.append(contentsOf: requestID)
+            Self.append("\r\n", to: &out)
         }
-        for (name, value) in headers { s += name + ": " + value + "\r\n" }
-        s += "Content-Length: \(body.count)\r\n"
-        if !keepAlive { s += "Connection: close\r\n" }
-        s += "\r\n"
-        return Array(s.utf8)
+        for (name, value) in headers {
+            var name = name, value = value
+            name.withUTF8 { out.append(contentsOf: $0) }
+            Self.append(": ", to: &out)
+            value.withUTF8 { out.append(contentsOf: $0) }
+            Self.append("\r\n", to: &out)
+        }
+        Self.append("Content-Length: ", to: &out)
+        Self.appendDecimal(body.count, to: &out)
+        Self.append("\r\n", to: &out)
+        if !keepAlive { Self.append("Connection: close\r\n", to: &out) }
+        Self.append("\r\n", to: &out)
+    }
+
+    /// Appends a literal's bytes (through a buffer pointer: the fast path of `append(contentsOf:)`).
+    @inline(__always)
+    static func append(_ literal: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    /// Appends `value` in decimal ASCII.
+    static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 20 digits at most, kept on the stack
+        var count = 0
+        var v = value
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[count] = UInt8(truncatingIfNeeded: 0x30 + v % 10)
+                v /= 10
+                count += 1
+            } while v > 0
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
+        }
     }
 }
 

@@ -24,11 +24,22 @@ final class Metrics: @unchecked Sendable {
         }
     }
 
+    /// Key of the per-request counters: a struct, so counting a request builds no string.
+    private struct RequestKey: Hashable {
+        var endpoint: String
+        var code: Int
+    }
+
+    private struct CacheKey: Hashable {
+        var artifact: String
+        var result: String
+    }
+
     private let lock = NSLock()
-    private var requests: [String: UInt64] = [:]          // "endpoint\tcode"
+    private var requests: [RequestKey: UInt64] = [:]
     private var requestSeconds: [String: Histogram] = [:]  // endpoint
     private var responseBytes: UInt64 = 0
-    private var cache: [String: UInt64] = [:]             // "artifact\tresult"
+    private var cache: [CacheKey: UInt64] = [:]
     private var fetches: [String: UInt64] = [:]           // "fetcher\tresult"
     private var fetchSeconds: [String: Histogram] = [:]   // fetcher
     private var pluginErrors: [String: UInt64] = [:]      // "plugin\toperation\tcode"
@@ -41,10 +52,10 @@ final class Metrics: @unchecked Sendable {
 
     func request(endpoint: String, status: Int, seconds: Double, bytes: UInt64, cacheResult: String?) {
         lock.lock()
-        requests[endpoint + "\t" + String(status), default: 0] += 1
+        requests[RequestKey(endpoint: endpoint, code: status), default: 0] += 1
         requestSeconds[endpoint, default: Histogram()].observe(seconds)
         responseBytes += bytes
-        if let cacheResult { cache[endpoint + "\t" + cacheResult, default: 0] += 1 }
+        if let cacheResult { cache[CacheKey(artifact: endpoint, result: cacheResult), default: 0] += 1 }
         lock.unlock()
     }
 
@@ -88,10 +99,12 @@ final class Metrics: @unchecked Sendable {
                 out += "\(name)_bucket{\(l),le=\"+Inf\"} \(h.count)\n\(name)_sum{\(l)} \(h.sum)\n\(name)_count{\(l)} \(h.count)\n"
             }
         }
-        counter("athens_http_requests_total", "HTTP requests by endpoint and status code.", requests, ["endpoint", "code"])
+        counter("athens_http_requests_total", "HTTP requests by endpoint and status code.",
+                Dictionary(uniqueKeysWithValues: requests.map { ($0.key.endpoint + "\t" + String($0.key.code), $0.value) }), ["endpoint", "code"])
         histogram("athens_http_request_duration_seconds", "Time from a request's head to its last byte written.", requestSeconds, "endpoint")
         out += "# HELP athens_http_response_bytes_total Body bytes sent.\n# TYPE athens_http_response_bytes_total counter\nathens_http_response_bytes_total \(responseBytes)\n"
-        counter("athens_cache_requests_total", "Stored-file requests by artifact and result (hit: served from storage or memory; miss: fetched).", cache, ["artifact", "result"])
+        counter("athens_cache_requests_total", "Stored-file requests by artifact and result (hit: served from storage or memory; miss: fetched).",
+                Dictionary(uniqueKeysWithValues: cache.map { ($0.key.artifact + "\t" + $0.key.result, $0.value) }), ["artifact", "result"])
         counter("athens_fetches_total", "Fetches (fetch, validate, save) by fetcher and result.", fetches, ["fetcher", "result"])
         histogram("athens_fetch_duration_seconds", "Duration of fetch, validate and save.", fetchSeconds, "fetcher")
         counter("athens_plugin_errors_total", "Plugin calls that failed, by plugin, operation and code.", pluginErrors, ["plugin", "operation", "code"])
