@@ -88,7 +88,10 @@ final class Assembly: @unchecked Sendable {
         ]
     }
 
-    /// Stops taking new work on this assembly's pools once a newer one has replaced it.
+    /// Stops taking new work on this assembly's pools once a newer one has replaced it: their workers
+    /// finish what is queued, then end. Nothing else holds the assembly, so when its last request in
+    /// flight is answered it is freed with its plugin instances (destroyed), caches and pools. Every
+    /// pool an assembly creates must be retired here, or its workers keep it alive for good.
     func retire() {
         pool.retire()
         background.retire()

@@ -121,6 +121,9 @@ let server = HTTPServer(settings: manifest.server, handler: handler,
 Metrics.shared.addGauges { [
     ("athens_http_connections", "", Double(server.connectionCount)),
     ("athens_http_requests_in_flight", "", Double(server.inFlight)),
+    ("athens_http_connections_refused_total", "reason=\"client_cap\"", Double(server.limiter.refusedPerClient.load(ordering: .relaxed))),
+    ("athens_http_connections_refused_total", "reason=\"full\"", Double(server.limiter.refusedFull.load(ordering: .relaxed))),
+    ("athens_http_connections_evicted_total", "", Double(server.limiter.evicted.load(ordering: .relaxed))),
 ] }
 do {
     try server.bind()

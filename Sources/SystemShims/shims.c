@@ -10,6 +10,6 @@ int athens_affinity_cpu_count(void) {
     return CPU_COUNT(&set);
 }
 
-int athens_accept_nonblocking(int fd) {
-    return accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+int athens_accept_nonblocking(int fd, struct sockaddr *address, socklen_t *length) {
+    return accept4(fd, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }

@@ -172,7 +172,8 @@ final class OperationsTests {
         #expect(try server.get("/example.com/hello/@v/v1.0.0.info").status == 200)
         var idle: [RawClient] = []
         for i in 0..<1000 {
-            let c = try RawClient(port: server.port)
+            // Another address than the normal client's: from its own, it would meet its per-client cap.
+            let c = try RawClient(port: server.port, from: "127.0.0.2")
             if i % 2 == 0 { c.send("GET /example.com/hel") }   // half are mid-request, byte by byte
             idle.append(c)
         }

@@ -119,6 +119,7 @@ struct Manifest {
         if let server = try object.object("server") {
             if let v = try server.int("threads", min: 0, max: 1024) { manifest.server.threads = v }
             if let v = try server.int("maxConnections", min: 1, max: 10_000_000) { manifest.server.maxConnections = v }
+            if let v = try server.int("maxConnectionsPerClient", min: 1, max: 10_000_000) { manifest.server.maxConnectionsPerClient = v }
             if let v = try server.seconds("headerTimeoutSeconds") { manifest.server.headerTimeout = v }
             if let v = try server.seconds("idleTimeoutSeconds") { manifest.server.idleTimeout = v }
             if let v = try server.seconds("writeTimeoutSeconds") { manifest.server.writeTimeout = v }

@@ -104,8 +104,13 @@ struct ServerSettings: Sendable {
     var idleTimeout: Double = 60
     /// Seconds a response may make no write progress (slow readers) before the connection is closed.
     var writeTimeout: Double = 60
-    /// Open connections allowed in all; more are answered 503 and closed.
+    /// Open connections allowed in all; near it idle ones are evicted, past it new ones get 503.
     var maxConnections = 10_000
+    /// Open connections allowed from one client address (IPv6: one /64); nil: a tenth of `maxConnections`.
+    var maxConnectionsPerClient: Int?
+
+    /// The per-client cap in force.
+    var perClientCap: Int { min(maxConnections, maxConnectionsPerClient ?? max(1, maxConnections / 10)) }
 }
 
 /// Why the server could not start.
@@ -120,30 +125,39 @@ final class HTTPServer: @unchecked Sendable {
     private let handler: RequestHandler
     /// Sees finished requests (logs, metrics); nil for none.
     let observer: RequestObserver?
-    private var loops: [EventLoop] = []
+    fileprivate var loops: [EventLoop] = []
+    /// The shared listening socket; -1 before `bind`.
+    private var listenerFD: Int32 = -1
+    /// Loops that have let go of the listener at shutdown; the last one closes it.
+    fileprivate let loopsDrained = Atomic<Int>(0)
     /// Requests parsed and not yet completely answered, across loops.
     fileprivate let activeRequests = Atomic<Int>(0)
     fileprivate let draining = Atomic<Bool>(false)
     /// The bound port (useful when listening on port 0).
     private(set) var port: UInt16 = 0
-    fileprivate let openConnections = Atomic<Int>(0)
+    /// Admission: the global and per-client caps, shared by the loops.
+    let limiter: ConnectionLimiter
 
     init(settings: ServerSettings, handler: RequestHandler, observer: RequestObserver? = nil) {
         self.settings = settings
         self.handler = handler
         self.observer = observer
+        limiter = ConnectionLimiter(maxConnections: settings.maxConnections, maxPerClient: settings.perClientCap)
     }
 
     /// Requests in progress right now.
     var inFlight: Int { activeRequests.load(ordering: .relaxed) }
 
     /// Open client connections right now.
-    var connectionCount: Int { openConnections.load(ordering: .relaxed) }
+    var connectionCount: Int { limiter.open }
 
-    /// Stops accepting connections; each connection closes after its current response, idle ones at
-    /// once. Returns immediately: poll `inFlight` to wait for the drain.
+    /// Refuses new connections at once (the listener stops listening: connect gets ECONNREFUSED, so a
+    /// load balancer fails over instead of waiting); each connection closes after its current response,
+    /// idle ones at once. Returns immediately: poll `inFlight` to wait for the drain.
     func beginShutdown() {
         draining.store(true, ordering: .relaxed)
+        // shutdown, not close: the loops may be inside accept on this fd; the last loop to drain closes it.
+        if listenerFD >= 0 { Glibc.shutdown(listenerFD, Int32(SHUT_RDWR)) }
         for loop in loops { loop.wake() }
     }
 
@@ -160,6 +174,7 @@ final class HTTPServer: @unchecked Sendable {
         // One listening socket shared by every loop (EPOLLEXCLUSIVE wakes one loop per connection).
         // No SO_REUSEPORT: a second athens on the same port must fail, not silently share it.
         let fd = try Self.listener(host: host, port: requestedPort, listen: settings.listen)
+        listenerFD = fd
         var address = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
@@ -170,6 +185,14 @@ final class HTTPServer: @unchecked Sendable {
         for _ in 0..<threadCount {
             loops.append(EventLoop(server: self, listener: fd, handler: handler))
         }
+    }
+
+    /// Asks the loop with the most evictable connections (other than `loop`) to close one.
+    fileprivate func requestEviction(besides loop: EventLoop) {
+        guard let target = loops.filter({ $0 !== loop }).max(by: { $0.idleCount.load(ordering: .relaxed) < $1.idleCount.load(ordering: .relaxed) }),
+              target.idleCount.load(ordering: .relaxed) > 0 else { return }
+        target.evictionRequests.add(1, ordering: .relaxed)
+        target.wake()
     }
 
     /// Starts the loops on their own threads and returns.
@@ -240,17 +263,22 @@ final class HTTPServer: @unchecked Sendable {
 }
 
 /// One connection's state, touched only on its loop's thread.
-private final class Connection {
+private final class Connection: EvictionListNode {
     enum State { case reading, awaiting, writing }
 
     let fd: Int32
     let generation: UInt64
+    /// Whom the connection counts against (per-client cap).
+    let client: ClientAddress
     var state = State.reading
+    var evictionLinks = EvictionLinks<Connection>()
     /// Buffered request bytes live in input[start..<end].
     var input: UnsafeMutableRawBufferPointer
     var start = 0, end = 0
     var pending: Response?
     var keepAlive = true
+    /// The request being answered is HTTP/1.0.
+    var http10 = false
     var isHead = false
     var peerClosed = false
     var inDrive = false
@@ -269,9 +297,10 @@ private final class Connection {
     /// Set while a request is being answered (parsed, not yet recorded).
     var requestID: RequestID?
 
-    init(fd: Int32, generation: UInt64, capacity: Int, deadline: Double) {
+    init(fd: Int32, generation: UInt64, client: ClientAddress, capacity: Int, deadline: Double) {
         self.fd = fd
         self.generation = generation
+        self.client = client
         input = .allocate(byteCount: capacity, alignment: 16)
         self.deadline = deadline
     }
@@ -302,6 +331,13 @@ final class EventLoop: @unchecked Sendable {
     /// Prefix of generated request ids: random per loop, so ids are unique across loops and restarts.
     private let idPrefix = String(UInt64.random(in: 0...UInt64.max), radix: 16)
     private var idCounter: UInt64 = 0
+    /// Connections without a request in progress (idle keep-alive, or head not complete), oldest first:
+    /// the ones evicted when the server nears its cap.
+    private var evictable = EvictionList<Connection>()
+    /// `evictable.count` for other loops choosing where to evict.
+    fileprivate let idleCount = Atomic<Int>(0)
+    /// Evictions other loops asked of this one (they had nothing to evict themselves).
+    fileprivate let evictionRequests = Atomic<Int>(0)
 
     fileprivate init(server: HTTPServer, listener: Int32, handler: RequestHandler) {
         self.server = server
@@ -375,6 +411,7 @@ final class EventLoop: @unchecked Sendable {
     private func drain() {
         drained = true
         epoll_ctl(epoll, EPOLL_CTL_DEL, listener, nil)
+        if server.loopsDrained.add(1, ordering: .acquiringAndReleasing).newValue == server.loops.count { Glibc.close(listener) }
         for connection in Array(connections.values) {
             if connection.state == .reading && connection.start == connection.end {
                 close(connection)
@@ -424,27 +461,79 @@ final class EventLoop: @unchecked Sendable {
 
     private func acceptAll() {
         while true {
-            let fd = athens_accept_nonblocking(listener)
+            var peer = sockaddr_storage()
+            var peerLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { athens_accept_nonblocking(listener, $0, &peerLength) }
+            }
             if fd < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
-                return // EAGAIN, or EMFILE: try again on the next event
+                return // EAGAIN, or EMFILE: try again on the next event; EINVAL: shut down
             }
-            if server.openConnections.add(1, ordering: .relaxed).newValue > server.settings.maxConnections {
-                server.openConnections.subtract(1, ordering: .relaxed)
-                let refusal = Array("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".utf8)
-                _ = refusal.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                Glibc.close(fd)
+            let client = ClientAddress(peer)
+            switch server.limiter.admit(client) {
+            case .clientFull:
+                server.limiter.refusedPerClient.add(1, ordering: .relaxed)
+                refuse(fd, "too many connections from this address (server.maxConnectionsPerClient)")
                 continue
+            case .full:
+                // Every slot taken: make room from this loop's idle connections, else refuse and have
+                // another loop make room for the retry.
+                guard evictOne(), case .admitted = server.limiter.admit(client) else {
+                    server.requestEviction(besides: self)
+                    server.limiter.refusedFull.add(1, ordering: .relaxed)
+                    refuse(fd, "too many connections (server.maxConnections)")
+                    continue
+                }
+            case let .admitted(makeRoom):
+                if makeRoom && !evictOne() { server.requestEviction(besides: self) }
             }
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             // Start small (most heads are a few hundred bytes); readAvailable grows it up to the limit.
-            let connection = Connection(fd: fd, generation: nextGeneration, capacity: min(4096, inputCapacity),
+            let connection = Connection(fd: fd, generation: nextGeneration, client: client, capacity: min(4096, inputCapacity),
                                         deadline: loopNow + server.settings.headerTimeout)
             nextGeneration += 1
             connections[fd] = connection
+            listIdle(connection)
             add(fd, events: EPOLLIN.rawValue | EPOLLRDHUP.rawValue, token: fd)
         }
+    }
+
+    /// Answers 503 to a connection that is not admitted, and closes it.
+    private func refuse(_ fd: Int32, _ reason: String) {
+        var response = Response.text(503, "service unavailable: " + reason, close: true)
+        response.headers.append(("Retry-After", "1"))
+        refreshDate()
+        var bytes: [UInt8] = []
+        response.writeHead(into: &bytes, date: cachedDate[...], keepAlive: false, requestID: UnsafeBufferPointer(start: nil, count: 0))
+        if case let .bytes(body) = response.body { bytes += body }
+        // Best effort, one send: the socket is new, its buffer is empty.
+        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        Glibc.close(fd)
+    }
+
+    /// Connection `c` has no request in progress (new, or its response is done): it may be evicted.
+    private func listIdle(_ c: Connection) {
+        evictable.append(c)
+        idleCount.store(evictable.count, ordering: .relaxed)
+    }
+
+    /// A request started on `c`, or it closed.
+    private func unlistIdle(_ c: Connection) {
+        evictable.remove(c)
+        idleCount.store(evictable.count, ordering: .relaxed)
+    }
+
+    /// Closes one evictable connection: among the oldest few, the one whose client holds the most
+    /// connections. False when this loop has none.
+    @discardableResult
+    private func evictOne() -> Bool {
+        let candidates = evictable.oldest(32)
+        guard let index = server.limiter.heaviest(candidates.map(\.client)) else { return false }
+        server.limiter.evicted.add(1, ordering: .relaxed)
+        close(candidates[index])
+        return true
     }
 
     private func updateInterest(_ c: Connection) {
@@ -456,11 +545,12 @@ final class EventLoop: @unchecked Sendable {
 
     private func close(_ c: Connection) {
         record(c, completed: false)
+        unlistIdle(c)
         epoll_ctl(epoll, EPOLL_CTL_DEL, c.fd, nil)
         Glibc.close(c.fd)
         connections[c.fd] = nil
         c.pending = nil
-        server.openConnections.subtract(1, ordering: .relaxed)
+        server.limiter.release(c.client)
     }
 
     /// Reads what the socket has into free buffer space. Pauses reading when the buffer is full.
@@ -529,6 +619,7 @@ final class EventLoop: @unchecked Sendable {
                     c.keepAlive = false
                     c.isHead = false
                     c.start = c.end
+                    unlistIdle(c)
                     c.state = .awaiting
                     c.requestStart = loopNow
                     c.requestMethod = nil
@@ -543,6 +634,8 @@ final class EventLoop: @unchecked Sendable {
                     c.start += consumed
                     c.keepAlive = request.keepAlive && !c.peerClosed && !drained
                     c.isHead = request.method == .head
+                    c.http10 = request.minorVersion == 0
+                    unlistIdle(c)
                     c.state = .awaiting
                     c.requestStart = loopNow
                     c.requestMethod = request.method
@@ -560,12 +653,13 @@ final class EventLoop: @unchecked Sendable {
                 if response.close || drained { c.keepAlive = false }
                 // Into the connection's reused buffer: no allocation once it has grown to a head's size.
                 c.head.removeAll(keepingCapacity: true)
-                let keepAlive = c.keepAlive
+                let keepAlive = c.keepAlive, http10 = c.http10
                 refreshDate()
                 if let id = c.requestID {
-                    id.withBytes { response.writeHead(into: &c.head, date: cachedDate[...], keepAlive: keepAlive, requestID: $0) }
+                    id.withBytes { response.writeHead(into: &c.head, date: cachedDate[...], keepAlive: keepAlive, requestID: $0, http10: http10) }
                 } else {
-                    response.writeHead(into: &c.head, date: cachedDate[...], keepAlive: keepAlive, requestID: UnsafeBufferPointer(start: nil, count: 0))
+                    response.writeHead(into: &c.head, date: cachedDate[...], keepAlive: keepAlive, requestID: UnsafeBufferPointer(start: nil, count: 0),
+                                       http10: http10)
                 }
                 c.headSent = 0
                 c.bodySent = 0
@@ -586,6 +680,7 @@ final class EventLoop: @unchecked Sendable {
                     if c.wantsWrite { c.wantsWrite = false; updateInterest(c) }
                     if !c.keepAlive { close(c); return }
                     c.state = .reading
+                    listIdle(c)
                     c.deadline = loopNow + (c.start == c.end ? server.settings.idleTimeout : server.settings.headerTimeout)
                     if !c.wantsRead { c.wantsRead = true; updateInterest(c) }
                 }
@@ -711,5 +806,7 @@ final class EventLoop: @unchecked Sendable {
         mailbox.removeAll(keepingCapacity: true)
         mailboxLock.unlock()
         for item in items { deliverNow(fd: item.fd, generation: item.generation, response: item.response) }
+        var evictions = evictionRequests.exchange(0, ordering: .relaxed)
+        while evictions > 0 && evictOne() { evictions -= 1 }
     }
 }

@@ -77,16 +77,19 @@ struct Response: Sendable {
     }
 
     /// Serializes the status line and headers (Content-Length always, Connection: close when closing).
-    func head(date: String, keepAlive: Bool, requestID: String = "") -> [UInt8] {
+    /// `http10`: the request was HTTP/1.0, whose clients take a connection as closing unless the
+    /// response says `Connection: keep-alive`.
+    func head(date: String, keepAlive: Bool, requestID: String = "", http10: Bool = false) -> [UInt8] {
         var out: [UInt8] = []
         var id = requestID
-        id.withUTF8 { writeHead(into: &out, date: Array(date.utf8)[...], keepAlive: keepAlive, requestID: $0) }
+        id.withUTF8 { writeHead(into: &out, date: Array(date.utf8)[...], keepAlive: keepAlive, requestID: $0, http10: http10) }
         return out
     }
 
     /// Appends the head to `out`. The event loop passes a buffer it reuses and a cached date, so a
     /// response head costs no allocation (no String building, no array per header).
-    func writeHead(into out: inout [UInt8], date: ArraySlice<UInt8>, keepAlive: Bool, requestID: UnsafeBufferPointer<UInt8>) {
+    func writeHead(into out: inout [UInt8], date: ArraySlice<UInt8>, keepAlive: Bool, requestID: UnsafeBufferPointer<UInt8>,
+                   http10: Bool = false) {
         Self.append("HTTP/1.1 ", to: &out)
         Self.appendDecimal(UInt64(status), to: &out)
         out.append(0x20)
@@ -110,7 +113,7 @@ struct Response: Sendable {
         Self.append("Content-Length: ", to: &out)
         Self.appendDecimal(body.count, to: &out)
         Self.append("\r\n", to: &out)
-        if !keepAlive { Self.append("Connection: close\r\n", to: &out) }
+        if !keepAlive { Self.append("Connection: close\r\n", to: &out) } else if http10 { Self.append("Connection: keep-alive\r\n", to: &out) }
         Self.append("\r\n", to: &out)
     }
 

@@ -6,7 +6,11 @@ import Foundation
 /// event loops or on Swift's cooperative pool (one thread per core). A full queue refuses at once
 /// (the caller answers 503), so the server never hangs on an overload.
 ///
-/// Invariant: `queue.count <= capacity`.
+/// A job is dropped from the queue as soon as a worker takes it, so a finished job (and whatever it
+/// captured: a download protocol, plugin instances, caches) is freed when it returns. Workers hold the
+/// pool until `retire()` lets them end; after that the last reference frees it.
+///
+/// Invariant: `queue.count - head <= max(capacity, threadCount)`.
 final class WorkerPool: @unchecked Sendable {
     typealias Job = @Sendable () -> Void
 
@@ -14,7 +18,7 @@ final class WorkerPool: @unchecked Sendable {
     let threadCount: Int
     let capacity: Int
     private let condition = NSCondition()
-    private var queue: [Job] = []
+    private var queue: [Job?] = []
     private var head = 0
     private var busy = 0
     private var retired = false
@@ -25,7 +29,8 @@ final class WorkerPool: @unchecked Sendable {
         threadCount = max(1, threads)
         self.capacity = max(0, capacity)
         for index in 0..<threadCount {
-            let thread = Thread { [unowned self] in self.work() }
+            // Strong on purpose: a worker may still be inside `work()` when the pool's owner lets go of it.
+            let thread = Thread { self.work() }
             thread.name = "\(name)-\(index)"
             thread.start()
         }
@@ -67,9 +72,13 @@ final class WorkerPool: @unchecked Sendable {
                 if retired { condition.unlock(); return }
                 condition.wait()
             }
-            let job = queue[head]
+            let job = queue[head]!
+            queue[head] = nil
             head += 1
-            if head > 1024 && head * 2 > queue.count {
+            if head == queue.count {
+                queue.removeAll(keepingCapacity: queue.count <= 1024)
+                head = 0
+            } else if head > 1024 && head * 2 > queue.count {
                 queue.removeFirst(head)
                 head = 0
             }

@@ -5,10 +5,11 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include "crash_report.h"
 
 /** CPUs in this process's affinity mask (what taskset allows); 0 if it cannot be read. */
 int athens_affinity_cpu_count(void);
-/** accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC). */
-int athens_accept_nonblocking(int fd);
+/** accept4(fd, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC): the peer's address is filled in (address may be NULL). */
+int athens_accept_nonblocking(int fd, struct sockaddr *address, socklen_t *length);
 #endif

@@ -4,16 +4,39 @@ import Foundation
 final class RawClient {
     let fd: Int32
 
-    init(port: UInt16) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard result == 0 else { close(fd); throw TestFailure("connect: \(String(cString: strerror(errno)))") }
+    /// Connects to 127.0.0.1:`port` from `source` (any 127.x works on loopback, so tests can be several clients).
+    init(port: UInt16, from source: String = "127.0.0.1") throws {
+        fd = Self.connect(port: port, from: source)
+        guard fd >= 0 else { throw TestFailure("connect from \(source): \(String(cString: strerror(-fd)))") }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// A blocking TCP connection to 127.0.0.1:`port` from `source`: the fd, or -errno (ECONNREFUSED…).
+    static func connect(port: UInt16, from source: String = "127.0.0.1") -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return -errno }
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        var remote = local
+        remote.sin_port = port.bigEndian
+        remote.sin_addr.s_addr = inet_addr("127.0.0.1")
+        // Bound only when not the default, so the usual client keeps the kernel's choice of source.
+        let bound = source == "127.0.0.1" ? 0
+            : withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let connected = bound == 0 && withUnsafePointer(to: &remote) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+        if connected { return fd }
+        let error = errno
+        close(fd)
+        return -error
+    }
+
+    /// Takes over a connected socket (one bound to another source address, say); closes it on deinit.
+    init(adopting fd: Int32) {
+        self.fd = fd
     }
 
     deinit { close(fd) }
