@@ -24,14 +24,21 @@ struct Request: Sendable {
 
     /// The target's path part, still percent-encoded.
     var path: Substring {
-        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[..<q] }
-        return target[...]
+        guard let q = queryMark else { return target[...] }
+        return target[..<q]
     }
 
     /// The target's query part without "?", or "".
     var query: Substring {
-        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[target.utf8.index(after: q)...] }
-        return ""
+        guard let q = queryMark else { return "" }
+        return target[target.utf8.index(after: q)...]
+    }
+
+    /// Where the "?" is. A scan of the contiguous bytes: the generic UTF8View search cost ~1k instructions a request.
+    private var queryMark: String.Index? {
+        var t = target
+        guard let offset = t.withUTF8({ $0.firstIndex(of: UInt8(ascii: "?")) }) else { return nil }
+        return target.utf8.index(target.utf8.startIndex, offsetBy: offset)
     }
 
     /// First value of a header (name lower-case).

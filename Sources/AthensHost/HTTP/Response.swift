@@ -90,51 +90,73 @@ struct Response: Sendable {
     /// response head costs no allocation (no String building, no array per header).
     func writeHead(into out: inout [UInt8], date: ArraySlice<UInt8>, keepAlive: Bool, requestID: UnsafeBufferPointer<UInt8>,
                    http10: Bool = false) {
-        Self.append("HTTP/1.1 ", to: &out)
-        Self.appendDecimal(UInt64(status), to: &out)
-        out.append(0x20)
         var reason = Self.reason(status)
-        reason.withUTF8 { out.append(contentsOf: $0) }
-        Self.append("\r\nServer: athens\r\nDate: ", to: &out)
-        out.append(contentsOf: date)
-        Self.append("\r\n", to: &out)
-        if !requestID.isEmpty && !headers.contains(where: { $0.name == "Athens-Request-ID" }) {
-            Self.append("Athens-Request-ID: ", to: &out)
-            out.append(contentsOf: requestID)
-            Self.append("\r\n", to: &out)
+        let addID = !requestID.isEmpty && !headers.contains(where: { $0.name == "Athens-Request-ID" })
+        // One capacity check, then plain copies: the fixed text is under 128 bytes, the numbers under 24 each.
+        var bound = 128 + 48 + reason.utf8.count + date.count + (addID ? requestID.count + 24 : 0)
+        for (name, value) in headers { bound += name.utf8.count + value.utf8.count + 4 }
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: bound))
+        let written = out.withUnsafeMutableBufferPointer { buffer -> Int in
+            var w = HeadWriter(base: buffer.baseAddress! + start)
+            w.put("HTTP/1.1 ")
+            w.decimal(UInt64(status))
+            w.byte(0x20)
+            reason.withUTF8 { w.put($0) }
+            w.put("\r\nServer: athens\r\nDate: ")
+            date.withUnsafeBufferPointer { w.put($0) }
+            w.put("\r\n")
+            if addID {
+                w.put("Athens-Request-ID: ")
+                w.put(requestID)
+                w.put("\r\n")
+            }
+            for (name, value) in headers {
+                var name = name, value = value
+                name.withUTF8 { w.put($0) }
+                w.put(": ")
+                value.withUTF8 { w.put($0) }
+                w.put("\r\n")
+            }
+            w.put("Content-Length: ")
+            w.decimal(body.count)
+            w.put("\r\n")
+            if !keepAlive { w.put("Connection: close\r\n") } else if http10 { w.put("Connection: keep-alive\r\n") }
+            w.put("\r\n")
+            return w.count
         }
-        for (name, value) in headers {
-            var name = name, value = value
-            name.withUTF8 { out.append(contentsOf: $0) }
-            Self.append(": ", to: &out)
-            value.withUTF8 { out.append(contentsOf: $0) }
-            Self.append("\r\n", to: &out)
-        }
-        Self.append("Content-Length: ", to: &out)
-        Self.appendDecimal(body.count, to: &out)
-        Self.append("\r\n", to: &out)
-        if !keepAlive { Self.append("Connection: close\r\n", to: &out) } else if http10 { Self.append("Connection: keep-alive\r\n", to: &out) }
-        Self.append("\r\n", to: &out)
+        out.removeLast(bound - written)
     }
 
-    /// Appends a literal's bytes (through a buffer pointer: the fast path of `append(contentsOf:)`).
-    @inline(__always)
-    static func append(_ literal: StaticString, to out: inout [UInt8]) {
-        out.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
-    }
-
-    /// Appends `value` in decimal ASCII.
-    static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
-        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 20 digits at most, kept on the stack
+    /// Copies bytes into memory that `writeHead` sized beforehand.
+    private struct HeadWriter {
+        let base: UnsafeMutablePointer<UInt8>
         var count = 0
-        var v = value
-        withUnsafeMutableBytes(of: &digits) { d in
-            repeat {
-                d[count] = UInt8(truncatingIfNeeded: 0x30 + v % 10)
+
+        mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+            guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+            (base + count).update(from: source, count: bytes.count)
+            count += bytes.count
+        }
+
+        mutating func put(_ literal: StaticString) {
+            put(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+        }
+
+        mutating func byte(_ b: UInt8) {
+            base[count] = b
+            count += 1
+        }
+
+        mutating func decimal(_ value: UInt64) {
+            var digits = 1, v = value
+            while v >= 10 { v /= 10; digits += 1 }
+            v = value
+            for i in stride(from: digits - 1, through: 0, by: -1) {
+                base[count + i] = UInt8(truncatingIfNeeded: 0x30 + v % 10)
                 v /= 10
-                count += 1
-            } while v > 0
-            for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
+            }
+            count += digits
         }
     }
 }

@@ -24,22 +24,17 @@ final class Metrics: @unchecked Sendable {
         }
     }
 
-    /// Key of the per-request counters: a struct, so counting a request builds no string.
-    private struct RequestKey: Hashable {
-        var endpoint: String
-        var code: Int
-    }
-
-    private struct CacheKey: Hashable {
-        var artifact: String
-        var result: String
+    /// One endpoint's request figures, found with one hash lookup per request (no key string is built):
+    /// an endpoint sees a handful of status codes and cache results, so those are short lists.
+    private struct EndpointStats {
+        var codes: [(code: Int, count: UInt64)] = []
+        var seconds = Histogram()
+        var cache: [(result: String, count: UInt64)] = []
     }
 
     private let lock = NSLock()
-    private var requests: [RequestKey: UInt64] = [:]
-    private var requestSeconds: [String: Histogram] = [:]  // endpoint
+    private var endpoints: [String: EndpointStats] = [:]
     private var responseBytes: UInt64 = 0
-    private var cache: [CacheKey: UInt64] = [:]
     private var fetches: [String: UInt64] = [:]           // "fetcher\tresult"
     private var fetchSeconds: [String: Histogram] = [:]   // fetcher
     private var pluginErrors: [String: UInt64] = [:]      // "plugin\toperation\tcode"
@@ -52,11 +47,17 @@ final class Metrics: @unchecked Sendable {
 
     func request(endpoint: String, status: Int, seconds: Double, bytes: UInt64, cacheResult: String?) {
         lock.lock()
-        requests[RequestKey(endpoint: endpoint, code: status), default: 0] += 1
-        requestSeconds[endpoint, default: Histogram()].observe(seconds)
+        Self.count(&endpoints[endpoint, default: EndpointStats()], status: status, seconds: seconds, cacheResult: cacheResult)
         responseBytes += bytes
-        if let cacheResult { cache[CacheKey(artifact: endpoint, result: cacheResult), default: 0] += 1 }
         lock.unlock()
+    }
+
+    private static func count(_ stats: inout EndpointStats, status: Int, seconds: Double, cacheResult: String?) {
+        if let i = stats.codes.firstIndex(where: { $0.code == status }) { stats.codes[i].count += 1 } else { stats.codes.append((status, 1)) }
+        stats.seconds.observe(seconds)
+        if let cacheResult {
+            if let i = stats.cache.firstIndex(where: { $0.result == cacheResult }) { stats.cache[i].count += 1 } else { stats.cache.append((cacheResult, 1)) }
+        }
     }
 
     func fetch(fetcher: String, result: String, seconds: Double) {
@@ -75,9 +76,15 @@ final class Metrics: @unchecked Sendable {
     /// The exposition text.
     func render() -> String {
         lock.lock()
-        let (requests, requestSeconds, responseBytes, cache, fetches, fetchSeconds, pluginErrors, gaugeSources) =
-            (self.requests, self.requestSeconds, self.responseBytes, self.cache, self.fetches, self.fetchSeconds, self.pluginErrors, self.gaugeSources)
+        let (endpoints, responseBytes, fetches, fetchSeconds, pluginErrors, gaugeSources) =
+            (self.endpoints, self.responseBytes, self.fetches, self.fetchSeconds, self.pluginErrors, self.gaugeSources)
         lock.unlock()
+        var requests: [String: UInt64] = [:], requestSeconds: [String: Histogram] = [:], cache: [String: UInt64] = [:]
+        for (endpoint, stats) in endpoints {
+            for (code, count) in stats.codes { requests[endpoint + "\t" + String(code)] = count }
+            requestSeconds[endpoint] = stats.seconds
+            for (result, count) in stats.cache { cache[endpoint + "\t" + result] = count }
+        }
         var out = ""
         func counter(_ name: String, _ help: String, _ values: [String: UInt64], _ labels: [String]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
@@ -99,12 +106,10 @@ final class Metrics: @unchecked Sendable {
                 out += "\(name)_bucket{\(l),le=\"+Inf\"} \(h.count)\n\(name)_sum{\(l)} \(h.sum)\n\(name)_count{\(l)} \(h.count)\n"
             }
         }
-        counter("athens_http_requests_total", "HTTP requests by endpoint and status code.",
-                Dictionary(uniqueKeysWithValues: requests.map { ($0.key.endpoint + "\t" + String($0.key.code), $0.value) }), ["endpoint", "code"])
+        counter("athens_http_requests_total", "HTTP requests by endpoint and status code.", requests, ["endpoint", "code"])
         histogram("athens_http_request_duration_seconds", "Time from a request's head to its last byte written.", requestSeconds, "endpoint")
         out += "# HELP athens_http_response_bytes_total Body bytes sent.\n# TYPE athens_http_response_bytes_total counter\nathens_http_response_bytes_total \(responseBytes)\n"
-        counter("athens_cache_requests_total", "Stored-file requests by artifact and result (hit: served from storage or memory; miss: fetched).",
-                Dictionary(uniqueKeysWithValues: cache.map { ($0.key.artifact + "\t" + $0.key.result, $0.value) }), ["artifact", "result"])
+        counter("athens_cache_requests_total", "Stored-file requests by artifact and result (hit: served from storage or memory; miss: fetched).", cache, ["artifact", "result"])
         counter("athens_fetches_total", "Fetches (fetch, validate, save) by fetcher and result.", fetches, ["fetcher", "result"])
         histogram("athens_fetch_duration_seconds", "Duration of fetch, validate and save.", fetchSeconds, "fetcher")
         counter("athens_plugin_errors_total", "Plugin calls that failed, by plugin, operation and code.", pluginErrors, ["plugin", "operation", "code"])
