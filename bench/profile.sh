@@ -18,18 +18,8 @@ while [[ $# -gt 0 ]]; do
         *) echo "profile.sh: unknown option $1" >&2; exit 1 ;;
     esac
 done
-ATHENS_BIN=${ATHENS_BIN:-$REPO/.build/release/athens}
-PLUGIN_DIR=${PLUGIN_DIR:-$REPO/.build/release}
-[[ -x $ATHENS_BIN ]] || { echo "profile.sh: $ATHENS_BIN missing (swift build -c release)" >&2; exit 1; }
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/athens-profile.XXXXXX")
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-    [[ $KEEP == 1 ]] && echo "kept $TMP" >&2 || rm -rf "$TMP"
-}
-trap cleanup EXIT
+# shellcheck source=bench/helpers.sh
+. "$BENCH_DIR/helpers.sh"
 
 # valgrind 3.19 cannot read the DWARF 5 that Swift emits: profile debug-stripped copies (symbols stay).
 mkdir -p "$TMP/bin"
@@ -38,34 +28,8 @@ for lib in "$PLUGIN_DIR"/lib*.so; do objcopy --strip-debug "$lib" "$TMP/bin/$(ba
 ATHENS_BIN=$TMP/bin/athens PLUGIN_DIR=$TMP/bin
 cc -O2 -shared -fPIC -o "$TMP/malloc_count.so" "$BENCH_DIR/malloc_count.c" -lpthread
 python3 "$BENCH_DIR/make_tree.py" "$TMP/tree" --modules 20 --sizes 10k --max-large 0 >/dev/null
-read -r UP PORT < <(python3 -c 'import socket
-s=[socket.socket() for _ in range(2)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(*[x.getsockname()[1] for x in s])')
-mkdir -p "$TMP/up/tmp"
-cat >"$TMP/up/nginx.conf" <<EOF
-worker_processes 1; daemon off; pid $TMP/up/nginx.pid; error_log $TMP/up/error.log warn;
-events { worker_connections 256; }
-http { access_log off; client_body_temp_path $TMP/up/tmp; proxy_temp_path $TMP/up/tmp;
-  fastcgi_temp_path $TMP/up/tmp; uwsgi_temp_path $TMP/up/tmp; scgi_temp_path $TMP/up/tmp;
-  server { listen 127.0.0.1:$UP; root $TMP/tree; } }
-EOF
-nginx -p "$TMP/up" -c "$TMP/up/nginx.conf" -e "$TMP/up/error.log" >/dev/null 2>&1 &
-PIDS+=($!)
-cat >"$TMP/manifest.json" <<EOF
-{"listen":"127.0.0.1:$PORT","pluginDirectory":"$PLUGIN_DIR","storage":{"plugin":"MemoryStorage","config":{}},
- "fetchers":[{"name":"upstream","plugin":"ProxyFetcher","config":{"url":"http://127.0.0.1:$UP"}}],"accessLog":false}
-EOF
-
-wait_up() {  # wait_up PID
-    local i
-    for i in $(seq 600); do
-        kill -0 "$1" 2>/dev/null || { echo "profile.sh: athens exited" >&2; exit 1; }
-        curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/healthz" && return 0
-        sleep 0.1
-    done
-    echo "profile.sh: athens not up" >&2; exit 1
-}
+start_upstream "$TMP/tree"
+write_manifest '{"plugin":"MemoryStorage","config":{}}'
 warm() {  # fetch the test's paths once (fills memory storage and the cache)
     sed "s|^|http://127.0.0.1:$PORT|" "$TMP/tree/paths-$1.txt" | xargs -n1 curl -s -o /dev/null --max-time 60
 }

@@ -297,7 +297,9 @@ start_athens() {  # start_athens -> LAST_PID
         rm -f "$dir/malloc.txt"
         preload=(MALLOC_COUNT_FILE="$dir/malloc.txt" LD_PRELOAD="$MALLOC_SHIM")
     fi
-    env "${unset_args[@]}" "${preload[@]}" taskset -c "$SERVER_CPUS" "$ATHENS_BIN" --config "$dir/manifest.json" \
+    # The preload goes after taskset (every step execs, so $! stays athens' pid): set before it, the
+    # shim would load into taskset, which drops LD_PRELOAD for what it runs.
+    env "${unset_args[@]}" taskset -c "$SERVER_CPUS" env "${preload[@]}" "$ATHENS_BIN" --config "$dir/manifest.json" \
         >>"$dir/athens.log" 2>&1 &
     LAST_PID=$!
     STARTED+=("$LAST_PID")

@@ -70,6 +70,8 @@ struct DownloadRequest: Equatable, Sendable {
     /// bounded by emptying it when full (a few hundred KiB at most).
     private static let memo = Mutex<[String: DownloadRequest]>([:])
     static let memoCapacity = 2048
+    /// Entries in the memo now (tests check the bound).
+    static var memoCount: Int { memo.withLock { $0.count } }
 
     private static func parseUncached(_ encodedPath: Substring) -> Result<DownloadRequest, Failure> {
         // The go command escapes nothing with %: then the path is parsed in place, not copied.
