@@ -21,16 +21,20 @@ let package = Package(
         .target(name: "PluginKit", dependencies: ["PluginABI"], path: "Plugins/PluginKit"),
         // Linux APIs the Glibc module lacks (epoll, eventfd, sendfile, affinity); host only.
         .target(name: "SystemShims", path: "Sources/SystemShims"),
-        .executableTarget(name: "AthensHost", dependencies: ["PluginABI", "GoModule", "SystemShims"], path: "Sources/AthensHost"),
+        .executableTarget(name: "AthensHost", dependencies: ["PluginABI", "GoModule", "SystemShims", "HTTPClient"], path: "Sources/AthensHost"),
         .target(name: "MemoryStorage", dependencies: ["PluginKit"], path: "Plugins/MemoryStorage"),
-        .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule"], path: "Plugins/ProxyFetcher"),
+        .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule", "HTTPClient"], path: "Plugins/ProxyFetcher"),
         .target(name: "FileStorage", dependencies: ["PluginKit", "GoModule"], path: "Plugins/FileStorage"),
         // The system zlib (deflate for GitFetcher's streamed module zips, inflate for GoModule's zip check).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The system libcurl (OpenSSL flavour) behind HTTPClient.
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // The one HTTP client for upstream calls (ProxyFetcher, the sumdb proxy, S3): hard limits as bytes arrive.
+        .target(name: "HTTPClient", dependencies: ["CCurl"], path: "Sources/HTTPClient"),
         .target(name: "GitFetcher", dependencies: ["PluginKit", "GoModule", "CZlib"], path: "Plugins/GitFetcher"),
         // Drives a storage plugin .so from another process, for the kill and multi-process tests.
         .executableTarget(name: "StorageStress", dependencies: ["PluginABI"], path: "Tests/StorageStress"),
         // Tests link the host only; plugins are loaded from their .so files by path, as in production.
-        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule"], path: "Tests/AthensHostTests"),
+        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule", "HTTPClient"], path: "Tests/AthensHostTests"),
     ]
 )

@@ -7,7 +7,8 @@
 #   fuzz/run.sh -j 2                 # two targets at a time (only on an otherwise idle machine)
 #   fuzz/run.sh --repro zip FILE     # run one saved input through a target (after a crash)
 #
-# Targets: request_parser, module_path, manifest, zip, gomod (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
+# Targets: request_parser, module_path, manifest, zip, gomod, tar_reader, router, sumdb_path (sources in
+# fuzz/targets/, seeds in fuzz/corpus/<target>/).
 # Environment: FUZZ_BUILD (default <repo>/.build-fuzz, git-ignored: binaries, generated corpus, logs, crash
 # inputs), FUZZ_SANITIZERS (default "fuzzer,address"; "fuzzer" alone runs about 3x faster),
 # FUZZ_RUNS (default 10000000), FUZZ_SECONDS (default 0: no time limit).
@@ -28,7 +29,7 @@ build_only=0
 no_build=0
 repro=()
 targets=()
-all_targets=(request_parser module_path manifest zip gomod)
+all_targets=(request_parser module_path manifest zip gomod tar_reader router sumdb_path)
 
 while (($#)); do
     case $1 in
@@ -37,7 +38,7 @@ while (($#)); do
         --build-only) build_only=1; shift ;;
         --no-build) no_build=1; shift ;;
         --repro) repro=("$2" "$3"); shift 3 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
     esac
@@ -53,12 +54,29 @@ max_len() {
         manifest) echo 4096 ;;
         zip) echo 8192 ;;
         gomod) echo 4096 ;;
+        tar_reader) echo 2048 ;;  # four 512-byte blocks: a pax header and its records, a member header, contents
+        router) echo 2048 ;;
+        sumdb_path) echo 512 ;;
     esac
 }
 libraries() {
     case $1 in
         zip|gomod) echo "GoModule" ;;
+        tar_reader) echo "PluginKit" ;;
         *) echo "AthensHost GoModule" ;;
+    esac
+}
+# Plugin sources a target compiles into itself (plugins are not libraries the host links).
+extra_sources() {
+    case $1 in
+        tar_reader) echo "$root/Plugins/GitFetcher/TarReader.swift" ;;
+        router) echo "$root/fuzz/glue/InMemoryPlugins.swift" ;;
+    esac
+}
+# Linker flags of a target: the router's plugin shims call back into the binary for their tables.
+link_flags() {
+    case $1 in
+        router) echo "-Xlinker --export-dynamic-symbol=athens_fuzz_plugin" ;;
     esac
 }
 
@@ -82,12 +100,19 @@ build_all() {
     swiftc "${swift_flags[@]}" -emit-library -static -module-name GoModule \
         -emit-module -emit-module-path "$out/GoModule.swiftmodule" \
         "$root"/Sources/GoModule/*.swift -o "$out/libGoModule.a"
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name PluginKit \
+        -emit-module -emit-module-path "$out/PluginKit.swiftmodule" \
+        "$root"/Plugins/PluginKit/*.swift -o "$out/libPluginKit.a"
     local host_sources=()
     while IFS= read -r -d '' file; do host_sources+=("$file"); done \
         < <(find "$root/Sources/AthensHost" -name '*.swift' ! -path "$root/Sources/AthensHost/main.swift" -print0 | sort -z)
     swiftc "${swift_flags[@]}" -emit-library -static -module-name AthensHost -enable-testing \
         -emit-module -emit-module-path "$out/AthensHost.swiftmodule" \
         "${host_sources[@]}" -o "$out/libAthensHost.a"
+    # The router target's storage and fetcher: two tiny plugin files whose entry calls back into the binary.
+    mkdir -p "$out/router-plugins"
+    clang -shared -fPIC -O1 -DFUZZ_KIND=1 "$root/fuzz/glue/plugin_shim.c" -o "$out/router-plugins/libFuzzStorage.so"
+    clang -shared -fPIC -O1 -DFUZZ_KIND=2 "$root/fuzz/glue/plugin_shim.c" -o "$out/router-plugins/libFuzzFetcher.so"
     local target
     for target in "${targets[@]}"; do
         local source
@@ -96,7 +121,8 @@ build_all() {
         [[ -n $source ]] || { say "no source for target $target"; exit 2; }
         local libs=()
         for lib in $(libraries "$target"); do libs+=("$out/lib$lib.a"); done
-        swiftc "${swift_flags[@]}" -use-ld=lld "$root/fuzz/targets/FuzzSupport.swift" "$source" \
+        # shellcheck disable=SC2046 # paths without spaces, one per word
+        swiftc "${swift_flags[@]}" -use-ld=lld "$root/fuzz/targets/FuzzSupport.swift" "$source" $(extra_sources "$target") $(link_flags "$target") \
             "${libs[@]}" "$out/shims.o" "$out/crash_report.o" -lz -o "$out/$target"
     done
 }

@@ -13,6 +13,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v readelf >/dev/null || need+=(binutils)
 command -v strace >/dev/null || need+=(strace)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
+dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || need+=(libcurl4-openssl-dev)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

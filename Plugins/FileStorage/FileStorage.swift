@@ -5,10 +5,42 @@
 //   <root>/<escaped module>/@v/list      one version per line, kept current; pseudo-versions too, as in the go
 //                                        command's own cache: clients skip them except to pick @latest
 //   <root>/<escaped module>/@v/.lock     flock'd while a version of the module is committed or removed
-//   <root>/<escaped module>/@v/.tmp-…    files being written (flock'd by their writer while alive)
+//   <root>/<escaped module>/@v/.tmp-<stem>.mod|.zip|.info|.list<n>   files of a save or remove being written
+//   <root>/.tmp/<stem>.intent            one per save, remove or repair in flight: names its @v directory; flock'd
 //
 // A version exists iff its .info exists: save renames .mod and .zip into place first and .info last (the commit),
 // under the module's lock, so a save never mixes bytes with another one, in this process or another.
+//
+// Limits: an escaped path element over 250 bytes (NAME_MAX 255 less ".info") or an escaped version path over
+// 750 bytes (what a catalog token carries) cannot be held; such versions are reported as not stored (404, so
+// GOPROXY falls through to the next proxy), never as an outage. See VersionLocation.
+//
+// Start-up reads only <root>/.tmp, never the tree: an operation creates its intent (flock'd) before any other
+// file and unlinks it last, so what a crash can leave - in the one @v directory the intent names: hidden work
+// files, .mod/.zip without .info (killed between renames), a stale list - is found from intents no live process
+// holds. Leftovers no intent names (a power loss, or an older FileStorage, which had no intents) are repaired
+// lazily: by the module's next save or remove (which read @v anyway), and by `exists` when a .info lacks its
+// .mod or .zip. Work files stay in @v so that every rename is within one directory (a rename across
+// directories takes a lock of the whole file system).
+//
+// Order of a save, and why each fsync is needed. A save waits for two rounds of fsyncs (was six fsyncs one
+// after another, plus one per directory created); a round is issued at once, one thread per descriptor, so the
+// file system commits it as one, unless other rounds are in progress (see flushAllToDisk):
+//  1. .mod, .zip, .info and the new list are written to hidden work files and fsync'd (round 1): a visible name
+//     in @v never points at bytes a power loss could lose.
+//  2. Under the module lock: rename .mod, .zip, then .info (the commit), then list. A kill between renames
+//     leaves .mod/.zip without .info (invisible: open checks .info) or an old list (never naming a version
+//     without .info, since list goes last); the intent makes start-up repair either.
+//  3. Round 2: one fsync of @v makes the four renames durable (one directory; the old code synced list's
+//     rename separately), and with it the parents of the directories this save created: no mkdir is synced
+//     before the commit, because until its parent is durable a power loss drops the whole new subtree, i.e.
+//     the version is absent, which is consistent. Save returns only after round 2, so a reported save survives
+//     a power loss. Concurrent saves' rounds overlap, and the file system's journal commits them together.
+//     (A save that finds its directories made by another save still in flight relies, for their durability,
+//     on the journal committing that earlier mkdir no later than its own renames - as ext4 and xfs do.)
+// The intent itself is not fsync'd: it exists for a killed process (the page cache survives); after a power
+// loss, journaling file systems (ext4, xfs) keep metadata operations in order, so a durable .info implies its
+// .mod and .zip renames, and the lazy repair above covers the rest.
 import GoModule
 import Glibc
 import PluginKit
@@ -30,10 +62,15 @@ public func athPluginQuery(_ hostABIMajor: UInt32) -> UnsafePointer<ath_plugin>?
 final class FileStorage: StorageBackend, @unchecked Sendable {
     /// The root directory, opened once; every path is resolved below it.
     let rootFD: Int32
+    /// `<root>/.tmp`: every file being written and every intent (hidden: never a module path element).
+    let workFD: Int32
     /// The root as configured, for messages.
     let rootPath: String
+    /// The name of the work directory below the root.
+    static let workDirectory = ".tmp"
 
-    /// Opens (creating it and its parents if missing) the root, then removes what crashed saves left behind.
+    /// Opens (creating it and its parents if missing) the root and its work directory, then repairs what
+    /// crashed operations left, as their intents in the work directory say (never walking the tree).
     init(root: String) throws(PluginFailure) {
         guard !root.isEmpty, !root.utf8.contains(0) else { throw .invalid("config.root: must be a non-empty path") }
         rootPath = root
@@ -41,10 +78,28 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
         let fd = retrying { Glibc.open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard fd >= 0 else { throw failure("open root \(root)", errno) }
         rootFD = fd
+        if mkdirat(fd, Self.workDirectory, 0o755) == 0 {
+            _ = flushToDisk(fd)
+        } else if errno != EEXIST && errno != EROFS {
+            let code = errno
+            close(fd)
+            throw failure("create \(root)/\(Self.workDirectory)", code)
+        }
+        // A read-only root has no work directory to open: nothing can be written, nor be in flight.
+        let work = retrying { openat(fd, Self.workDirectory, directoryFlags) }
+        guard work >= 0 || errno == ENOENT else {
+            let code = errno
+            close(fd)
+            throw failure("open \(root)/\(Self.workDirectory) (it must be a directory, not a symlink)", code)
+        }
+        workFD = work
         try recover()
     }
 
-    deinit { close(rootFD) }
+    deinit {
+        close(rootFD)
+        if workFD >= 0 { close(workFD) }
+    }
 
     /// `mkdir -p`, making each directory it creates durable in its parent.
     private static func makeDirectories(_ path: String) throws(PluginFailure) {
@@ -97,8 +152,21 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
     }
 
     func exists(module: String, version: String) throws(PluginFailure) -> Bool {
-        let location = try VersionLocation(module: module, version: version)
-        if regularFileExists(rootFD, location.file(".info")) { return true }
+        let location: VersionLocation
+        do {
+            location = try VersionLocation(module: module, version: version)
+        } catch where error.status == ATH_NOT_FOUND {
+            return false // beyond the layout's limits: never stored
+        }
+        if regularFileExists(rootFD, location.file(".info")) {
+            if regularFileExists(rootFD, location.file(".mod")) && regularFileExists(rootFD, location.file(".zip")) { return true }
+            // A .info without its parts (a power loss that reordered renames): repair the module, report absent,
+            // so the caller fetches it again.
+            if let directory = try openVersionDirectory(location.directory, what: location.description, create: nil) {
+                try repair(directory, path: location.directory)
+            }
+            return false
+        }
         let code = errno
         if code == 0 || isAbsent(code) { return false }
         throw failure("\(location.description): stat", code)
@@ -106,8 +174,13 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
 
     func list(module: String) throws(PluginFailure) -> [String] {
         // Any valid version makes the location; only its directory is used.
-        let location = try VersionLocation(module: module, version: "v0.0.0")
-        guard let directory = try openVersionDirectory(location, create: false) else { return [] }
+        let location: VersionLocation
+        do {
+            location = try VersionLocation(module: module, version: "v0.0.0")
+        } catch where error.status == ATH_NOT_FOUND {
+            return [] // beyond the layout's limits: never stored
+        }
+        guard let directory = try openVersionDirectory(location.directory, what: module, create: nil) else { return [] }
         guard let entries = readDirectory(directory.fd) else { throw failure("\(module): read @v", errno) }
         return Self.storedVersions(entries, in: directory.fd)
     }
@@ -129,11 +202,13 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
 
     // MARK: - Directories and locks
 
-    /// Opens `<escaped module>/@v` one element at a time, never through a symlink; creates missing elements when
-    /// `create` is set (each new one made durable in its parent), else returns nil if one is missing.
-    func openVersionDirectory(_ location: VersionLocation, create: Bool) throws(PluginFailure) -> Descriptor? {
+    /// Opens the relative directory `path` (`<escaped module>/@v`) one element at a time, never through a
+    /// symlink; returns nil if an element is missing, unless `create` is given: then missing elements are made
+    /// and appended to it as (parent, name) - a nil parent is the root -, for the caller to make durable after
+    /// its commit.
+    func openVersionDirectory(_ path: String, what: String, create: UnsafeMutablePointer<[(parent: Descriptor?, name: String)]>?) throws(PluginFailure) -> Descriptor? {
         var current: Descriptor?
-        for element in location.directory.split(separator: "/") {
+        for element in path.split(separator: "/") {
             let name = String(element)
             let parent = current?.fd ?? rootFD
             if let next = openDirectory(parent, name) {
@@ -141,11 +216,11 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
                 continue
             }
             var code = errno
-            if code == ENOENT && create {
+            if code == ENOENT, let create {
                 if mkdirat(parent, name, 0o755) == 0 {
-                    guard flushToDisk(parent) else { throw failure("\(location.description): fsync parent of \(name)", errno) }
+                    create.pointee.append((current, name))
                 } else if errno != EEXIST {
-                    throw failure("\(location.description): mkdir \(name)", errno)
+                    throw failure("\(what): mkdir \(name)", errno)
                 }
                 if let next = openDirectory(parent, name) {
                     current = next
@@ -153,11 +228,11 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
                 }
                 code = errno
             }
-            if code == ENOENT && !create { return nil }
+            if code == ENOENT && create == nil { return nil }
             if code == ENOTDIR || code == ELOOP {
-                throw .unavailable("\(location.description): \(name) under \(rootPath) is not a directory (symlinks are not followed)")
+                throw .unavailable("\(what): \(name) under \(rootPath) is not a directory (symlinks are not followed)")
             }
-            throw failure("\(location.description): open \(name)", code)
+            throw failure("\(what): open \(name)", code)
         }
         return current
     }
@@ -172,52 +247,71 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
         return try body()
     }
 
+    /// The work directory, or `.unavailable` when the root is read-only (it could not be made).
+    func workDirectoryFD(_ what: String) throws(PluginFailure) -> Int32 {
+        guard workFD >= 0 else { throw .unavailable("\(what): \(rootPath)/\(Self.workDirectory) is missing (read-only root?)") }
+        return workFD
+    }
+
     // MARK: - Writing
 
     func save(module: String, version: String, info: [UInt8], mod: [UInt8], zip: ByteReader) throws(PluginFailure) {
         let location = try VersionLocation(module: module, version: version)
         let what = location.description
         if regularFileExists(rootFD, location.file(".info")) { throw .alreadyExists("\(what): already stored") }
-        guard let directory = try openVersionDirectory(location, create: true) else {
+        var created: [(parent: Descriptor?, name: String)] = []
+        guard let directory = try openVersionDirectory(location.directory, what: what, create: &created) else {
             throw .internal("\(what): @v directory vanished")
         }
-        // The bytes go to private temporary files first, outside the lock: a slow zip never blocks other saves.
-        var temporaries: [TemporaryFile] = []
-        defer { for temporary in temporaries { temporary.discard() } }
-        temporaries.append(try TemporaryFile(in: directory.fd, suffix: ".mod", what: what))
-        try temporaries[0].write(mod)
-        temporaries.append(try TemporaryFile(in: directory.fd, suffix: ".zip", what: what))
-        try temporaries[1].copy(from: zip)
-        temporaries.append(try TemporaryFile(in: directory.fd, suffix: ".info", what: what))
-        try temporaries[2].write(info)
-        for temporary in temporaries { try temporary.sync() }
-
+        // The intent before any file: from now on a crash is repaired at start-up. The bytes go to hidden files in
+        // @v (renamed within one directory: no file-system-wide rename lock), outside the module lock, so a slow
+        // zip never blocks other saves of the module.
+        let operation = try Operation(in: try workDirectoryFD(what), directory: location.directory, what: what)
+        defer { operation.finish() }
+        let modFile = try operation.file(".mod", in: directory)
+        try modFile.write(mod)
+        let zipFile = try operation.file(".zip", in: directory)
+        try zipFile.copy(from: zip)
+        let infoFile = try operation.file(".info", in: directory)
+        try infoFile.write(info)
         try withModuleLock(directory.fd, what) { () throws(PluginFailure) in
-            if regularFileExists(directory.fd, location.escapedVersion + ".info") { throw .alreadyExists("\(what): already stored") }
-            try commit(temporaries, as: location, in: directory.fd)
+            guard var entries = readDirectory(directory.fd) else { throw failure("\(what): read @v", errno) }
+            if entries.contains(where: { $0.name == location.escapedVersion + ".info" }) { throw .alreadyExists("\(what): already stored") }
+            if Self.hasLeftovers(entries, except: location.escapedVersion, stem: operation.stem) {
+                try repairLocked(directory, what: what, operation: operation)
+                guard let fresh = readDirectory(directory.fd) else { throw failure("\(what): read @v", errno) }
+                entries = fresh
+            }
+            let list = try operation.listFile(for: entries, in: directory, adding: location.escapedVersion)
+            let files = [modFile, zipFile, infoFile] + (list.map { [$0] } ?? [])
+            if let failed = flushAllToDisk(files.map(\.fd)) { throw failure("\(what): fsync \(files[failed].name)", errno) }
+            // The new directories become durable in their parents together with the renames (see the header).
+            try commit(files, as: location, in: directory, operation: operation, alsoSync: created.map { $0.parent?.fd ?? rootFD })
         }
     }
 
-    /// Moves the synced temporaries into place, .info last, then updates `list`. Call holding the module lock
-    /// with no .info present; on failure, removes whatever it placed, so the version is absent again.
-    private func commit(_ temporaries: [TemporaryFile], as location: VersionLocation, in directory: Int32) throws(PluginFailure) {
+    /// Moves the synced files into place (.mod, .zip, .info - the commit -, list), then makes the renames
+    /// durable with one fsync of @v, at the same time as `parents` (the parents of directories the save made).
+    /// Call holding the module lock with no .info present; on failure, removes
+    /// whatever it placed, so the version is absent again.
+    private func commit(_ files: [WorkFile], as location: VersionLocation, in directory: Descriptor, operation: Operation,
+                        alsoSync parents: [Int32]) throws(PluginFailure) {
         let what = location.description
-        let names = [".mod", ".zip", ".info"].map { location.escapedVersion + $0 }
+        let names = [".mod", ".zip", ".info"].map { location.escapedVersion + $0 } + ["list"]
         var placed: [String] = []
         do throws(PluginFailure) {
-            for (temporary, name) in zip(temporaries, names) {
-                try temporary.rename(to: name)
+            for (file, name) in zip(files, names) {
+                try file.rename(as: name)
                 placed.append(name)
             }
-            // The .info rename is the commit; the directory fsync makes all three renames durable.
-            guard flushToDisk(directory) else { throw failure("\(what): fsync @v", errno) }
-            try rewriteList(directory, what)
+            if let failed = flushAllToDisk([directory.fd] + parents) {
+                throw failure(failed == 0 ? "\(what): fsync @v" : "\(what): fsync a directory made for it", errno)
+            }
         } catch {
-            // Newest first: the version stops existing before its .mod and .zip go.
-            for name in placed.reversed() { unlinkat(directory, name, 0) }
-            _ = flushToDisk(directory)
-            // If `list` was renamed before a later step failed, it names the version just removed.
-            if placed.count == names.count { try? rewriteList(directory, what) }
+            // Newest first: list goes back to the truth, the version stops existing before its .mod and .zip go.
+            for name in placed.reversed() where name != "list" { unlinkat(directory.fd, name, 0) }
+            if placed.contains("list") { try? rewriteList(directory, what, operation: operation) }
+            _ = flushToDisk(directory.fd)
             throw error
         }
     }
@@ -225,12 +319,17 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
     func remove(module: String, version: String) throws(PluginFailure) {
         let location = try VersionLocation(module: module, version: version)
         let what = location.description
-        guard let directory = try openVersionDirectory(location, create: false) else { throw .notFound("\(what): not stored") }
+        guard let directory = try openVersionDirectory(location.directory, what: what, create: nil) else { throw .notFound("\(what): not stored") }
+        let operation = try Operation(in: try workDirectoryFD(what), directory: location.directory, what: what)
+        defer { operation.finish() }
         try withModuleLock(directory.fd, what) { () throws(PluginFailure) in
             guard regularFileExists(directory.fd, location.escapedVersion + ".info") else { throw .notFound("\(what): not stored") }
+            if let entries = readDirectory(directory.fd), Self.hasLeftovers(entries, stem: operation.stem) {
+                try repairLocked(directory, what: what, operation: operation)
+            }
             // `list` first, then the commit marker, then the rest: at no moment does `list` name a version whose
             // .info is gone, nor does a .mod/.zip go while its .info still promises it.
-            try rewriteList(directory.fd, what, excluding: location.escapedVersion)
+            try rewriteList(directory, what, operation: operation, excluding: location.escapedVersion)
             guard unlinkat(directory.fd, location.escapedVersion + ".info", 0) == 0 else {
                 throw failure("\(what): unlink .info", errno)
             }
@@ -241,65 +340,119 @@ final class FileStorage: StorageBackend, @unchecked Sendable {
         }
     }
 
-    /// Rewrites `@v/list` from the .info files present (minus `excluding`) if its content differs: a temporary
-    /// file, fsync, rename, fsync of the directory. Call holding the module lock.
-    func rewriteList(_ directory: Int32, _ what: String, excluding: String? = nil) throws(PluginFailure) {
-        guard let entries = readDirectory(directory) else { throw failure("\(what): read @v", errno) }
-        let versions = Self.storedVersions(entries.filter { $0.name != (excluding ?? "") + ".info" }, in: directory)
+    /// The content `list` must have for `entries` (minus `excluding`, plus `adding`).
+    static func listContent(_ entries: [DirectoryEntry], in directory: Int32, excluding: String? = nil, adding: String? = nil) -> [UInt8] {
+        var versions = storedVersions(entries.filter { $0.name != (excluding ?? "") + ".info" }, in: directory)
+        if let adding, let version = try? ModulePath.unescapeVersion(adding) { versions.append(version) }
         // Pseudo-versions stay: without them GOPROXY=file://<root> finds no @latest for an untagged module.
         let listed = SemVer.sorted(versions)
-        let content = Array(listed.map { $0 + "\n" }.joined().utf8)
-        if let current = readSmallFile(directory, "list"), current == content { return }
-        let temporary = try TemporaryFile(in: directory, suffix: ".list", what: what)
-        defer { temporary.discard() }
-        try temporary.write(content)
-        try temporary.sync()
-        try temporary.rename(to: "list")
-        guard flushToDisk(directory) else { throw failure("\(what): fsync @v", errno) }
+        return Array(listed.map { $0 + "\n" }.joined().utf8)
+    }
+
+    /// Rewrites `@v/list` from the .info files present (minus `excluding`) if its content differs: a work
+    /// file, fsync, rename, fsync of the directory. Call holding the module lock.
+    func rewriteList(_ directory: Descriptor, _ what: String, operation: Operation, excluding: String? = nil) throws(PluginFailure) {
+        guard let entries = readDirectory(directory.fd) else { throw failure("\(what): read @v", errno) }
+        guard let file = try operation.listFile(for: entries, in: directory, excluding: excluding) else { return }
+        try file.sync()
+        try file.rename(as: "list")
+        guard flushToDisk(directory.fd) else { throw failure("\(what): fsync @v", errno) }
     }
 }
 
-/// A file being written under a hidden name (`.tmp-<random><suffix>`) in an `@v` directory, flock'd for its whole
-/// life so that start-up recovery in another process can tell it from a crashed save's leftover.
-final class TemporaryFile {
-    /// The hidden prefix; escaped names never start with ".", so it can never collide with a stored file.
-    static let prefix = ".tmp-"
-
-    private let directory: Int32
-    private let fd: Int32
-    private(set) var name: String
-    private var renamed = false
+/// One save, remove or repair in flight: `<root>/.tmp/<stem>.intent`, flock'd by its owner for its whole life
+/// and holding the `@v` directory it works on, where the operation's files are `.tmp-<stem>.<suffix>`.
+/// Start-up recovery treats an intent no live process holds as a crashed operation (see FileStorage+Recovery).
+final class Operation {
+    let workFD: Int32
+    let stem: String
+    private let intentFD: Int32
     private let what: String
+    private var files: [WorkFile] = []
 
-    /// Creates the file exclusively and locks it.
-    init(in directory: Int32, suffix: String, what: String) throws(PluginFailure) {
-        self.directory = directory
+    /// Creates the intent exclusively, locks it and writes `directory` into it.
+    init(in workFD: Int32, directory: String, what: String) throws(PluginFailure) {
+        self.workFD = workFD
         self.what = what
         var generator = SystemRandomNumberGenerator()
         while true {
-            let candidate = Self.prefix + String(generator.next() as UInt64, radix: 16) + suffix
-            let fd = retrying { openat(directory, candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644) }
+            let candidate = String(generator.next() as UInt64, radix: 16)
+            let name = candidate + ".intent"
+            let fd = retrying { openat(workFD, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644) }
             if fd < 0 {
                 if errno == EEXIST { continue }
-                throw failure("\(what): create temporary file", errno)
+                throw failure("\(what): create an intent in the work directory", errno)
             }
             guard retrying({ flock(fd, LOCK_EX) }) == 0 else {
                 let code = errno
-                unlinkat(directory, candidate, 0)
+                unlinkat(workFD, name, 0)
                 close(fd)
-                throw failure("\(what): flock temporary file", code)
+                throw failure("\(what): flock the intent", code)
             }
-            // Recovery may have judged the file abandoned between our open and our flock; if so, it is unlinked
-            // now and can never be unlinked under us later (recovery only removes unlocked files).
+            // Recovery in another process may have judged the intent abandoned between our open and our flock;
+            // if so, it is unlinked now and can never be unlinked under us later (recovery only takes unlocked ones).
             var st = stat()
             if fstat(fd, &st) == 0, st.st_nlink == 0 {
                 close(fd)
                 continue
             }
-            self.fd = fd
-            name = candidate
+            guard Array((directory + "\n").utf8).withUnsafeBytes({ writeAll(fd, $0) }) else {
+                let code = errno
+                unlinkat(workFD, name, 0)
+                close(fd)
+                throw failure("\(what): write the intent", code)
+            }
+            intentFD = fd
+            stem = candidate
             return
         }
+    }
+
+    /// A new file of this operation in `directory` (`.tmp-<stem><suffix>`, suffix e.g. ".zip"), removed by
+    /// `finish` unless renamed into place.
+    func file(_ suffix: String, in directory: Descriptor) throws(PluginFailure) -> WorkFile {
+        let file = try WorkFile(in: directory, name: FileStorage.workFilePrefix + stem + suffix, what: what)
+        files.append(file)
+        return file
+    }
+
+    /// A work file holding the `list` that `entries` call for (minus `excluding`, plus `adding`), or nil if
+    /// the directory's `list` already says exactly that.
+    func listFile(for entries: [DirectoryEntry], in directory: Descriptor, excluding: String? = nil, adding: String? = nil) throws(PluginFailure) -> WorkFile? {
+        let content = FileStorage.listContent(entries, in: directory.fd, excluding: excluding, adding: adding)
+        if let current = readSmallFile(directory.fd, "list"), current == content { return nil }
+        // Each list file of an operation has its own name: a rollback or a repair may write another one.
+        let file = try self.file(".list\(files.count)", in: directory)
+        try file.write(content)
+        return file
+    }
+
+    /// Removes the operation's files that were not renamed away, then the intent: last, so recovery never sees
+    /// this operation's files without its intent while it lives.
+    func finish() {
+        for file in files { file.discard() }
+        unlinkat(workFD, stem + ".intent", 0)
+        close(intentFD)
+    }
+}
+
+/// A file being written under a hidden name in an `@v` directory; renamed to its real name when complete.
+final class WorkFile {
+    /// Kept open as long as the file may be renamed or discarded.
+    private let directory: Descriptor
+    /// The open file, for fsync.
+    let fd: Int32
+    let name: String
+    private var renamed = false
+    private let what: String
+
+    /// Creates the file exclusively.
+    init(in directory: Descriptor, name: String, what: String) throws(PluginFailure) {
+        self.directory = directory
+        self.name = name
+        self.what = what
+        fd = retrying { openat(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o644) }
+        guard fd >= 0 else { throw failure("\(what): create @v/\(name)", errno) }
     }
 
     deinit { close(fd) }
@@ -332,16 +485,16 @@ final class TemporaryFile {
         guard flushToDisk(fd) else { throw failure("\(what): fsync \(name)", errno) }
     }
 
-    /// Renames the file to `target` in the same directory (replacing it); the file is then no longer temporary.
-    func rename(to target: String) throws(PluginFailure) {
-        guard renameat(directory, name, directory, target) == 0 else { throw failure("\(what): rename to \(target)", errno) }
+    /// Renames the file to `target` in its directory (replacing it); the file is then no longer temporary.
+    func rename(as target: String) throws(PluginFailure) {
+        guard renameat(directory.fd, name, directory.fd, target) == 0 else { throw failure("\(what): rename to \(target)", errno) }
         renamed = true
     }
 
     /// Removes the file unless it was renamed into place.
     func discard() {
         if !renamed {
-            unlinkat(directory, name, 0)
+            unlinkat(directory.fd, name, 0)
             renamed = true
         }
     }

@@ -2,6 +2,7 @@
 // No Foundation: these run on every request.
 import Glibc
 import PluginKit
+import Synchronization
 
 /// The failure an errno becomes. Disk trouble (full, I/O error, read-only, permissions, fd limits) is
 /// transient for the host (`unavailable`, 502); anything else means a bug or a damaged tree (`internal`).
@@ -142,3 +143,55 @@ func readSmallFile(_ dirfd: Int32, _ name: String, limit: Int = 1 << 24) -> [UIn
 
 /// Byte order, the order of the catalog and of directory walks (String's own order is Unicode's).
 func bytewiseLess(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
+/// How many `flushAllToDisk` calls are in progress in this process.
+private let flushesInProgress = Atomic<Int>(0)
+
+/// fsyncs every descriptor and waits for all. Alone, it issues them at once, one thread each (the first on the
+/// caller's): the kernel then commits them together (on ext4 one journal commit serves every fsync waiting for
+/// it), so N files cost about one fsync's latency instead of N. While other calls are in progress their fsyncs
+/// already fill the journal's commits, and extra threads only cost scheduling (measured: 10 concurrent savers
+/// were 1.5-2.5x slower with threads), so it then syncs one after another. Returns the index of the first
+/// descriptor that failed, with errno set to its error, or nil.
+func flushAllToDisk(_ fds: [Int32]) -> Int? {
+    let others = flushesInProgress.add(1, ordering: .relaxed).oldValue
+    defer { flushesInProgress.subtract(1, ordering: .relaxed) }
+    guard fds.count > 1, others == 0 else {
+        for (index, fd) in fds.enumerated() where !flushToDisk(fd) { return index }
+        return nil
+    }
+    final class Job {
+        let fd: Int32
+        var error: Int32 = 0
+        init(_ fd: Int32) { self.fd = fd }
+    }
+    let jobs = fds.map(Job.init)
+    var threads: [pthread_t?] = []
+    for job in jobs.dropFirst() {
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(job).toOpaque()
+        let started = pthread_create(&thread, nil, { raw in
+            let job = Unmanaged<Job>.fromOpaque(raw!).takeRetainedValue()
+            if !flushToDisk(job.fd) { job.error = errno }
+            return nil
+        }, box)
+        if started == 0 {
+            threads.append(thread)
+        } else {
+            // No thread to spare: this one is done inline, after the others started.
+            Unmanaged<Job>.fromOpaque(box).release()
+            threads.append(nil)
+        }
+    }
+    if !flushToDisk(jobs[0].fd) { jobs[0].error = errno }
+    for (thread, job) in zip(threads, jobs.dropFirst()) {
+        if let thread {
+            pthread_join(thread, nil)
+        } else if !flushToDisk(job.fd) {
+            job.error = errno
+        }
+    }
+    guard let failed = jobs.firstIndex(where: { $0.error != 0 }) else { return nil }
+    errno = jobs[failed].error
+    return failed
+}

@@ -126,8 +126,9 @@ struct TarReader {
         var index = 0
         while index < data.count {
             guard let space = data[index...].firstIndex(of: UInt8(ascii: " ")),
-                  let length = Int(String(decoding: data[index..<space], as: UTF8.self)), length > 0,
-                  index + length <= data.count else { return }
+                  let length = Int(String(decoding: data[index..<space], as: UTF8.self)),
+                  // The length counts its own digits, the space and the newline (fuzzed: "2 path=…" trapped).
+                  length > space - index + 1, length <= data.count - index else { return }
             let record = data[(space + 1)..<(index + length - 1)]
             if let equals = record.firstIndex(of: UInt8(ascii: "=")) {
                 let key = String(decoding: record[..<equals], as: UTF8.self)

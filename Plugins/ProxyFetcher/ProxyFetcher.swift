@@ -161,76 +161,10 @@ final class ProxyFetcher: FetcherBackend {
         return body
     }
 
-    /// GETs `url` and passes its 200 body to `consume` piece by piece, enforcing `limit` bytes, the announced
-    /// Content-Length, the idle timeout, and `wholeTimeout` for the whole transfer.
+    /// GETs `url` and passes its 200 body to `consume` piece by piece, within `limit` bytes, the idle
+    /// timeout and `wholeTimeout` (see UpstreamClient.get).
     private func get(_ url: URL, subject: String, limit: Int64, wholeTimeout: Double, wholeTimeoutName: String,
-                     consume: (Data) throws(PluginFailure) -> Void) throws(PluginFailure) {
-        let deadline = Date().addingTimeInterval(wholeTimeout)
-        let deadlineName = "\(wholeTimeoutName) (\(seconds(wholeTimeout)))"
-        let shownURL = redacted(url)
-        let transfer = client.start(url)
-        defer { transfer.cancel() }
-        var received: Int64 = 0
-        var announced: Int64?
-        do {
-            let head = try transfer.response(deadline: deadline, deadlineName: deadlineName)
-            announced = head.contentLength
-            guard head.status == 200 else {
-                let detail = errorDetail(transfer, head: head, deadline: deadline)
-                let text = "upstream answered \(head.status) for \(head.url)" + (detail.isEmpty ? "" : ": \(detail)")
-                // Go's rule: only 404 and 410 mean "does not exist"; anything else may be transient.
-                if head.status == 404 || head.status == 410 { throw PluginFailure.notFound("\(subject): not found: \(text)") }
-                throw PluginFailure.unavailable("\(subject): \(text)")
-            }
-            if let announced = head.contentLength, announced > limit {
-                throw PluginFailure.unavailable("\(subject): upstream announced \(announced) bytes, over the \(limit)-byte limit (\(shownURL))")
-            }
-            while let chunk = try transfer.nextChunk(deadline: deadline, deadlineName: deadlineName) {
-                received += Int64(chunk.count)
-                if received > limit {
-                    throw PluginFailure.unavailable("\(subject): upstream sent more than the \(limit)-byte limit (\(shownURL))")
-                }
-                if let announced = head.contentLength, received > announced {
-                    throw PluginFailure.unavailable("\(subject): upstream sent more than its Content-Length \(announced) (\(shownURL))")
-                }
-                try consume(chunk)
-            }
-            if let announced = head.contentLength, received != announced {
-                throw PluginFailure.unavailable("\(subject): upstream sent \(received) of \(announced) bytes, truncated (\(shownURL))")
-            }
-        } catch let failure as PluginFailure {
-            throw failure
-        } catch let error as TransferError {
-            let partial = announced.map { " after \(received) of \($0) bytes" } ?? (received > 0 ? " after \(received) bytes" : "")
-            switch error {
-            case .timedOut(let why): throw .timeout("\(subject): upstream \(why)\(partial) (\(shownURL))")
-            case .failed(let why): throw .unavailable("\(subject): upstream \(why)\(partial) (\(shownURL))")
-            }
-        } catch {
-            throw .internal("\(subject): \(error) (\(shownURL))")
-        }
-    }
-
-    /// The start of a non-200 body if it is short plain text, as the go command shows it; "" otherwise.
-    private func errorDetail(_ transfer: Transfer, head: ResponseHead, deadline: Date) -> String {
-        let type = (head.contentType ?? "").lowercased().replacingOccurrences(of: " ", with: "")
-        guard type == "text/plain" || type == "text/plain;charset=utf-8" || type == "text/plain;charset=us-ascii" else { return "" }
-        var bytes: [UInt8] = []
-        // Best effort and brief: the status alone already says what happened.
-        let soon = min(deadline, Date().addingTimeInterval(min(transfer.idleTimeout, 5)))
-        while bytes.count < 4096, let chunk = try? transfer.nextChunk(deadline: soon, deadlineName: "") {
-            bytes.append(contentsOf: chunk)
-        }
-        guard let text = String(validating: bytes, as: UTF8.self) else { return "" }
-        // Up to the first blank line, lines joined, and only if every character is printable.
-        var lines: [Substring] = []
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if trimmed.isEmpty { if lines.isEmpty { continue } else { break } }
-            lines.append(Substring(trimmed))
-        }
-        let joined = lines.joined(separator: " / ")
-        guard joined.unicodeScalars.allSatisfy({ $0.properties.generalCategory != .control && $0.properties.generalCategory != .format }) else { return "" }
-        return joined.count > Self.maxDetailBytes ? String(joined.prefix(Self.maxDetailBytes)) + "…" : joined
+                     consume: (UnsafeRawBufferPointer) throws(PluginFailure) -> Void) throws(PluginFailure) {
+        try client.get(url, subject: subject, limit: limit, wholeTimeout: wholeTimeout, wholeTimeoutName: wholeTimeoutName, consume: consume)
     }
 }

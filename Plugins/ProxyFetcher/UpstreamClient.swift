@@ -1,75 +1,132 @@
-// UpstreamClient: blocking GETs over one shared URLSession. URLSession delivers events on its delegate queue;
-// each GET is a Transfer whose events the calling (host) thread waits for, so timeouts, size limits and sink
-// writes are all decided on the caller's thread, and a zip is handed over chunk by chunk, never held whole.
+// UpstreamClient: blocking GETs to the upstream GOPROXY over the shared HTTPClient (libcurl). Every byte
+// passes a callback on the calling (host) thread, so a body over its limit, a compressed body, a stall or
+// an overrun deadline ends the transfer at once and closes its connection; a zip reaches the host's sink
+// chunk by chunk, never held whole.
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
+import HTTPClient
+import PluginKit
 
-/// Why a GET failed below the HTTP status level.
-enum TransferError: Error {
-    /// Nothing arrived within the idle timeout, or the whole transfer overran its limit.
-    case timedOut(String)
-    /// Connection refused, DNS failure, TLS failure, connection lost, refused redirect...
-    case failed(String)
-}
-
-/// The status line and headers of a finished-redirecting response.
-struct ResponseHead {
-    /// The HTTP status code.
-    let status: Int
-    /// The Content-Length the upstream announced, if any, and if it describes the bytes we will see.
-    let contentLength: Int64?
-    /// The Content-Type, if any.
-    let contentType: String?
-    /// The URL that answered (after redirects), without userinfo.
-    let url: String
-}
-
-/// Blocking HTTP GETs for one plugin instance; one URLSession, kept alive and reused by every call.
+/// Blocking HTTP GETs for one plugin instance; one HTTPClient, its connections reused by every call.
 /// - Important: Every method may be called from many threads at once.
-final class UpstreamClient: @unchecked Sendable {
-    // @unchecked: `session` and `delegate` are themselves thread-safe; the rest is immutable.
-    private let session: URLSession
-    private let delegate: SessionDelegate
+final class UpstreamClient: Sendable {
+    private let http: HTTPClient
     /// Longest silence allowed while connecting or receiving.
     let idleTimeout: Double
+    /// A complete Authorization value, sent to `origin` only (HTTPClient drops it when a redirect leaves it).
+    private let authorization: String?
+    private let origin: Origin
+    /// Go's client stops after 10 redirects too.
+    private static let maximumRedirects = 10
+    /// Most bytes of a non-200 body read for the error message.
+    private static let maxErrorBodyBytes = 4096
 
     /// Makes a client; `authorization` (a complete header value) is sent only to `origin`.
     init(idleTimeout: Double, authorization: String?, origin: Origin) {
         self.idleTimeout = idleTimeout
-        let configuration = URLSessionConfiguration.ephemeral
-        // Our own deadlines (idle and whole-transfer) govern; URLSession's are only a backstop.
-        configuration.timeoutIntervalForRequest = 7 * 24 * 3600
-        configuration.timeoutIntervalForResource = 7 * 24 * 3600
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil
-        configuration.httpShouldSetCookies = false
-        configuration.httpMaximumConnectionsPerHost = 16
-        delegate = SessionDelegate(authorization: authorization, origin: origin)
-        let queue = OperationQueue()
-        // Serial: events of one task must arrive in order; the callbacks only enqueue, so one thread suffices.
-        queue.maxConcurrentOperationCount = 1
-        queue.name = "ProxyFetcher.URLSession"
-        session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: queue)
+        self.authorization = authorization
+        self.origin = origin
+        // One idle handle per concurrent caller the host is likely to have, each keeping its connection.
+        http = HTTPClient(configuration: .init(maxIdleHandles: 32, connectionsPerHandle: 2))
     }
 
-    deinit {
-        // The session holds its delegate strongly until invalidated.
-        session.invalidateAndCancel()
+    /// GETs `url` and passes its 200 body to `consume` piece by piece, enforcing `limit` bytes, the announced
+    /// Content-Length, the idle timeout, and `wholeTimeout` for the whole transfer (redirects included).
+    /// Only 404 and 410 are notFound (Go's rule); any other non-200 is unavailable, quoting a short plain-text
+    /// body as the go command shows it.
+    func get(_ url: URL, subject: String, limit: Int64, wholeTimeout: Double, wholeTimeoutName: String,
+             consume: (UnsafeRawBufferPointer) throws(PluginFailure) -> Void) throws(PluginFailure) {
+        let shownURL = redacted(url)
+        var headers = HTTPHeaders()
+        if let authorization, Origin(url) == origin { headers.append("Authorization", authorization) }
+        let request = HTTPRequest(.get, url: url.absoluteString, headers: headers, redirects: .follow(max: Self.maximumRedirects))
+        let limits = HTTPLimits(maxBodyBytes: limit, timeout: .seconds(wholeTimeout), idleTimeout: .seconds(idleTimeout),
+                                connectTimeout: .seconds(idleTimeout))
+        var head: HTTPResponseHead?
+        var received: Int64 = 0
+        var detail: [UInt8] = []
+        do {
+            try http.perform(request, limits: limits, onHead: { answer in
+                head = answer
+                // Only a short plain-text error body is worth reading.
+                if answer.status != 200, !Self.isPlainText(answer) { throw HTTPClient.Stop() }
+            }, onBody: { chunk in
+                guard let answer = head, answer.status == 200 else {
+                    detail.append(contentsOf: chunk.prefix(Self.maxErrorBodyBytes - detail.count))
+                    if detail.count >= Self.maxErrorBodyBytes { throw HTTPClient.Stop() }
+                    return
+                }
+                received += Int64(chunk.count)
+                if let announced = answer.contentLength, received > announced {
+                    throw PluginFailure.unavailable("\(subject): upstream sent more than its Content-Length \(announced) (\(shownURL))")
+                }
+                try consume(chunk)
+            })
+        } catch {
+            if case .consumer(let failure as PluginFailure) = error { throw failure }
+            // A non-200 head decides even if its error body then stalls or misbehaves.
+            if let head, head.status != 200 { throw statusFailure(head, detail: detail, subject: subject) }
+            throw failure(error, subject: subject, shownURL: shownURL, head: head, received: received,
+                          deadlineName: "\(wholeTimeoutName) (\(seconds(wholeTimeout)))")
+        }
+        guard let head else { throw .unavailable("\(subject): upstream closed the connection without an answer (\(shownURL))") }
+        guard head.status == 200 else { throw statusFailure(head, detail: detail, subject: subject) }
+        if let announced = head.contentLength, received != announced {
+            throw .unavailable("\(subject): upstream sent \(received) of \(announced) bytes, truncated (\(shownURL))")
+        }
     }
 
-    /// Starts a GET of `url`; drive it with the returned transfer and `cancel()` it when done with it.
-    func start(_ url: URL) -> Transfer {
-        var request = URLRequest(url: url)
-        request.httpMethod = "GET"
-        if let authorization = delegate.authorization { request.setValue(authorization, forHTTPHeaderField: "Authorization") }
-        let task = session.dataTask(with: request)
-        let transfer = Transfer(task: task, idleTimeout: idleTimeout, url: url)
-        delegate.register(transfer, for: task)
-        task.resume()
-        return transfer
+    private func statusFailure(_ head: HTTPResponseHead, detail: [UInt8], subject: String) -> PluginFailure {
+        let quoted = Self.errorDetail(detail)
+        let text = "upstream answered \(head.status) for \(head.url)" + (quoted.isEmpty ? "" : ": \(quoted)")
+        if head.status == 404 || head.status == 410 { return .notFound("\(subject): not found: \(text)") }
+        return .unavailable("\(subject): \(text)")
+    }
+
+    private func failure(_ error: HTTPClientError, subject: String, shownURL: String, head: HTTPResponseHead?,
+                         received: Int64, deadlineName: String) -> PluginFailure {
+        let announced = head?.contentLength
+        let partial = announced.map { " after \(received) of \($0) bytes" } ?? (received > 0 ? " after \(received) bytes" : "")
+        let at = "\(partial) (\(shownURL))"
+        switch error {
+        case .tooLarge(let limit):
+            if let announced, announced > limit {
+                return .unavailable("\(subject): upstream announced \(announced) bytes, over the \(limit)-byte limit (\(shownURL))")
+            }
+            return .unavailable("\(subject): upstream sent more than the \(limit)-byte limit (\(shownURL))")
+        case .timedOut(.deadline):
+            return .timeout("\(subject): upstream did not finish within \(deadlineName)\(at)")
+        case .timedOut(.idle), .timedOut(.connect):
+            let why = head == nil ? "did not answer within \(seconds(idleTimeout))" : "sent nothing for \(seconds(idleTimeout))"
+            return .timeout("\(subject): upstream \(why)\(at)")
+        case .encodedBody(let encoding):
+            return .unavailable("\(subject): upstream sent a compressed body (Content-Encoding: \(encoding)) although none was asked for (\(shownURL))")
+        case .invalidRequest(let why):
+            return .internal("\(subject): cannot send the request: \(why) (\(shownURL))")
+        case .consumer(let inner):
+            return .internal("\(subject): \(inner) (\(shownURL))")
+        case .headersTooLarge, .redirectRefused, .transport, .cancelled:
+            return .unavailable("\(subject): upstream \(error)\(at)")
+        }
+    }
+
+    private static func isPlainText(_ head: HTTPResponseHead) -> Bool {
+        let type = (head.headers["Content-Type"] ?? "").lowercased().replacingOccurrences(of: " ", with: "")
+        return type == "text/plain" || type == "text/plain;charset=utf-8" || type == "text/plain;charset=us-ascii"
+    }
+
+    /// The start of an error body as the go command shows it: up to the first blank line, lines joined,
+    /// only if every character is printable; "" otherwise.
+    private static func errorDetail(_ bytes: [UInt8]) -> String {
+        guard !bytes.isEmpty, let text = String(validating: bytes, as: UTF8.self) else { return "" }
+        var lines: [Substring] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { if lines.isEmpty { continue } else { break } }
+            lines.append(Substring(trimmed))
+        }
+        let joined = lines.joined(separator: " / ")
+        guard joined.unicodeScalars.allSatisfy({ $0.properties.generalCategory != .control && $0.properties.generalCategory != .format }) else { return "" }
+        return joined.count > ProxyFetcher.maxDetailBytes ? String(joined.prefix(ProxyFetcher.maxDetailBytes)) + "…" : joined
     }
 }
 
@@ -84,197 +141,6 @@ struct Origin: Equatable {
         self.scheme = scheme
         self.host = host
         port = url.port ?? (scheme == "https" ? 443 : scheme == "http" ? 80 : nil)
-    }
-}
-
-/// One GET in flight. The delegate queue fills it; the calling thread drains it.
-/// Invariant: once `finished`, nothing more is appended.
-final class Transfer: @unchecked Sendable {
-    // @unchecked: every mutable field is guarded by `condition`.
-    private let condition = NSCondition()
-    private var head: HTTPURLResponse?
-    private var chunks: [Data] = []
-    private var finished = false
-    private var failure: (any Error)?
-    private var refusal: String?
-    private var lastEvent = Date()
-    /// Redirects followed so far; touched only on the delegate queue.
-    var redirects = 0
-    let task: URLSessionDataTask
-    let idleTimeout: Double
-    /// The requested URL (never carries userinfo).
-    let url: URL
-
-    init(task: URLSessionDataTask, idleTimeout: Double, url: URL) {
-        self.task = task
-        self.idleTimeout = idleTimeout
-        self.url = url
-    }
-
-    // MARK: delegate side
-
-    func received(_ response: HTTPURLResponse) { update { head = response } }
-    func received(_ data: Data) { update { if !finished { chunks.append(data) } } }
-    func refuseRedirect(_ why: String) { update { refusal = why } }
-    func completed(_ error: (any Error)?) {
-        update {
-            finished = true
-            failure = error
-        }
-    }
-
-    private func update(_ change: () -> Void) {
-        condition.lock()
-        change()
-        lastEvent = Date()
-        condition.broadcast()
-        condition.unlock()
-    }
-
-    // MARK: caller side
-
-    /// Waits for the status and headers.
-    func response(deadline: Date, deadlineName: String) throws(TransferError) -> ResponseHead {
-        condition.lock()
-        defer { condition.unlock() }
-        while head == nil {
-            if finished { throw describe(failure) }
-            try wait(deadline: deadline, deadlineName: deadlineName)
-        }
-        let response = head!
-        if let refusal, response.statusCode >= 300, response.statusCode < 400 { throw .failed(refusal) }
-        // A decoded (e.g. gzip) body no longer has the announced length.
-        let encoding = response.value(forHTTPHeaderField: "Content-Encoding")?.lowercased() ?? "identity"
-        let length = response.expectedContentLength
-        return ResponseHead(status: response.statusCode,
-                            contentLength: encoding == "identity" && length >= 0 ? length : nil,
-                            contentType: response.value(forHTTPHeaderField: "Content-Type"),
-                            url: redacted(response.url ?? url))
-    }
-
-    /// The next piece of the body, or nil at its successful end.
-    func nextChunk(deadline: Date, deadlineName: String) throws(TransferError) -> Data? {
-        condition.lock()
-        defer { condition.unlock() }
-        while chunks.isEmpty {
-            if finished {
-                if let failure { throw describe(failure) }
-                return nil
-            }
-            try wait(deadline: deadline, deadlineName: deadlineName)
-        }
-        return chunks.removeFirst()
-    }
-
-    /// Stops the download; later events are ignored.
-    func cancel() {
-        condition.lock()
-        let wasFinished = finished
-        finished = true
-        chunks.removeAll()
-        condition.unlock()
-        if !wasFinished { task.cancel() }
-    }
-
-    /// Waits for the next event. Call with the lock held.
-    private func wait(deadline: Date, deadlineName: String) throws(TransferError) {
-        let idleDeadline = lastEvent.addingTimeInterval(idleTimeout)
-        let until = min(idleDeadline, deadline)
-        if condition.wait(until: until) { return }
-        // Woken by the clock: a late event may still have slipped in.
-        if Date() < until { return }
-        if !chunks.isEmpty || finished { return }
-        if until == deadline && deadline < idleDeadline { throw .timedOut("did not finish within \(deadlineName)") }
-        throw .timedOut(head == nil ? "did not answer within \(seconds(idleTimeout))" : "sent nothing for \(seconds(idleTimeout))")
-    }
-
-    private func describe(_ error: (any Error)?) -> TransferError {
-        guard let error else { return .failed("closed the connection without an answer") }
-        if let refusal { return .failed(refusal) }
-        if let urlError = error as? URLError {
-            switch urlError.code {
-            case .timedOut: return .timedOut("timed out")
-            case .cannotConnectToHost: return .failed("refused the connection")
-            case .cannotFindHost, .dnsLookupFailed: return .failed("host not found (DNS)")
-            case .networkConnectionLost: return .failed("closed the connection early")
-            case .httpTooManyRedirects: return .failed("redirected too many times")
-            case .secureConnectionFailed, .serverCertificateUntrusted, .serverCertificateHasBadDate,
-                 .serverCertificateNotYetValid, .serverCertificateHasUnknownRoot, .clientCertificateRejected:
-                return .failed("failed the TLS handshake (URLError \(urlError.code.rawValue))")
-            case .cancelled: return .failed("transfer cancelled")
-            default: return .failed("failed (URLError \(urlError.code.rawValue))")
-            }
-        }
-        return .failed("failed (\(type(of: error)))")
-    }
-}
-
-/// Routes URLSession events to their transfers.
-final class SessionDelegate: NSObject, URLSessionDataDelegate, @unchecked Sendable {
-    // @unchecked: `transfers` is guarded by `lock`; the rest is immutable.
-    private let lock = NSLock()
-    private var transfers: [Int: Transfer] = [:]
-    /// Go's client stops after 10 redirects too.
-    private static let maximumRedirects = 10
-    let authorization: String?
-    let origin: Origin
-
-    init(authorization: String?, origin: Origin) {
-        self.authorization = authorization
-        self.origin = origin
-    }
-
-    func register(_ transfer: Transfer, for task: URLSessionTask) {
-        lock.withLock { transfers[task.taskIdentifier] = transfer }
-    }
-
-    private func transfer(_ task: URLSessionTask) -> Transfer? {
-        lock.withLock { transfers[task.taskIdentifier] }
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-                    completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void) {
-        if let response = response as? HTTPURLResponse {
-            transfer(dataTask)?.received(response)
-            completionHandler(.allow)
-        } else {
-            transfer(dataTask)?.refuseRedirect("answered with something that is not HTTP")
-            completionHandler(.cancel)
-        }
-    }
-
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        transfer(dataTask)?.received(data)
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        let done = lock.withLock { transfers.removeValue(forKey: task.taskIdentifier) }
-        done?.completed(error)
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-                    newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
-        guard let transfer = transfer(task) else { return completionHandler(nil) }
-        let from = response.url ?? transfer.url
-        let target = request.url.map(redacted) ?? "?"
-        // Like the go command: never downgrade from https to http.
-        if from.scheme?.lowercased() == "https", request.url?.scheme?.lowercased() != "https" {
-            transfer.refuseRedirect("redirected from secure URL \(redacted(from)) to insecure URL \(target)")
-            return completionHandler(nil)
-        }
-        transfer.redirects += 1
-        if transfer.redirects > Self.maximumRedirects {
-            transfer.refuseRedirect("stopped after \(Self.maximumRedirects) redirects")
-            return completionHandler(nil)
-        }
-        var next = request
-        // Credentials are for the configured upstream only, never for wherever it points us.
-        if Origin(request.url) != origin {
-            next.setValue(nil, forHTTPHeaderField: "Authorization")
-        } else if let authorization {
-            next.setValue(authorization, forHTTPHeaderField: "Authorization")
-        }
-        completionHandler(next)
     }
 }
 

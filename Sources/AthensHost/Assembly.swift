@@ -19,7 +19,8 @@ final class Assembly: @unchecked Sendable {
         self.manifest = manifest
         func load(_ use: Manifest.PluginUse, key: String) throws(Failure) -> PluginLibrary {
             do {
-                return try PluginLibrary(path: manifest.libraryPath(for: use.plugin))
+                // Through private copies: a plugin file replaced since the last load is loaded anew.
+                return try PluginStore.shared.library(at: manifest.libraryPath(for: use.plugin))
             } catch {
                 throw Failure(description: "\(key): \(error.description)")
             }
@@ -71,7 +72,7 @@ final class Assembly: @unchecked Sendable {
         let download = DownloadProtocol(storage: storage, policy: policy, stasher: stasher, pool: pool, background: background,
                                         lists: ListCache(ttl: manifest.listCacheSeconds),
                                         cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
-        let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy, pool: pool)
+        let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy)
         router = Router(download: download, sumdb: sumdb, version: version,
                         auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) })
     }
@@ -98,6 +99,7 @@ final class Assembly: @unchecked Sendable {
     func retire() {
         pool.retire()
         background.retire()
+        router.sumdb?.retire()
     }
 }
 

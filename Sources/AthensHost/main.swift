@@ -24,6 +24,7 @@ athens_malloc_tune(2, 256 << 10)
 /// Prints one line and exits non-zero: every start-up failure ends here.
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data(("athens: " + message + "\n").utf8))
+    PluginStore.shared.removeCopies()
     exit(1)
 }
 
@@ -176,5 +177,6 @@ while true {
     }
     while busy() && Date() < deadline { usleep(20_000) }
     if server.inFlight > 0 { Log.error("shutdown timeout: abandoning requests", [("in_flight", String(server.inFlight))]) }
+    PluginStore.shared.removeCopies()
     exit(0)
 }

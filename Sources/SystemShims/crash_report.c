@@ -78,6 +78,9 @@ void athens_crash_install(void) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_handler = handler;
+    /* SA_ONSTACK: a fault on a thread with a small stack and an alternate signal stack (every Go runtime
+     * thread, in a Go plugin) must run the handler there; Go requires it of every handler. */
+    action.sa_flags = SA_ONSTACK;
     sigemptyset(&action.sa_mask);
     for (size_t i = 0; i < sizeof fatal_signals / sizeof *fatal_signals; i++) sigaction(fatal_signals[i], &action, NULL);
 }

@@ -251,7 +251,7 @@ struct FileStorageTests {
         #expect(try Self.read(storage, "example.com/orphan", "v2.0.0", .zip) == [2, 2])
     }
 
-    @Test("start-up removes abandoned temporary files and partial versions, keeping complete versions and live writers' files")
+    @Test("start-up repairs only what crashed operations' intents name, and leaves live operations alone")
     func startupRecovery() throws {
         let root = TestSupport.makeTemporaryDirectory("filestorage-recovery")
         defer { TestSupport.removeDirectory(root) }
@@ -259,28 +259,160 @@ struct FileStorageTests {
             let storage = try Self.make(root)
             try Self.save(storage, "example.com/kept", "v1.0.0", zip: [1, 2, 3])
             try Self.save(storage, "example.com/kept/nested", "v0.1.0", zip: [4])
+            try Self.save(storage, "example.com/untouched", "v1.0.0", zip: [5])
         }
+        let work = root + "/.tmp"
+        #expect(Self.tree(work) == [], "a finished save leaves nothing in the work directory")
+        // A save killed between its renames: its intent names the directory, its .info is still a work file.
         let dir = root + "/example.com/kept/@v"
-        Self.write(dir + "/.tmp-0123456789abcdef.zip", "half a zip")
-        Self.write(dir + "/.tmp-fedcba9876543210.list", "v9.9.9\n")
-        Self.write(dir + "/v2.0.0.mod", "module example.com/kept\n")  // killed between renames
+        Self.write(work + "/dead1.intent", "example.com/kept/@v\n")
+        Self.write(dir + "/.tmp-dead1.info", "{}")
+        Self.write(dir + "/.tmp-dead2.list0", "v9.0.0\n")              // an intent-less work file, found there too
+        Self.write(dir + "/v2.0.0.mod", "module example.com/kept\n")
         Self.write(dir + "/v2.0.0.zip", "zip")
-        Self.write(dir + "/v3.0.0.info", "{}")                        // power loss lost .mod and .zip
-        Self.write(dir + "/list", "v1.0.0\nv3.0.0\n")                  // and list named it
-        Self.write(root + "/example.com/kept/nested/@v/.tmp-1.mod", "x")
-        // A writer in another process still holds its temporary file: it must survive.
+        Self.write(dir + "/list", "v1.0.0\nv9.0.0\n")
+        // Work files whose intent is gone, an intent killed before it named anything, and a garbled one.
+        Self.write(work + "/dead2.zip", "half a zip")
+        Self.write(work + "/dead3.intent", "")
+        Self.write(work + "/dead4.intent", "../../etc/@v\n")
+        // A live operation in another process (its intent flock'd) names the nested module: nothing of it goes.
+        let nested = root + "/example.com/kept/nested/@v"
+        Self.write(work + "/live5.intent", "example.com/kept/nested/@v\n")
+        Self.write(nested + "/.tmp-live5.zip", "being written")
+        Self.write(nested + "/v0.2.0.mod", "module example.com/kept/nested\n")
+        let liveFD = open(work + "/live5.intent", O_RDONLY)
+        try #require(flock(liveFD, LOCK_EX) == 0)
+        // Leftovers no intent names are not looked for at start-up (the tree is not walked).
+        let untouched = root + "/example.com/untouched/@v"
+        Self.write(untouched + "/v9.0.0.zip", "orphan")
+
+        let storage = try Self.make(root)
+        #expect(Self.tree(dir).sorted() == [".lock", "list", "v1.0.0.info", "v1.0.0.mod", "v1.0.0.zip"])
+        #expect(Self.bytes(dir + "/list") == Array("v1.0.0\n".utf8))
+        #expect(Self.tree(work) == ["live5.intent"])
+        #expect(Self.tree(nested).contains("v0.2.0.mod") && Self.tree(nested).contains(".tmp-live5.zip"))
+        #expect(Self.tree(untouched).contains("v9.0.0.zip"))
+        #expect(Self.tree(root + "/etc") == [], "a garbled intent made FileStorage touch \(root)/etc")
+        #expect(try Self.read(storage, "example.com/kept", "v1.0.0", .zip) == [1, 2, 3])
+        #expect(try storage.list(module: "example.com/kept") == ["v1.0.0"])
+        #expect(try storage.list(module: "example.com/untouched") == ["v1.0.0"])
+        // Once the live operation has died, the next start-up repairs its directory too.
+        close(liveFD)
+        _ = try Self.make(root)
+        #expect(Self.tree(nested).sorted() == [".lock", "list", "v0.1.0.info", "v0.1.0.mod", "v0.1.0.zip"])
+        #expect(Self.tree(work) == [])
+    }
+
+    @Test("leftovers no intent names are repaired by the module's next save or remove, and by exists for a .info without its parts")
+    func lazyRepair() throws {
+        let root = TestSupport.makeTemporaryDirectory("filestorage-lazy")
+        defer { TestSupport.removeDirectory(root) }
+        let storage = try Self.make(root)
+        try Self.save(storage, "example.com/lazy", "v1.0.0", zip: [1])
+        try Self.save(storage, "example.com/other", "v1.0.0", zip: [1])
+        let dir = root + "/example.com/lazy/@v"
+        // What an older FileStorage (temporary files in @v) or a power loss can leave.
+        Self.write(dir + "/.tmp-0123456789abcdef.zip", "half a zip")
+        Self.write(dir + "/v2.0.0.mod", "module example.com/lazy\n")
+        Self.write(dir + "/v3.0.0.info", "{}")
+        Self.write(dir + "/list", "v1.0.0\nv3.0.0\n")
         let live = dir + "/.tmp-aaaaaaaaaaaaaaaa.zip"
-        Self.write(live, "being written")
+        Self.write(live, "being written by an older FileStorage")
         let liveFD = open(live, O_RDONLY)
         defer { close(liveFD) }
         try #require(flock(liveFD, LOCK_EX) == 0)
 
-        let storage = try Self.make(root)
+        // exists sees the .info without its parts: absent, and the directory repaired (so the host fetches it again).
+        #expect(try storage.exists(module: "example.com/lazy", version: "v3.0.0") == false)
         #expect(Self.tree(dir).sorted() == [".lock", ".tmp-aaaaaaaaaaaaaaaa.zip", "list", "v1.0.0.info", "v1.0.0.mod", "v1.0.0.zip"])
-        #expect(Self.tree(root + "/example.com/kept/nested/@v").sorted() == [".lock", "list", "v0.1.0.info", "v0.1.0.mod", "v0.1.0.zip"])
         #expect(Self.bytes(dir + "/list") == Array("v1.0.0\n".utf8))
-        #expect(try Self.read(storage, "example.com/kept", "v1.0.0", .zip) == [1, 2, 3])
-        #expect(try storage.list(module: "example.com/kept") == ["v1.0.0"])
+
+        // The next save repairs what it finds.
+        Self.write(dir + "/v2.0.0.zip", "orphan")
+        try Self.save(storage, "example.com/lazy", "v4.0.0", zip: [4])
+        #expect(Self.tree(dir).sorted() == [".lock", ".tmp-aaaaaaaaaaaaaaaa.zip", "list", "v1.0.0.info", "v1.0.0.mod", "v1.0.0.zip",
+                                            "v4.0.0.info", "v4.0.0.mod", "v4.0.0.zip"])
+        #expect(Self.bytes(dir + "/list") == Array("v1.0.0\nv4.0.0\n".utf8))
+        // And so does a remove (here in another module).
+        let other = root + "/example.com/other/@v"
+        Self.write(other + "/v2.0.0.zip", "orphan")
+        try storage.remove(module: "example.com/other", version: "v1.0.0")
+        #expect(Self.tree(other).sorted() == [".lock", "list"])
+        #expect(Self.tree(root + "/.tmp") == [])
+    }
+
+    // MARK: - Names beyond the layout's limits
+
+    /// Valid for the go command, beyond what FileStorage can hold: a 300-byte element (NAME_MAX is 255), an
+    /// escaped path over 750 bytes made of 200-byte elements, a 300-character pre-release.
+    static let beyondLimits: [(module: String, version: String, limit: String)] = [
+        ("example.com/" + String(repeating: "a", count: 300), "v1.0.0", "NAME_MAX"),
+        ("example.com/" + (0..<4).map { String(repeating: Character(String($0)), count: 200) }.joined(separator: "/"), "v1.0.0", "750 bytes"),
+        ("example.com/pre", "v1.0.0-" + String(repeating: "x", count: 300), "NAME_MAX"),
+        // Upper case doubles in escaped form: 130 letters make a 260-byte element.
+        ("example.com/" + String(repeating: "A", count: 130), "v1.0.0", "NAME_MAX"),
+    ]
+
+    @Test("names beyond the layout's limits are not stored: open, remove and save say not found naming the limit; exists and list say none",
+          arguments: beyondLimits)
+    func beyondLimitsPlugin(module: String, version: String, limit: String) throws {
+        let root = TestSupport.makeTemporaryDirectory("filestorage-limits")
+        defer { TestSupport.removeDirectory(root) }
+        let storage = try Self.make(root)
+        var errors: [PluginError?] = []
+        errors.append(#expect(throws: PluginError.self) { try Self.save(storage, module, version, zip: [1]) })
+        errors.append(#expect(throws: PluginError.self) { _ = try storage.open(module: module, version: version, artifact: .info) })
+        errors.append(#expect(throws: PluginError.self) { _ = try storage.open(module: module, version: version, artifact: .zip) })
+        errors.append(#expect(throws: PluginError.self) { try storage.remove(module: module, version: version) })
+        for error in errors {
+            #expect(error?.code == .notFound, "\(String(describing: error))")
+            #expect(error?.message.hasPrefix("not stored: FileStorage holds no") == true && error?.message.contains(limit) == true,
+                    "\(String(describing: error?.message))")
+        }
+        #expect(try storage.exists(module: module, version: version) == false)
+        if version == "v1.0.0" { #expect(try storage.list(module: module) == []) }
+        #expect(Self.tree(root) == [".tmp"], "\(Self.tree(root))")
+    }
+
+    @Test("through athens, names beyond FileStorage's limits answer 404 naming the limit (never 5xx), stores nothing; names within them are stored")
+    func beyondLimitsThroughAthens() throws {
+        let work = TestSupport.makeTemporaryDirectory("filestorage-limits-e2e")
+        defer { TestSupport.removeDirectory(work) }
+        let upstream = try ChildProcess("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/generated_upstream.py"])
+        defer { upstream.stop() }
+        let port = try #require(upstream.firstLine().flatMap { UInt16($0.split(separator: ":").last ?? "") }, "upstream did not start")
+        let root = work + "/storage"
+        let athens = try AthensServer(manifest: """
+            {"storage": {"plugin": "FileStorage", "config": {"root": "\(root)"}}, "spoolDirectory": "\(work)",
+             "fetchers": [{"name": "upstream", "plugin": "ProxyFetcher", "config": {"url": "http://127.0.0.1:\(port)"}}],
+             "defaultFetcher": "upstream"}
+            """, directory: work)
+        defer { athens.stop() }
+        func escaped(_ module: String, _ version: String) -> String {
+            "/" + module.map { $0.isUppercase ? "!" + $0.lowercased() : String($0) }.joined() + "/@v/" + version
+        }
+        for (module, version, limit) in Self.beyondLimits {
+            for artifact in [".info", ".mod", ".zip"] {
+                let response = try athens.get(escaped(module, version) + artifact)
+                let body = String(decoding: response.body, as: UTF8.self)
+                #expect(response.status == 404, "\(module.prefix(40))…@\(version.prefix(20))\(artifact): \(response.status) \(body)")
+                #expect(body.contains(limit), "\(body)")
+            }
+            let list = try athens.get(escaped(module, "list"))
+            #expect(list.status < 500, "list: \(list.status) \(String(decoding: list.body, as: UTF8.self))")
+        }
+        #expect(Self.tree(root).filter { $0 != ".tmp" } == [], "\(Self.tree(root))")
+        // Long names the layout can hold: a 250-byte element, and a path of 740 bytes.
+        let within = [("example.com/" + String(repeating: "w", count: 250), "v1.0.0"),
+                      ("example.com/" + (0..<4).map { String(repeating: Character(String($0 + 5)), count: 178) }.joined(separator: "/"), "v1.0.0")]
+        for (module, version) in within {
+            for artifact in [".info", ".mod", ".zip"] {
+                let response = try athens.get(escaped(module, version) + artifact)
+                #expect(response.status == 200, "\(module.prefix(40))…\(artifact): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+            }
+            #expect(FileManager.default.fileExists(atPath: root + escaped(module, version) + ".zip"))
+        }
+        #expect(Self.tree(root + "/.tmp") == [])
     }
 
     // MARK: - Hostile names
@@ -317,7 +449,7 @@ struct FileStorageTests {
         errors.append(#expect(throws: PluginError.self) { _ = try storage.exists(module: module, version: version) })
         errors.append(#expect(throws: PluginError.self) { try storage.remove(module: module, version: version) })
         for error in errors { #expect(error?.code == .invalid, "\(String(describing: error))") }
-        #expect(Self.tree(base) == ["root"], "\(Self.tree(base))")
+        #expect(Self.tree(base) == ["root", "root/.tmp"], "\(Self.tree(base))")
     }
 
     @Test("list refuses a module path that could leave the root",
@@ -363,6 +495,22 @@ struct FileStorageTests {
     }
 
     // MARK: - Disk trouble
+
+    @Test("saves from many threads leave no descriptor and no thread behind (each save's fsync threads are joined)")
+    func savesFreeWhatTheyTake() throws {
+        let root = TestSupport.makeTemporaryDirectory("filestorage-frees")
+        defer { TestSupport.removeDirectory(root) }
+        let run = try TestSupport.run(Self.stress, ["bench", TestSupport.plugin("FileStorage"), Self.config(root), "200", "8", "4096"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let line = try #require(run.stdout.split(separator: "\n").first { $0.hasPrefix("fds ") }, "\(run.stdout)")
+        let numbers = line.split(separator: " ").compactMap { Int($0) }
+        try #require(numbers.count == 4, "\(line)")
+        #expect(numbers[0] == numbers[1], "descriptors before and after 200 saves: \(line)")
+        #expect(numbers[2] == numbers[3], "threads before and after 200 saves: \(line)")
+        let storage = try Self.make(root)
+        #expect(try storage.list(module: "example.com/bench/c199") == ["v1.0.0"])
+        #expect(Self.tree(root + "/.tmp") == [])
+    }
 
     @Test("a failing zip stream stores nothing")
     func failingStream() throws {
@@ -519,7 +667,8 @@ struct FileStorageTests {
             let winner = try #require(seeds.first { StressContent.bytes(size, seed: $0) == stored }, "stored zip matches no writer")
             #expect(try Self.read(storage, "example.com/race", version, .mod) == Array("module example.com/race\n\n// \(String(winner, radix: 16))\n".utf8))
         }
-        #expect(Self.tree(root + "/example.com/race/@v").filter { $0.hasPrefix(".tmp-") } == [])
+        #expect(Self.tree(root + "/example.com/race/@v").filter { $0.hasPrefix(".") && $0 != ".lock" } == [])
+        #expect(Self.tree(root + "/.tmp") == [], "work files or intents left behind")
     }
 
     @Test("SIGKILL at random moments during saves never leaves a partial version and never loses a saved one")
@@ -594,10 +743,11 @@ struct FileStorageTests {
 
             // A fresh instance cleans up: no temporary files, no orphans, lists exact.
             let storage = try Self.make(root)
+            #expect(Self.tree(root + "/.tmp") == [], "work files or intents left after start-up")
             for module in modules {
                 let dir = root + "/" + module + "/@v"
                 let names = Set(Self.tree(dir))
-                #expect(!names.contains { $0.hasPrefix(".tmp-") }, "\(module): temporary files left after start-up")
+                #expect(!names.contains { $0.hasPrefix(".") && $0 != ".lock" }, "\(module): hidden files left after start-up")
                 let committed = Set(names.filter { $0.hasSuffix(".info") && !$0.hasPrefix(".") }.map { String($0.dropLast(5)) })
                 for name in names where name.hasSuffix(".mod") || name.hasSuffix(".zip") {
                     #expect(committed.contains(String(name.dropLast(4))), "\(module): orphan \(name) left after start-up")

@@ -1,3 +1,4 @@
+import Foundation
 import GoModule
 import Testing
 @testable import AthensHost
@@ -83,4 +84,75 @@ struct FuzzRegressionTests {
         #expect(PseudoVersion.timestamp(unixSeconds: -86_401) == "19691230235959")
         #expect(PseudoVersion.timestamp(unixSeconds: 1_573_264_771) == "20191109015931")
     }
+
+    /// sumdb_path target: "%2e%2e" passed the ".." check (made on the raw path) and was forwarded as
+    /// /tile/%2e%2e/…, which the database decodes and routes as "../". Refused now, like a raw "..".
+    @Test("a percent-encoded dot-dot in a checksum-database path is refused, not forwarded", arguments: [
+        "/sumdb/sum.golang.org/tile/%2e%2e/%2e%2e/8/0/000", "/sumdb/sum.golang.org/tile/%2E%2E/latest",
+        "/sumdb/sum.golang.org/tile/.%2e/x", "/sumdb/sum.golang.org/lookup/%2e%2e/x@v1.0.0",
+        "/sumdb/sum.golang.org/tile/%zz/8/0/000",
+    ])
+    func sumDBEncodedDotDot(path: String) {
+        // 404 for a decoded dot-dot, 400 for an escape that does not decode: never forwarded.
+        #expect([400, 404].contains(Self.decision(for: path)))
+    }
+
+    @Test("checksum-database paths without dot-dot are still forwarded", arguments: [
+        "/sumdb/sum.golang.org/tile/8/0/x001/234", "/sumdb/sum.golang.org/latest", "/sumdb/sum.golang.org/lookup/golang.org/x/text@v0.3.0",
+        "/sumdb/sum.golang.org/tile/8/data/000.p/5",
+    ])
+    func sumDBForwardsPlainPaths(path: String) {
+        #expect(Self.decision(for: path) == 0)
+    }
+
+    /// What the sumdb proxy decides for the part of a path after `/sumdb/<name>`: the status of a refusal, or 0
+    /// when it would forward the path (the decision is a pure function; no network).
+    private static func decision(for path: String) -> Int {
+        let tail = path.dropFirst("/sumdb/sum.golang.org".count)
+        switch SumDBProxy.forwardable(tail, policy: DownloadPolicy()) {
+        case .forward: return 0
+        case .refuse(let response): return response.status
+        }
+    }
+
+    /// tar_reader target: a pax record whose length ("2") is shorter than its own "2 path=" trapped GitFetcher
+    /// (a range with its upper bound below its lower) — the whole athens process, since plugins run in it.
+    /// A git whose archive carries such a record now fails the fetch cleanly.
+    @Test("a malformed pax record in git archive output fails the fetch instead of crashing")
+    func malformedPaxRecord() throws {
+        let fixture = try GitFixture.shared()
+        let work = TestSupport.makeTemporaryDirectory("fuzz-pax")
+        defer { TestSupport.removeDirectory(work) }
+        // The fuzzer's input: a pax header whose only record says it is 2 bytes long, then a file, then the end.
+        var tar = Self.tarHeader(name: "././@PaxHeader", size: 8, type: "x") + Self.padded(Array("2 path=\n".utf8))
+        tar += Self.tarHeader(name: "go.mod", size: 0, type: "0") + [UInt8](repeating: 0, count: 1024)
+        try Data(tar).write(to: URL(fileURLWithPath: work + "/hostile.tar"))
+        let git = work + "/git"
+        try """
+            #!/bin/sh
+            for argument in "$@"; do [ "$argument" = archive ] && exec cat '\(work)/hostile.tar'; done
+            exec git "$@"
+            """.write(toFile: git, atomically: true, encoding: .utf8)
+        _ = try TestSupport.run("/bin/chmod", ["+x", git])
+        let fetcher = try GitFetcherDriver.load(fixture.config(cache: work + "/cache", extra: #", "gitPath": "\#(git)""#))
+        let error = #expect(throws: PluginError.self) { _ = try GitFetcherDriver.fetch(fetcher, "github.com/fixture/hello", "v1.0.0") }
+        // The archive's file went unrecognised: the fetch fails naming the version and git archive.
+        #expect(error?.message.contains("github.com/fixture/hello@v1.0.0: git archive") == true, "\(error?.message ?? "")")
+    }
+
+    /// A ustar header block: `name`, octal `size`, type flag, checksum.
+    private static func tarHeader(name: String, size: Int, type: Character) -> [UInt8] {
+        var block = [UInt8](repeating: 0, count: 512)
+        block.replaceSubrange(0..<name.utf8.count, with: name.utf8)
+        block.replaceSubrange(100..<107, with: "0000644".utf8)
+        block.replaceSubrange(124..<135, with: String(format: "%011o", size).utf8)
+        block[156] = type.asciiValue!
+        block.replaceSubrange(257..<263, with: "ustar\0".utf8)
+        block.replaceSubrange(148..<156, with: "        ".utf8)
+        let sum = block.reduce(0) { $0 + Int($1) }
+        block.replaceSubrange(148..<155, with: String(format: "%06o\0", sum).utf8)
+        return block
+    }
+
+    private static func padded(_ bytes: [UInt8]) -> [UInt8] { bytes + [UInt8](repeating: 0, count: (512 - bytes.count % 512) % 512) }
 }

@@ -8,6 +8,11 @@
 //   StorageStress save <plugin.so> <config JSON> <module> <version> <seed> <zip size> <start file>
 //       Waits until <start file> exists, saves one version whose content derives from <seed>, prints "saved",
 //       "exists", or "error <status> <message>".
+//   StorageStress bench <plugin.so> <config JSON> <modules> <threads> <zip size>
+//       Saves one version of each of <modules> distinct modules (example.com/bench/c<i>) from <threads> threads at
+//       once and prints "saved <modules> in <seconds> s (<ms per save> ms/save)": the storage's cold save cost alone,
+//       without a host or a network (bench/README.md); then "fds <before> <after> threads <before> <after>", the
+//       process's open descriptors and threads before the saves and after them.
 // Exit status 2 on a usage or plugin failure (with the reason on stderr).
 import Dispatch
 import Glibc
@@ -114,6 +119,32 @@ struct Storage: @unchecked Sendable {
     }
 }
 
+/// The number of entries of a /proc directory (open descriptors, threads), "." and ".." excluded.
+func entries(_ path: String) -> Int {
+    guard let dir = opendir(path) else { return -1 }
+    defer { closedir(dir) }
+    var n = 0
+    while readdir(dir) != nil { n += 1 }
+    return n - 2
+}
+
+/// A detached pthread that leaves `group` when `body` returns.
+enum Thread {
+    static func detach(_ group: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
+        final class Box { let body: @Sendable () -> Void; let group: DispatchGroup; init(_ b: @escaping @Sendable () -> Void, _ g: DispatchGroup) { body = b; group = g } }
+        group.enter()
+        var thread = pthread_t()
+        let box = Unmanaged.passRetained(Box(body, group)).toOpaque()
+        guard pthread_create(&thread, nil, { raw in
+            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+            box.body()
+            box.group.leave()
+            return nil
+        }, box) == 0 else { fail("pthread_create: \(errno)") }
+        pthread_detach(thread)
+    }
+}
+
 let arguments = CommandLine.arguments
 guard arguments.count >= 4 else { fail("usage: StorageStress loop|save <plugin.so> <config JSON> …") }
 // The pid first, before the instance's start-up: a test may run us under a tracer and must kill us, not it.
@@ -150,6 +181,52 @@ case "save":
     case ATH_ALREADY_EXISTS: say("exists")
     default: say("error \(status.rawValue) \(message)")
     }
+case "bench":
+    guard arguments.count == 7, let count = Int(arguments[4]), let threads = Int(arguments[5]), let size = Int(arguments[6]),
+          count > 0, threads > 0 else {
+        fail("usage: StorageStress bench <plugin.so> <config JSON> <modules> <threads> <zip size>")
+    }
+    let zip = Content.bytes(size, seed: 1)
+    final class Counter: @unchecked Sendable {
+        var next = 0
+        var lock = pthread_mutex_t()
+        init() { pthread_mutex_init(&lock, nil) }
+        func take() -> Int {
+            pthread_mutex_lock(&lock)
+            defer { pthread_mutex_unlock(&lock) }
+            next += 1
+            return next - 1
+        }
+    }
+    let counter = Counter()
+    let fdsBefore = entries("/proc/self/fd"), threadsBefore = entries("/proc/self/task")
+    var start = timespec(), end = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &start)
+    let group = DispatchGroup()
+    for _ in 0..<threads {
+        // Threads of their own: Dispatch's pool would not run more blocking saves at once than there are cores.
+        Thread.detach(group) {
+            while true {
+                let i = counter.take()
+                if i >= count { return }
+                let module = "example.com/bench/c\(i)", version = "v1.0.0"
+                let (status, message) = storage.save(module: module, version: version, info: Content.info(version),
+                                                     mod: Content.mod(module, seed: 1), zip: zip)
+                guard status == ATH_OK else { fail("save \(module)@\(version): status \(status.rawValue): \(message)") }
+            }
+        }
+    }
+    group.wait()
+    clock_gettime(CLOCK_MONOTONIC, &end)
+    let seconds = Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
+    say("saved \(count) in \(seconds) s (\(seconds / Double(count) * 1000 * Double(threads)) ms/save)")
+    // Detached bench threads may still be exiting: wait (bounded) until the count settles.
+    var threadsAfter = entries("/proc/self/task")
+    for _ in 0..<500 where threadsAfter > threadsBefore {
+        usleep(10_000)
+        threadsAfter = entries("/proc/self/task")
+    }
+    say("fds \(fdsBefore) \(entries("/proc/self/fd")) threads \(threadsBefore) \(threadsAfter)")
 default:
     fail("unknown mode \(arguments[1])")
 }

@@ -64,9 +64,11 @@ protocol RequestObserver: AnyObject, Sendable {
 
 /// Delivers the response to one request back to its connection's event loop.
 struct Responder: Sendable {
-    fileprivate let loop: EventLoop
+    fileprivate let loop: EventLoop?
     fileprivate let fd: Int32
     fileprivate let generation: UInt64
+    /// Receives the response instead of a connection (set only by `init(sink:)`).
+    private let sink: (@Sendable (Response) -> Void)?
     /// Metrics label given to responses that carry none.
     private(set) var endpoint = "other"
 
@@ -74,6 +76,15 @@ struct Responder: Sendable {
         self.loop = loop
         self.fd = fd
         self.generation = generation
+        sink = nil
+    }
+
+    /// A responder with no connection: the response goes to `sink` (fuzz/ drives the router with it).
+    init(sink: @escaping @Sendable (Response) -> Void) {
+        loop = nil
+        fd = -1
+        generation = 0
+        self.sink = sink
     }
 
     /// The same responder, labelling its response with `endpoint`.
@@ -87,7 +98,8 @@ struct Responder: Sendable {
     func respond(_ response: Response) {
         var response = response
         if response.endpoint == "other" { response.endpoint = endpoint }
-        loop.deliver(fd: fd, generation: generation, response: response)
+        if let sink { return sink(response) }
+        loop?.deliver(fd: fd, generation: generation, response: response)
     }
 }
 

@@ -20,8 +20,10 @@ enum PluginKind: Sendable, Equatable, CustomStringConvertible {
 /// (RTLD_NOW reports unresolved symbols now, not at the first call), the entry symbol exists, the plugin
 /// accepts our ABI major, magic, ABI major, struct sizes, toolchain, then the required entries.
 final class PluginLibrary: @unchecked Sendable {
-    /// Path as given.
+    /// Path as given (what messages name).
     let path: String
+    /// The file dlopen'ed: `path` itself, or the private copy `PluginStore` made of it.
+    let loadedFile: String
     /// The plugin's own name (`ath_plugin.name`).
     let name: String
     let kind: PluginKind
@@ -34,15 +36,21 @@ final class PluginLibrary: @unchecked Sendable {
     /// Copy of the fetcher table (zero-filled past its `struct_size`), for fetcher plugins.
     let fetcherMethods: ath_fetcher_methods?
 
-    /// Loads and checks the plugin at `path`.
-    init(path: String) throws(PluginLoadError) {
+    /// Loads the plugin at `path`.
+    ///
+    /// The server and plugin-check load through `PluginStore.shared.library(at:)` instead, which maps a private
+    /// copy (`file`) so that a plugin replaced on disk is loaded anew at a reload; this loads `path` itself.
+    init(path: String, loadingFrom file: String? = nil) throws(PluginLoadError) {
         self.path = path
+        let file = file ?? path
+        loadedFile = file
         func reject(_ reason: String) -> PluginLoadError { PluginLoadError(path: path, reason: reason) }
 
         _ = dlerror()
         // NODELETE: unloading a Swift image leaves dangling runtime metadata (see notes/swift-plugins.md).
-        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) else {
-            throw reject("cannot load: " + Self.lastDLError(stripping: path))
+        let loaded = try GoRuntimeGuard.load(file, shownAs: path) { dlopen(file, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) }.get()
+        guard let handle = loaded else {
+            throw reject("cannot load: " + Self.lastDLError(stripping: file))
         }
         _ = dlerror()
         guard let symbol = dlsym(handle, ATH_PLUGIN_QUERY_SYMBOL) else {

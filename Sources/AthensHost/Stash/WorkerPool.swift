@@ -22,13 +22,16 @@ final class WorkerPool: @unchecked Sendable {
     private var head = 0
     private var busy = 0
     private var retired = false
+    /// Jobs run at once on the submitting thread, no workers (fuzz/: one thread per input, no hand-offs).
+    private let inline: Bool
 
     /// Starts `threads` workers that take jobs from a queue of at most `capacity` waiting jobs.
-    init(name: String, threads: Int, capacity: Int) {
+    init(name: String, threads: Int, capacity: Int, inline: Bool = false) {
         self.name = name
         threadCount = max(1, threads)
         self.capacity = max(0, capacity)
-        for index in 0..<threadCount {
+        self.inline = inline
+        for index in 0..<(inline ? 0 : threadCount) {
             // Strong on purpose: a worker may still be inside `work()` when the pool's owner lets go of it.
             let thread = Thread { self.work() }
             thread.name = "\(name)-\(index)"
@@ -39,6 +42,7 @@ final class WorkerPool: @unchecked Sendable {
     /// Queues `job`; false (and the job is dropped) when every worker is busy and the queue is full.
     @discardableResult
     func submit(_ job: @escaping Job) -> Bool {
+        if inline { job(); return true }
         condition.lock()
         defer { condition.unlock() }
         guard !retired else { return false }

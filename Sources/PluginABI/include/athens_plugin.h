@@ -6,7 +6,8 @@
  * a storage or a fetcher, and carries a constructor that takes the plugin's JSON config and returns
  * an opaque instance, plus a table of function pointers that all take that instance first.
  *
- * LOADING. The host dlopen()s with RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE and never unloads. It checks,
+ * LOADING. The host dlopen()s a private copy of the file with RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE and never
+ * unloads (a file replaced on disk is loaded anew at the next reload: docs/PLUGINS.md §3.1). It checks,
  * in this order: magic, abi_major == ATH_ABI_MAJOR, struct_size of the descriptor (all of v1.0's) and of
  * the table (at least up to its last Required entry; Optional entries past struct_size read as absent),
  * the toolchain string (Swift plugins only), then that every Required entry is non-NULL.
@@ -278,7 +279,8 @@ typedef struct ath_plugin {
 
     /* create: builds an instance from the plugin's config, a JSON object as UTF-8 text ("{}" if the
      *   manifest gives none). Unknown keys should be refused with ATH_INVALID naming the key.
-     * Required. Threads: alone (called once per configured use, at start-up).
+     * Required. Threads: alone (called once per configured use at start-up, and again at every reload
+     *   (SIGHUP), while the previous instance, maybe of an older build of the library, still serves).
      * Ownership: config_json for the call only; *out_instance is the plugin's until destroy.
      * Returns: ATH_OK; ATH_INVALID for a bad config; others with err set. */
     ath_status (*ATH_NULLABLE create)(const char *config_json, void *ATH_NULLABLE *ATH_NONNULL out_instance,

@@ -1,0 +1,3 @@
+module example.com/athens/gofetcher
+
+go 1.19
