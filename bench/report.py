@@ -5,13 +5,14 @@
 
 RUNS.tsv columns (tab-separated, with a header line):
     test conns server rep requests duration_s rps mbps p50_ms p90_ms p99_ms cpu_us_req steal_pct
-    srv_util_pct other_pct cli_util_pct cli_other_pct errors attempts
-RSS.tsv columns: test server vmhwm_kib
+    srv_util_pct other_pct cli_util_pct cli_other_pct errors attempts [allocs_req]
+RSS.tsv columns: test server vmhwm_kib [cache_kib]
 ``NA`` marks a figure that could not be measured (e.g. CPU of an external server).
 
 Prints one row per (test, server) with medians over the repetitions
-(req/s also with min–max), then the CANDIDATE/BASELINE ratios for req/s and
-CPU per request.
+(req/s also with min–max), then the CANDIDATE/BASELINE ratios for req/s, CPU
+per request, p99 latency and peak RSS. allocs_req (heap allocations per request,
+from bench/malloc_count.c) and cache_kib (athens_cache_bytes) are optional.
 """
 
 from __future__ import annotations
@@ -67,7 +68,9 @@ def _table(rows: list[list[str]], right: set[int]) -> str:
 def report(runs_path: str, rss_path: str, baseline: str, candidate: str) -> str:
     """Return the results text for the given raw files."""
     runs = _read(runs_path)
-    rss = {(r["test"], r["server"]): _num(r["vmhwm_kib"]) for r in _read(rss_path)}
+    rss_rows = _read(rss_path)
+    rss = {(r["test"], r["server"]): _num(r["vmhwm_kib"]) for r in rss_rows}
+    cache = {(r["test"], r["server"]): _num(r.get("cache_kib") or "NA") for r in rss_rows}
     tests: list[str] = []
     cells: dict[tuple[str, str], list[dict[str, str]]] = {}
     conns: dict[str, str] = {}
@@ -79,7 +82,7 @@ def report(runs_path: str, rss_path: str, baseline: str, candidate: str) -> str:
 
     header = [
         "test", "conns", "server", "reps", "req/s median (min-max)", "MB/s", "p50 ms", "p99 ms",
-        "cpu us/req", "peak RSS MiB", "srv %", "other", "wrk %", "other", "steal %", "errors",
+        "cpu us/req", "allocs/req", "peak RSS MiB", "cache MiB", "srv %", "other", "wrk %", "other", "steal %", "errors",
     ]
     rows = [header]
     medians: dict[tuple[str, str], dict[str, float | None]] = {}
@@ -99,6 +102,7 @@ def report(runs_path: str, rss_path: str, baseline: str, candidate: str) -> str:
                 "p50": _median(col("p50_ms")),
                 "p99": _median(col("p99_ms")),
                 "cpu": _median(col("cpu_us_req")),
+                "allocs": _median([_num(r.get("allocs_req") or "NA") for r in cell]),
                 "steal": max((v for v in col("steal_pct") if v is not None), default=None),
                 "util": _median(col("srv_util_pct")),
                 "other": max((v for v in col("other_pct") if v is not None), default=None),
@@ -108,6 +112,8 @@ def report(runs_path: str, rss_path: str, baseline: str, candidate: str) -> str:
             medians[(test, server)] = m
             errors = sum(int(r["errors"]) for r in cell)
             hwm = rss.get((test, server))
+            m["rss"] = hwm
+            held = cache.get((test, server))
             rows.append([
                 test,
                 conns[test],
@@ -119,7 +125,9 @@ def report(runs_path: str, rss_path: str, baseline: str, candidate: str) -> str:
                 _ms(m["p50"]),
                 _ms(m["p99"]),
                 _cpu(m["cpu"]),
+                _fmt(m["allocs"], 2),
                 _fmt(hwm / 1024, 1) if hwm is not None else "-",
+                _fmt(held / 1024, 1) if held is not None else "-",
                 _fmt(m["util"], 0),
                 _fmt(m["other"], 1),
                 _fmt(m["cutil"], 0),
@@ -136,7 +144,8 @@ def report(runs_path: str, rss_path: str, baseline: str, candidate: str) -> str:
     out.append("wrk's connect/read/write/timeout errors plus non-2xx/3xx responses, summed over the runs.")
     out.append("")
 
-    ratio_rows = [["test", f"req/s {candidate}/{baseline}", f"cpu/req {candidate}/{baseline}"]]
+    ratio_rows = [["test", f"req/s {candidate}/{baseline}", f"cpu/req {candidate}/{baseline}",
+                   f"p99 {candidate}/{baseline}", f"peak RSS {candidate}/{baseline}"]]
     for test in tests:
         base = medians.get((test, baseline))
         cand = medians.get((test, candidate))
@@ -147,8 +156,11 @@ def report(runs_path: str, rss_path: str, baseline: str, candidate: str) -> str:
             b, c = base[key], cand[key]
             return f"{c / b:.2f}x" if b and c is not None else "-"
 
-        ratio_rows.append([test, ratio("rps"), ratio("cpu")])
-    out.append(_table(ratio_rows, right={1, 2}))
+        ratio_rows.append([test, ratio("rps"), ratio("cpu"), ratio("p99"), ratio("rss")])
+    out.append(_table(ratio_rows, right={1, 2, 3, 4}))
+    out.append("")
+    out.append("Targets (issue 15): cpu/req <= 1.00x and p99 <= 1.00x for info and zip10k; athens' peak RSS")
+    out.append("<= 28 MiB. allocs/req: heap allocations per request (0 is the goal for a cache hit).")
     return "\n".join(out) + "\n"
 
 

@@ -32,6 +32,8 @@ Usage: bench/run.sh [options]
                       config {"root": DIR} with DIR under the temp dir (or --storage-root)
   --storage-root DIR  root directory for a non-memory storage plugin
   --no-build          do not run `swift build -c release`
+  --no-malloc-count   do not preload bench/malloc_count.c into athens (no allocs/req column)
+  --no-pipeline       skip the pipelining check (bench/pipeline.py against both servers)
   --athens-nginx      self-test: put a second nginx in the athens column (no athens needed)
   --athens-url URL    measure an already running server as the candidate instead of
                       starting athens (no restarts; CPU/RSS only with --athens-pid)
@@ -57,13 +59,15 @@ log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 REPS="" DURATION="" WARMUP="" MODULES="" SIZES="" MAX_LARGE="" SEED=1 TESTS=""
 QUICK=0 STORAGE=MemoryStorage STORAGE_ROOT="" BUILD=1 CANDIDATE=athens
 NGINX_SENDFILE=on ATHENS_URL="" ATHENS_EXT_PID="" SERVER_CPUS=1 CLIENT_CPUS=0 MAX_STEAL=1.0 MAX_OTHER=5 MAX_ATTEMPTS=3
-OUT="" KEEP=0
+OUT="" KEEP=0 COUNT_MALLOC=1 PIPELINE=1 MALLOC_SHIM=""
 while [[ $# -gt 0 ]]; do
     opt=$1
     case $opt in
         -h|--help) usage; exit 0 ;;
         --quick) QUICK=1; shift; continue ;;
         --no-build) BUILD=0; shift; continue ;;
+        --no-malloc-count) COUNT_MALLOC=0; shift; continue ;;
+        --no-pipeline) PIPELINE=0; shift; continue ;;
         --athens-nginx) CANDIDATE=nginx; shift; continue ;;
         --keep) KEEP=1; shift; continue ;;
     esac
@@ -286,7 +290,16 @@ start_athens() {  # start_athens -> LAST_PID
     for var in $(compgen -e); do
         [[ $var == ATHENS_* ]] && unset_args+=(-u "$var")
     done
-    env "${unset_args[@]}" taskset -c "$SERVER_CPUS" "$ATHENS_BIN" --config "$dir/manifest.json" \
+    # The allocation counter (bench/malloc_count.c) is preloaded unless --no-malloc-count: a relaxed
+    # atomic add per malloc/free, well under 1% of a request's CPU.
+    local preload=()
+    if [[ -n $MALLOC_SHIM ]]; then
+        rm -f "$dir/malloc.txt"
+        preload=(MALLOC_COUNT_FILE="$dir/malloc.txt" LD_PRELOAD="$MALLOC_SHIM")
+    fi
+    # The preload goes after taskset (every step execs, so $! stays athens' pid): set before it, the
+    # shim would load into taskset, which drops LD_PRELOAD for what it runs.
+    env "${unset_args[@]}" taskset -c "$SERVER_CPUS" env "${preload[@]}" "$ATHENS_BIN" --config "$dir/manifest.json" \
         >>"$dir/athens.log" 2>&1 &
     LAST_PID=$!
     STARTED+=("$LAST_PID")
@@ -387,6 +400,20 @@ expand_cpus() {  # "0-2,5" -> "0 1 2 5"
     echo "${out[*]}"
 }
 
+# Allocation count of athens so far (bench/malloc_count.c), or NA when not counted. The shim rewrites the
+# file every 100 ms, so the caller waits that long after the load stops.
+malloc_count() {
+    local file="$TMP/athens/malloc.txt"
+    [[ -n $MALLOC_SHIM && $1 == "$CAND_LABEL" && $CANDIDATE == athens && -s $file ]] || { echo NA; return; }
+    awk '{ print $1 }' "$file"
+}
+
+# athens' in-memory file cache (athens_cache_bytes in /metrics) in KiB, or NA.
+cache_kib() {
+    [[ $CANDIDATE == athens ]] || { echo NA; return; }
+    curl -s --max-time 5 "$CAND_URL/metrics" | awk '$1 == "athens_cache_bytes" { printf "%d\n", $2 / 1024; found = 1 } END { if (!found) print "NA" }'
+}
+
 # ---------------------------------------------------------------- warming and checking
 # fetch_check BASE_URL PATHS_FILE: GET every path once with one keep-alive curl, require 200
 # and content identical (sha256) to the tree. Prints "files bytes seconds".
@@ -429,7 +456,9 @@ measure() {
             "${wrk_cmd[@]}" "-d${WARMUP}s" "$url/" -- "$paths" >"$logf.warmup" 2>&1 ||
                 die "wrk warm-up failed, see $logf.warmup"
         fi
-        local cpu0 cpu1 st0 st1 wrk0 wrk1
+        local cpu0 cpu1 st0 st1 wrk0 wrk1 mc0 mc1
+        [[ -z $MALLOC_SHIM ]] || sleep 0.25
+        mc0=$(malloc_count "$label")
         cpu0=$(cpu_ticks "$pid")
         children_ticks "$TMP/times.0" >"$TMP/times.a"
         wrk0=$(<"$TMP/times.a")
@@ -439,11 +468,13 @@ measure() {
         children_ticks "$TMP/times.1" >"$TMP/times.b"
         wrk1=$(<"$TMP/times.b")
         cpu1=$(cpu_ticks "$pid")
+        [[ -z $MALLOC_SHIM ]] || sleep 0.25
+        mc1=$(malloc_count "$label")
         line=$(grep '^BENCH ' "$logf") || die "no BENCH line in $logf"
         local row
         row=$(awk -v line="$line" -v cpu0="$cpu0" -v cpu1="$cpu1" -v st0="$st0" -v st1="$st1" \
             -v hz="$CLK_TCK" -v wrk0="$wrk0" -v wrk1="$wrk1" -v test="$test" -v conns="$conns" -v label="$label" -v rep="$rep" \
-            -v attempt="$attempt" 'BEGIN {
+            -v attempt="$attempt" -v mc0="$mc0" -v mc1="$mc1" 'BEGIN {
                 n = split(line, kv, /[ =]/)
                 for (i = 2; i < n; i += 2) f[kv[i]] = kv[i + 1]
                 req = f["requests"]; dur = f["duration_us"] / 1e6
@@ -467,10 +498,13 @@ measure() {
                     cother = sprintf("%.1f", o < 0 ? 0 : o)
                 }
                 errors = f["err_connect"] + f["err_read"] + f["err_write"] + f["err_status"] + f["err_timeout"]
-                printf "%s\t%s\t%s\t%s\t%d\t%.3f\t%.1f\t%.1f\t%.3f\t%.3f\t%.3f\t%s\t%.2f\t%s\t%s\t%s\t%s\t%d\t%d\n",
+                # Allocations between the two reads, over the requests of the run (the reads bracket it
+                # by 0.25 s of idle: an idle athens allocates nothing).
+                allocs = (mc0 != "NA" && mc1 != "NA" && req > 0) ? sprintf("%.2f", (mc1 - mc0) / req) : "NA"
+                printf "%s\t%s\t%s\t%s\t%d\t%.3f\t%.1f\t%.1f\t%.3f\t%.3f\t%.3f\t%s\t%.2f\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n",
                     test, conns, label, rep, req, dur, req / dur, f["bytes"] / f["duration_us"],
                     f["p50_us"] / 1000, f["p90_us"] / 1000, f["p99_us"] / 1000, cpu, steal, util, other,
-                    cutil, cother, errors, attempt
+                    cutil, cother, errors, attempt, allocs
             }')
         local steal other cother
         steal=$(cut -f13 <<<"$row")
@@ -491,8 +525,8 @@ measure() {
             fi
         fi
         echo "$row" >>"$RUNS_TSV"
-        awk -F'\t' '{ printf "  %-8s rep %s: %9.0f req/s %7.1f MB/s  p50 %.2f ms  p99 %.2f ms  cpu %s us/req  srv %s%% (other %s%%)  wrk %s%% (other %s%%)  steal %s%%  errors %s\n",
-            $3, $4, $7, $8, $9, $11, $12, $14, $15, $16, $17, $13, $18 }' <<<"$row" >&2
+        awk -F'\t' '{ printf "  %-8s rep %s: %9.0f req/s %7.1f MB/s  p50 %.2f ms  p99 %.2f ms  cpu %s us/req  allocs %s/req  srv %s%% (other %s%%)  wrk %s%% (other %s%%)  steal %s%%  errors %s\n",
+            $3, $4, $7, $8, $9, $11, $12, $20, $14, $15, $16, $17, $13, $18 }' <<<"$row" >&2
         return 0
     done
 }
@@ -521,6 +555,11 @@ if [[ $CANDIDATE == athens ]]; then
     [[ -x $ATHENS_BIN ]] || die "athens binary $ATHENS_BIN not found (build it, or set ATHENS_BIN)"
     [[ -d $PLUGIN_DIR ]] || die "plugin directory $PLUGIN_DIR not found (set PLUGIN_DIR)"
 fi
+if [[ $CANDIDATE == athens && $COUNT_MALLOC == 1 ]]; then
+    command -v cc >/dev/null || die "cc not found (needed for the allocation counter; or pass --no-malloc-count)"
+    cc -O2 -shared -fPIC -o "$TMP/malloc_count.so" "$BENCH_DIR/malloc_count.c" -lpthread || die "building bench/malloc_count.c failed"
+    MALLOC_SHIM="$TMP/malloc_count.so"
+fi
 if [[ $STORAGE != MemoryStorage && -z $STORAGE_ROOT ]]; then
     STORAGE_ROOT="$TMP/storage"
 fi
@@ -533,8 +572,8 @@ python3 "$BENCH_DIR/make_tree.py" "$TREE" --modules "$MODULES" --sizes "$SIZES" 
 mkdir -p "$TMP/logs"
 RUNS_TSV="$TMP/runs.tsv"
 RSS_TSV="$TMP/rss.tsv"
-printf 'test\tconns\tserver\trep\trequests\tduration_s\trps\tmbps\tp50_ms\tp90_ms\tp99_ms\tcpu_us_req\tsteal_pct\tsrv_util_pct\tother_pct\tcli_util_pct\tcli_other_pct\terrors\tattempts\n' >"$RUNS_TSV"
-printf 'test\tserver\tvmhwm_kib\n' >"$RSS_TSV"
+printf 'test\tconns\tserver\trep\trequests\tduration_s\trps\tmbps\tp50_ms\tp90_ms\tp99_ms\tcpu_us_req\tsteal_pct\tsrv_util_pct\tother_pct\tcli_util_pct\tcli_other_pct\terrors\tattempts\tallocs_req\n' >"$RUNS_TSV"
+printf 'test\tserver\tvmhwm_kib\tcache_kib\n' >"$RSS_TSV"
 
 ALL_TESTS="info"
 for s in ${SIZES//,/ }; do ALL_TESTS+=" zip${s,,}"; done
@@ -587,10 +626,30 @@ for test in $ALL_TESTS; do
             fi
         done
     done
-    printf '%s\t%s\t%s\n' "$test" "$BASE_LABEL" "$(vmhwm_kib "$BASE_PID")" >>"$RSS_TSV"
-    printf '%s\t%s\t%s\n' "$test" "$CAND_LABEL" "$(vmhwm_kib "$CAND_PID")" >>"$RSS_TSV"
+    printf '%s\t%s\t%s\tNA\n' "$test" "$BASE_LABEL" "$(vmhwm_kib "$BASE_PID")" >>"$RSS_TSV"
+    printf '%s\t%s\t%s\t%s\n' "$test" "$CAND_LABEL" "$(vmhwm_kib "$CAND_PID")" "$(cache_kib)" >>"$RSS_TSV"
     stop_servers
 done
+
+# Pipelining: deep pipelines of .info requests on a few connections; a batch with no answer for 5 s is a stall.
+PIPE_TXT="$TMP/pipeline.txt"
+: >"$PIPE_TXT"
+if [[ $PIPELINE == 1 ]]; then
+    log "pipelining check: 8 connections x 200 batches of 32 pipelined .info requests"
+    start_servers
+    fetch_check "$CAND_URL" "$TREE/paths-info.txt" >"$TMP/fetch.out"
+    for who in "$BASE_LABEL $BASE_URL" "$CAND_LABEL $CAND_URL"; do
+        read -r label url <<<"$who"
+        if line=$(taskset -c "$CLIENT_CPUS" python3 "$BENCH_DIR/pipeline.py" "$url" "$TREE/paths-info.txt" \
+                --conns 8 --depth 32 --batches 200 --timeout 5 2>"$TMP/logs/pipeline-$label.err"); then
+            echo "$label $line" >>"$PIPE_TXT"
+        else
+            echo "$label FAILED: $line $(head -c 300 "$TMP/logs/pipeline-$label.err")" >>"$PIPE_TXT"
+        fi
+        log "  $(tail -n 1 "$PIPE_TXT")"
+    done
+    stop_servers
+fi
 
 # ---------------------------------------------------------------- report
 DATE=$(date +%Y-%m-%d-%H%M%S)
@@ -611,6 +670,11 @@ OUT=${OUT:-$BENCH_DIR/results-$DATE.txt}
     echo
     python3 "$BENCH_DIR/report.py" "$RUNS_TSV" "$RSS_TSV" "$BASE_LABEL" "$CAND_LABEL"
     echo
+    if [[ -s $PIPE_TXT ]]; then
+        echo "pipelining (bench/pipeline.py: batch = 32 requests written at once, time to the 32nd answer):"
+        cat "$PIPE_TXT"
+        echo
+    fi
     echo "raw runs:"
     cat "$RUNS_TSV"
     echo

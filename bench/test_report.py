@@ -67,7 +67,7 @@ class ReportTests(unittest.TestCase):
         self.assertTrue(athens.rstrip().endswith("2"), athens)  # errors summed
         self.assertIn("0.30", athens)  # highest steal
         ratio = next(line for line in lines[lines.index(athens):] if line.startswith("info") and "x" in line)
-        self.assertEqual(ratio.split()[1:], ["0.31x", "3.17x"])
+        self.assertEqual(ratio.split()[1:], ["0.31x", "3.17x", "1.00x", "1.60x"])
 
     def test_missing_cpu_is_shown_as_dash(self) -> None:
         self.write(
@@ -76,7 +76,21 @@ class ReportTests(unittest.TestCase):
         )
         text = report.report(self.runs, self.rss, "nginx", "external")
         ratio = [line for line in text.splitlines() if line.startswith("zip1m")][-1]
-        self.assertEqual(ratio.split()[1:], ["0.64x", "-"])
+        self.assertEqual(ratio.split()[1:], ["0.64x", "-", "1.00x", "-"])
+
+    def test_allocations_and_cache_columns(self) -> None:
+        with open(self.runs, "w") as f:
+            f.write(HEADER.rstrip("\n") + "\tallocs_req\n")
+            f.write(row("info", "nginx", 1, 80000, "12.0").rstrip("\n") + "\tNA\n")
+            f.write(row("info", "athens", 1, 70000, "11.0").rstrip("\n") + "\t2.00\n")
+            f.write(row("info", "athens", 2, 71000, "11.5").rstrip("\n") + "\t4.00\n")
+        with open(self.rss, "w") as f:
+            f.write("test\tserver\tvmhwm_kib\tcache_kib\ninfo\tnginx\t12800\tNA\ninfo\tathens\t25600\t2048\n")
+        text = report.report(self.runs, self.rss, "nginx", "athens")
+        athens = next(line for line in text.splitlines() if line.startswith("info") and " athens " in line)
+        self.assertIn(" 3.00 ", athens)  # median allocations per request
+        self.assertIn(" 25.0 ", athens)  # peak RSS MiB
+        self.assertIn(" 2.0 ", athens)  # cache MiB
 
     def test_wrong_argument_count_exits_2(self) -> None:
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "report.py")

@@ -7,8 +7,8 @@
 #   fuzz/run.sh -j 2                 # two targets at a time (only on an otherwise idle machine)
 #   fuzz/run.sh --repro zip FILE     # run one saved input through a target (after a crash)
 #
-# Targets: request_parser, module_path, manifest, zip, gomod, tar_reader, router, sumdb_path, s3_xml (sources in
-# fuzz/targets/, seeds in fuzz/corpus/<target>/).
+# Targets: request_parser, module_path, manifest, zip, gomod, tar_reader, router, sumdb_path, s3_xml, sumdb_note,
+# resp (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
 # Environment: FUZZ_BUILD (default <repo>/.build-fuzz, git-ignored: binaries, generated corpus, logs, crash
 # inputs), FUZZ_SANITIZERS (default "fuzzer,address"; "fuzzer" alone runs about 3x faster),
 # FUZZ_RUNS (default 10000000), FUZZ_SECONDS (default 0: no time limit).
@@ -30,7 +30,8 @@ build_only=0
 no_build=0
 repro=()
 targets=()
-all_targets=(request_parser module_path manifest zip gomod tar_reader router sumdb_path s3_xml)
+all_targets=(request_parser module_path manifest zip gomod tar_reader router sumdb_path s3_xml sumdb_note)
+all_targets+=(resp)  # the RESP2 reply reader of Plugins/RedisLock/Client
 
 while (($#)); do
     case $1 in
@@ -59,12 +60,16 @@ max_len() {
         router) echo 2048 ;;
         sumdb_path) echo 512 ;;
         s3_xml) echo 4096 ;;
+        sumdb_note) echo 12288 ;;  # a lookup answer and three tiles of a 300-record tree
+        resp) echo 4096 ;;
     esac
 }
 libraries() {
     case $1 in
         zip|gomod|s3_xml) echo "GoModule" ;;
         tar_reader) echo "PluginKit" ;;
+        sumdb_note) echo "SumDB GoModule" ;;
+        resp) echo "RedisClient" ;;
         *) echo "AthensHost HTTPClient GoModule" ;;
     esac
 }
@@ -89,7 +94,7 @@ mkdir -p "$out" "$build/corpus" "$build/logs" "$build/crashes"
 swift_flags=(-O -parse-as-library -swift-version 6 -sanitize="$sanitizers" -I "$out"
     -Xcc -fmodule-map-file="$root/fuzz/glue/PluginABI/module.modulemap"
     -Xcc -fmodule-map-file="$root/fuzz/glue/SystemShims/module.modulemap"
-    -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap"
+    -Xcc -fmodule-map-file="$root/Sources/CCrypto/module.modulemap" -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap"
     -Xcc -fmodule-map-file="$root/Sources/CCurl/module.modulemap")
 c_sanitizers=fuzzer-no-link
 [[ $sanitizers == *address* ]] && c_sanitizers+=,address
@@ -112,6 +117,9 @@ build_all() {
     swiftc "${swift_flags[@]}" -emit-library -static -module-name PluginKit \
         -emit-module -emit-module-path "$out/PluginKit.swiftmodule" \
         "$root"/Plugins/PluginKit/*.swift -o "$out/libPluginKit.a"
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name SumDB \
+        -emit-module -emit-module-path "$out/SumDB.swiftmodule" \
+        "$root"/Sources/SumDB/*.swift -o "$out/libSumDB.a"
     local host_sources=()
     while IFS= read -r -d '' file; do host_sources+=("$file"); done \
         < <(find "$root/Sources/AthensHost" -name '*.swift' ! -path "$root/Sources/AthensHost/main.swift" -print0 | sort -z)
@@ -122,6 +130,10 @@ build_all() {
     mkdir -p "$out/router-plugins"
     clang -shared -fPIC -O1 -DFUZZ_KIND=1 "$root/fuzz/glue/plugin_shim.c" -o "$out/router-plugins/libFuzzStorage.so"
     clang -shared -fPIC -O1 -DFUZZ_KIND=2 "$root/fuzz/glue/plugin_shim.c" -o "$out/router-plugins/libFuzzFetcher.so"
+    # RedisClient (the resp target): Plugins/RedisLock/Client, Glibc only.
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name RedisClient -enable-testing \
+        -emit-module -emit-module-path "$out/RedisClient.swiftmodule" \
+        "$root"/Plugins/RedisLock/Client/*.swift -o "$out/libRedisClient.a"
     local target
     for target in "${targets[@]}"; do
         local source
@@ -132,7 +144,7 @@ build_all() {
         for lib in $(libraries "$target"); do libs+=("$out/lib$lib.a"); done
         # shellcheck disable=SC2046 # paths without spaces, one per word
         swiftc "${swift_flags[@]}" -use-ld=lld "$root/fuzz/targets/FuzzSupport.swift" "$source" $(extra_sources "$target") $(link_flags "$target") \
-            "${libs[@]}" "$out/shims.o" "$out/crash_report.o" -lz -lcurl -o "$out/$target"
+            "${libs[@]}" "$out/shims.o" "$out/crash_report.o" -lcrypto -lz -lcurl -o "$out/$target"
     done
 }
 

@@ -12,12 +12,14 @@ command -v make >/dev/null || need+=(make)
 command -v python3 >/dev/null || need+=(python3)
 command -v readelf >/dev/null || need+=(binutils)
 command -v strace >/dev/null || need+=(strace)
+command -v redis-server >/dev/null || need+=(redis-server)  # RedisClient and LeaseLock tests
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || need+=(libcurl4-openssl-dev)
 # S3Storage: libcrypto for SigV4; curl for the presigned-URL and large-zip tests; botocore for the signer cross-check.
 dpkg -s libssl-dev >/dev/null 2>&1 || need+=(libssl-dev)
 command -v curl >/dev/null || need+=(curl)
 python3 -c 'import botocore' 2>/dev/null || need+=(python3-botocore)
+dpkg -s golang-golang-x-mod-dev >/dev/null 2>&1 || need+=(golang-golang-x-mod-dev)  # x/mod sumdb server for Tests/Fixtures/sumdb
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -86,6 +86,9 @@ final class Assembly: @unchecked Sendable {
             ("athens_pool_queue_depth", "pool=\"background\"", Double(background.waiting)),
             ("athens_pool_running", "pool=\"background\"", Double(background.running)),
             ("athens_singleflight_joins_total", "", Double(singleFlights.reduce(0) { $0 + $1.joins })),
+            // The in-memory file cache's own content bytes, apart from the process RSS they are part of.
+            ("athens_cache_bytes", "", Double(router.download.cache.heldBytes)),
+            ("athens_cache_max_bytes", "", Double(router.download.cache.maxBytes)),
         ]
     }
 

@@ -1,4 +1,5 @@
 import GoModule
+import Synchronization
 
 /// A GOPROXY protocol request, decoded and validated. The one URL parser of the download routes.
 struct DownloadRequest: Equatable, Sendable {
@@ -13,8 +14,21 @@ struct DownloadRequest: Equatable, Sendable {
     }
 
     /// Decoded module path ("github.com/BurntSushi/toml"), valid per the go command's rules.
-    var module: String
-    var kind: Kind
+    let module: String
+    let kind: Kind
+    /// "module@version" + ".info|.mod|.zip" for a file, else "": the in-memory file cache's key, made once per
+    /// parsed path (the memo below keeps it), not once per request.
+    let cacheKey: String
+
+    init(module: String, kind: Kind) {
+        self.module = module
+        self.kind = kind
+        if case let .file(artifact, version) = kind {
+            cacheKey = module + "@" + version + artifact.description
+        } else {
+            cacheKey = ""
+        }
+    }
 
     /// The metrics label: the artifact kind, "list" or "latest".
     var endpoint: String {
@@ -37,9 +51,39 @@ struct DownloadRequest: Equatable, Sendable {
 
     /// Parses a still percent-encoded request path such as "/github.com/%21burnt/toml/@v/v1.0.0.info".
     static func parse(_ encodedPath: Substring) -> Result<DownloadRequest, Failure> {
+        // The whole target (no query) is its own key: no copy. Warm clients ask the same paths again and
+        // again, and validating module path and version was a quarter of a cache hit's instructions.
+        let key = encodedPath.startIndex == encodedPath.base.startIndex && encodedPath.endIndex == encodedPath.base.endIndex
+            ? encodedPath.base : String(encodedPath)
+        if let known = memo.withLock({ $0[key] }) { return .success(known) }
+        let result = parseUncached(encodedPath)
+        if case let .success(parsed) = result {
+            memo.withLock { entries in
+                if entries.count >= memoCapacity { entries.removeAll(keepingCapacity: true) }
+                entries[key] = parsed
+            }
+        }
+        return result
+    }
+
+    /// Successful parses of recent paths. Parsing is a pure function of the path, so an entry never goes stale;
+    /// bounded by emptying it when full (a few hundred KiB at most).
+    private static let memo = Mutex<[String: DownloadRequest]>([:])
+    static let memoCapacity = 2048
+    /// Entries in the memo now (tests check the bound).
+    static var memoCount: Int { memo.withLock { $0.count } }
+
+    private static func parseUncached(_ encodedPath: Substring) -> Result<DownloadRequest, Failure> {
+        // The go command escapes nothing with %: then the path is parsed in place, not copied.
+        if !encodedPath.utf8.contains(UInt8(ascii: "%")) { return parse(decoded: encodedPath) }
         guard let path = percentDecode(encodedPath) else {
             return .failure(.malformed(status: 400, message: "bad request: malformed percent-encoding in path"))
         }
+        return parse(decoded: path[...])
+    }
+
+    /// `parse` after percent-decoding.
+    private static func parse(decoded path: Substring) -> Result<DownloadRequest, Failure> {
         // A byte scan, not String.range(of:), which goes through Foundation on Linux (hot path).
         let utf8 = path.utf8
         guard utf8.first == UInt8(ascii: "/") else { return .failure(.notARoute) }
@@ -57,26 +101,28 @@ struct DownloadRequest: Equatable, Sendable {
         guard slash > path.startIndex else {
             return .failure(.malformed(status: 400, message: "bad request: empty module path"))
         }
-        let escapedModule = path[path.index(after: path.startIndex)..<slash]
+        // UTF-8 views throughout: Character-wise slicing (dropLast, index(after:)) costs grapheme breaking.
+        let escapedModule = path[utf8.index(after: path.startIndex)..<slash]
         let tail = path[utf8.index(slash, offsetBy: 2)...]
         let kind: Kind
         if tail == "latest" {
             kind = .latest
         } else if tail == "v/list" {
             kind = .list
-        } else if tail.hasPrefix("v/") {
-            let file = tail.dropFirst(2)
+        } else if tail.utf8.starts(with: "v/".utf8) {
+            let file = tail[tail.utf8.index(tail.startIndex, offsetBy: 2)...]
             let artifact: Artifact, escapedVersion: Substring
-            if file.hasSuffix(".info") {
-                artifact = .info; escapedVersion = file.dropLast(5)
-            } else if file.hasSuffix(".mod") {
-                artifact = .mod; escapedVersion = file.dropLast(4)
-            } else if file.hasSuffix(".zip") {
-                artifact = .zip; escapedVersion = file.dropLast(4)
+            if let v = dropSuffix(file, ".info") {
+                artifact = .info; escapedVersion = v
+            } else if let v = dropSuffix(file, ".mod") {
+                artifact = .mod; escapedVersion = v
+            } else if let v = dropSuffix(file, ".zip") {
+                artifact = .zip; escapedVersion = v
             } else {
                 return .failure(.notARoute)
             }
-            guard !escapedVersion.isEmpty, !escapedVersion.contains("/") else {
+            // A byte test: Substring.contains("/") would be Foundation's string search.
+            guard !escapedVersion.isEmpty, !escapedVersion.utf8.contains(UInt8(ascii: "/")) else {
                 return .failure(.malformed(status: 400, message: "bad request: malformed version \"\(escapedVersion)\""))
             }
             let version: String
@@ -98,11 +144,18 @@ struct DownloadRequest: Equatable, Sendable {
         return .success(DownloadRequest(module: module, kind: kind))
     }
 
+    /// `s` without the ASCII `suffix`, or nil when it does not end with it.
+    private static func dropSuffix(_ s: Substring, _ suffix: StaticString) -> Substring? {
+        let n = suffix.utf8CodeUnitCount
+        guard s.utf8.count >= n, s.utf8.suffix(n).elementsEqual(UnsafeBufferPointer(start: suffix.utf8Start, count: n)) else { return nil }
+        return s[..<s.utf8.index(s.endIndex, offsetBy: -n)]
+    }
+
     /// %XX-decodes a path. Nil for bad escapes, an escaped NUL, or a result that is not UTF-8.
     /// "+" stays "+" (paths are not form data).
     static func percentDecode(_ s: Substring) -> String? {
+        guard s.utf8.contains(UInt8(ascii: "%")) else { return String(s) }
         var utf8 = Array(s.utf8)
-        guard utf8.contains(UInt8(ascii: "%")) else { return String(s) }
         var out: [UInt8] = []
         out.reserveCapacity(utf8.count)
         var i = 0

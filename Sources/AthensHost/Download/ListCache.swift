@@ -69,6 +69,9 @@ final class ArtifactCache: @unchecked Sendable {
         self.maxFileBytes = min(maxFileBytes, maxBytes)
     }
 
+    /// Bytes of file content held now (the athens_cache_bytes gauge).
+    var heldBytes: Int { lock.withLock { bytes } }
+
     func get(_ key: String) -> [UInt8]? {
         lock.lock()
         defer { lock.unlock() }

@@ -22,7 +22,8 @@ final class Router: RequestHandler {
                 ("Content-Type", "text/plain; charset=utf-8"), ("WWW-Authenticate", "Basic realm=\"athens\""),
             ], body: .bytes(Array("unauthorized\n".utf8))))
         }
-        switch path {
+        // The operational endpoints are short; download paths skip these comparisons (hot path).
+        switch path.utf8.count <= 11 ? path : "" {
         case "/metrics":
             let responder = responder.tagged("metrics")
             return responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
@@ -52,7 +53,7 @@ final class Router: RequestHandler {
         default:
             break
         }
-        if path.hasPrefix("/sumdb/") {
+        if path.utf8.starts(with: "/sumdb/".utf8) {
             guard let sumdb else { return responder.respond(.text(404, "not found: no checksum database is proxied here")) }
             return sumdb.serve(path: path, responder: responder.tagged("sumdb"))
         }

@@ -18,9 +18,42 @@ struct RequestRecord {
     var seconds: Double
     var endpoint: String
     var cacheResult: String?
-    var requestID: String
+    var requestID: RequestID
     /// False when the connection failed before the response was completely written.
     var completed: Bool
+}
+
+/// A request's id: the client's Athens-Request-ID, or "<loop prefix>-<counter in hex>". Kept as its parts so
+/// the hit path builds no string: the bytes go straight into the response head and the crash line.
+struct RequestID: Sendable, CustomStringConvertible {
+    /// The client's id, when it sent a sane one.
+    var given: String?
+    var prefix: String
+    var number: UInt64
+
+    var description: String { given ?? prefix + "-" + String(number, radix: 16) }
+
+    /// Calls `body` with the id's UTF-8 bytes (on the stack for generated ids).
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if var given { return given.withUTF8(body) }
+        var prefix = prefix
+        return prefix.withUTF8 { p in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: p.count + 17) { out in
+                var n = 0
+                for c in p { out[n] = c; n += 1 }
+                out[n] = UInt8(ascii: "-"); n += 1
+                var shift = 60
+                while shift > 0 && (number >> UInt64(shift)) & 0xF == 0 { shift -= 4 }
+                while shift >= 0 {
+                    let digit = UInt8((number >> UInt64(shift)) & 0xF)
+                    out[n] = digit < 10 ? 0x30 + digit : 0x57 + digit
+                    n += 1
+                    shift -= 4
+                }
+                return body(UnsafeBufferPointer(rebasing: out[0..<n]))
+            }
+        }
+    }
 }
 
 /// Sees every finished request, on its event loop's thread; appends any log line to `log` (the loop
@@ -273,7 +306,8 @@ private final class Connection: EvictionListNode {
     var requestStart = 0.0
     var requestMethod: Request.Method?
     var requestTarget = ""
-    var requestID = ""
+    /// Set while a request is being answered (parsed, not yet recorded).
+    var requestID: RequestID?
 
     init(fd: Int32, generation: UInt64, client: ClientAddress, capacity: Int, deadline: Double) {
         self.fd = fd
@@ -298,7 +332,7 @@ final class EventLoop: @unchecked Sendable {
     private var thread: pthread_t?
     private let mailboxLock = NSLock()
     private var mailbox: [(fd: Int32, generation: UInt64, response: Response)] = []
-    private var cachedDate = ""
+    private var cachedDate: [UInt8] = []
     private var cachedSecond = 0
     private let inputCapacity: Int
     private var lastSweep = 0.0
@@ -413,28 +447,28 @@ final class EventLoop: @unchecked Sendable {
 
     /// Tells the observer about the connection's current request, once.
     private func record(_ c: Connection, completed: Bool) {
-        guard c.state == .writing || c.state == .awaiting, !c.requestID.isEmpty else { return }
+        guard c.state == .writing || c.state == .awaiting, let requestID = c.requestID else { return }
         server.activeRequests.subtract(1, ordering: .relaxed)
         if let observer = server.observer {
             let response = c.pending
             let record = RequestRecord(method: c.requestMethod, target: c.requestTarget, status: response?.status ?? 0,
                                        bytes: c.isHead ? 0 : response?.body.count ?? 0, seconds: Self.clock() - c.requestStart,
                                        endpoint: response?.endpoint ?? "other", cacheResult: response?.cacheResult,
-                                       requestID: c.requestID, completed: completed)
+                                       requestID: requestID, completed: completed)
             observer.completed(record, log: &logBuffer)
             if logBuffer.count > 1 << 16 { flushLog() }
         }
-        c.requestID = ""
+        c.requestID = nil
     }
 
     /// The client's Athens-Request-ID when it is a sane token, else a new one.
-    private func requestID(for request: Request) -> String {
+    private func requestID(for request: Request) -> RequestID {
+        idCounter += 1
         if let given = request.header("athens-request-id"), !given.isEmpty, given.utf8.count <= 128,
            given.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E || $0 == 0x3A }) {
-            return given
+            return RequestID(given: given, prefix: idPrefix, number: idCounter)
         }
-        idCounter += 1
-        return idPrefix + "-" + String(idCounter, radix: 16)
+        return RequestID(given: nil, prefix: idPrefix, number: idCounter)
     }
 
     private func acceptAll() {
@@ -482,7 +516,9 @@ final class EventLoop: @unchecked Sendable {
     private func refuse(_ fd: Int32, _ reason: String) {
         var response = Response.text(503, "service unavailable: " + reason, close: true)
         response.headers.append(("Retry-After", "1"))
-        var bytes = response.head(date: date(), keepAlive: false)
+        refreshDate()
+        var bytes: [UInt8] = []
+        response.writeHead(into: &bytes, date: cachedDate[...], keepAlive: false, requestID: UnsafeBufferPointer(start: nil, count: 0))
         if case let .bytes(body) = response.body { bytes += body }
         // Best effort, one send: the socket is new, its buffer is empty.
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -601,9 +637,10 @@ final class EventLoop: @unchecked Sendable {
                     c.requestMethod = nil
                     c.requestTarget = ""
                     idCounter += 1
-                    c.requestID = idPrefix + "-" + String(idCounter, radix: 16)
+                    let id = RequestID(given: nil, prefix: idPrefix, number: idCounter)
+                    c.requestID = id
                     server.activeRequests.add(1, ordering: .relaxed)
-                    response.headers.append(("Athens-Request-ID", c.requestID))
+                    response.headers.append(("Athens-Request-ID", id.description))
                     c.pending = response
                 case let .request(request, consumed):
                     c.start += consumed
@@ -615,16 +652,27 @@ final class EventLoop: @unchecked Sendable {
                     c.requestStart = loopNow
                     c.requestMethod = request.method
                     c.requestTarget = request.target
-                    c.requestID = requestID(for: request)
+                    let id = requestID(for: request)
+                    c.requestID = id
                     server.activeRequests.add(1, ordering: .relaxed)
-                    CrashReporter.setRequest(c.requestID)  // a crash while handling names this request
+                    // A crash while handling names this request (CrashReporter.setRequest, without a String).
+                    id.withBytes { $0.withMemoryRebound(to: CChar.self) { athens_crash_set_request($0.baseAddress, $0.count) } }
                     handler.handle(request, responder: Responder(loop: self, fd: c.fd, generation: c.generation))
                     CrashReporter.setRequest("")
                 }
             case .awaiting:
                 guard let response = c.pending else { return }
                 if response.close || drained { c.keepAlive = false }
-                c.head = response.head(date: date(), keepAlive: c.keepAlive, requestID: c.requestID, http10: c.http10)
+                // Into the connection's reused buffer: no allocation once it has grown to a head's size.
+                c.head.removeAll(keepingCapacity: true)
+                let keepAlive = c.keepAlive, http10 = c.http10
+                refreshDate()
+                if let id = c.requestID {
+                    id.withBytes { response.writeHead(into: &c.head, date: cachedDate[...], keepAlive: keepAlive, requestID: $0, http10: http10) }
+                } else {
+                    response.writeHead(into: &c.head, date: cachedDate[...], keepAlive: keepAlive, requestID: UnsafeBufferPointer(start: nil, count: 0),
+                                       http10: http10)
+                }
                 c.headSent = 0
                 c.bodySent = 0
                 c.state = .writing
@@ -640,7 +688,7 @@ final class EventLoop: @unchecked Sendable {
                 case .done:
                     record(c, completed: true)
                     c.pending = nil
-                    c.head = []
+                    if c.head.capacity > 4096 { c.head = [] } else { c.head.removeAll(keepingCapacity: true) }
                     if c.wantsWrite { c.wantsWrite = false; updateInterest(c) }
                     if !c.keepAlive { close(c); return }
                     c.state = .reading
@@ -656,12 +704,13 @@ final class EventLoop: @unchecked Sendable {
 
     /// Writes as much of the pending response as the socket takes.
     private func write(_ c: Connection) -> WriteResult {
-        guard let response = c.pending else { return .done }
-        let bodyTotal = c.isHead ? 0 : response.body.count
+        // The body alone, not the whole Response: copying a Response retains all its fields.
+        guard let body = c.pending?.body else { return .done }
+        let bodyTotal = c.isHead ? 0 : body.count
         // Head, plus in-memory bodies in the same writev.
         while c.headSent < c.head.count {
             var bodyBytes: UnsafeRawBufferPointer?
-            switch response.body {
+            switch body {
             case let .bytes(bytes) where !c.isHead:
                 bodyBytes = bytes.withUnsafeBytes { $0 } // stable: `bytes` is kept alive by c.pending
             case let .blob(blob) where !c.isHead:
@@ -693,7 +742,7 @@ final class EventLoop: @unchecked Sendable {
         while c.bodySent < bodyTotal {
             let left = bodyTotal - c.bodySent
             var n: Int
-            switch response.body {
+            switch body {
             case .empty:
                 return .done
             case let .bytes(bytes):
@@ -730,13 +779,13 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    private func date() -> String {
+    /// Keeps `cachedDate` at the current second's IMF-fixdate (formatted once a second).
+    private func refreshDate() {
         let second = time(nil)
-        if second != cachedSecond {
+        if second != cachedSecond || cachedDate.isEmpty {
             cachedSecond = second
-            cachedDate = httpDate(second)
+            cachedDate = Array(httpDate(second).utf8)
         }
-        return cachedDate
     }
 
     /// Hands a response to its connection: directly when already on this loop, else via the mailbox.

@@ -80,15 +80,84 @@ struct Response: Sendable {
     /// `http10`: the request was HTTP/1.0, whose clients take a connection as closing unless the
     /// response says `Connection: keep-alive`.
     func head(date: String, keepAlive: Bool, requestID: String = "", http10: Bool = false) -> [UInt8] {
-        var s = "HTTP/1.1 \(status) \(Self.reason(status))\r\nServer: athens\r\nDate: \(date)\r\n"
-        if !requestID.isEmpty && !headers.contains(where: { $0.name == "Athens-Request-ID" }) {
-            s += "Athens-Request-ID: " + requestID + "\r\n"
+        var out: [UInt8] = []
+        var id = requestID
+        id.withUTF8 { writeHead(into: &out, date: Array(date.utf8)[...], keepAlive: keepAlive, requestID: $0, http10: http10) }
+        return out
+    }
+
+    /// Appends the head to `out`. The event loop passes a buffer it reuses and a cached date, so a
+    /// response head costs no allocation (no String building, no array per header).
+    func writeHead(into out: inout [UInt8], date: ArraySlice<UInt8>, keepAlive: Bool, requestID: UnsafeBufferPointer<UInt8>,
+                   http10: Bool = false) {
+        var reason = Self.reason(status)
+        let addID = !requestID.isEmpty && !headers.contains(where: { $0.name == "Athens-Request-ID" })
+        // One capacity check, then plain copies: the fixed text is under 128 bytes, the numbers under 24 each.
+        var bound = 128 + 48 + reason.utf8.count + date.count + (addID ? requestID.count + 24 : 0)
+        for (name, value) in headers { bound += name.utf8.count + value.utf8.count + 4 }
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: bound))
+        let written = out.withUnsafeMutableBufferPointer { buffer -> Int in
+            var w = HeadWriter(base: buffer.baseAddress! + start)
+            w.put("HTTP/1.1 ")
+            w.decimal(UInt64(status))
+            w.byte(0x20)
+            reason.withUTF8 { w.put($0) }
+            w.put("\r\nServer: athens\r\nDate: ")
+            date.withUnsafeBufferPointer { w.put($0) }
+            w.put("\r\n")
+            if addID {
+                w.put("Athens-Request-ID: ")
+                w.put(requestID)
+                w.put("\r\n")
+            }
+            for (name, value) in headers {
+                var name = name, value = value
+                name.withUTF8 { w.put($0) }
+                w.put(": ")
+                value.withUTF8 { w.put($0) }
+                w.put("\r\n")
+            }
+            w.put("Content-Length: ")
+            w.decimal(body.count)
+            w.put("\r\n")
+            if !keepAlive { w.put("Connection: close\r\n") } else if http10 { w.put("Connection: keep-alive\r\n") }
+            w.put("\r\n")
+            return w.count
         }
-        for (name, value) in headers { s += name + ": " + value + "\r\n" }
-        s += "Content-Length: \(body.count)\r\n"
-        if !keepAlive { s += "Connection: close\r\n" } else if http10 { s += "Connection: keep-alive\r\n" }
-        s += "\r\n"
-        return Array(s.utf8)
+        out.removeLast(bound - written)
+    }
+
+    /// Copies bytes into memory that `writeHead` sized beforehand.
+    private struct HeadWriter {
+        let base: UnsafeMutablePointer<UInt8>
+        var count = 0
+
+        mutating func put(_ bytes: UnsafeBufferPointer<UInt8>) {
+            guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+            (base + count).update(from: source, count: bytes.count)
+            count += bytes.count
+        }
+
+        mutating func put(_ literal: StaticString) {
+            put(UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+        }
+
+        mutating func byte(_ b: UInt8) {
+            base[count] = b
+            count += 1
+        }
+
+        mutating func decimal(_ value: UInt64) {
+            var digits = 1, v = value
+            while v >= 10 { v /= 10; digits += 1 }
+            v = value
+            for i in stride(from: digits - 1, through: 0, by: -1) {
+                base[count + i] = UInt8(truncatingIfNeeded: 0x30 + v % 10)
+                v /= 10
+            }
+            count += digits
+        }
     }
 }
 

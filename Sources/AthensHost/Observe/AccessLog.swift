@@ -23,7 +23,7 @@ final class AccessLog: RequestObserver {
         let milliseconds = (record.seconds * 1e6).rounded() / 1e3
         let fields: [(String, String, Bool)] = [
             ("ts", Log.timestamp(), true), ("level", "info", true), ("msg", "request", true),
-            ("request_id", record.requestID, true), ("method", method, true), ("path", record.target, true),
+            ("request_id", record.requestID.description, true), ("method", method, true), ("path", record.target, true),
             ("status", String(record.status), false), ("bytes", String(record.bytes), false),
             ("duration_ms", String(milliseconds), false), ("endpoint", record.endpoint, true),
             ("cache", record.cacheResult ?? "-", true), ("completed", record.completed ? "true" : "false", false),

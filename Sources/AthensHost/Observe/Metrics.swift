@@ -24,11 +24,17 @@ final class Metrics: @unchecked Sendable {
         }
     }
 
+    /// One endpoint's request figures, found with one hash lookup per request (no key string is built):
+    /// an endpoint sees a handful of status codes and cache results, so those are short lists.
+    private struct EndpointStats {
+        var codes: [(code: Int, count: UInt64)] = []
+        var seconds = Histogram()
+        var cache: [(result: String, count: UInt64)] = []
+    }
+
     private let lock = NSLock()
-    private var requests: [String: UInt64] = [:]          // "endpoint\tcode"
-    private var requestSeconds: [String: Histogram] = [:]  // endpoint
+    private var endpoints: [String: EndpointStats] = [:]
     private var responseBytes: UInt64 = 0
-    private var cache: [String: UInt64] = [:]             // "artifact\tresult"
     private var fetches: [String: UInt64] = [:]           // "fetcher\tresult"
     private var fetchSeconds: [String: Histogram] = [:]   // fetcher
     private var pluginErrors: [String: UInt64] = [:]      // "plugin\toperation\tcode"
@@ -41,11 +47,17 @@ final class Metrics: @unchecked Sendable {
 
     func request(endpoint: String, status: Int, seconds: Double, bytes: UInt64, cacheResult: String?) {
         lock.lock()
-        requests[endpoint + "\t" + String(status), default: 0] += 1
-        requestSeconds[endpoint, default: Histogram()].observe(seconds)
+        Self.count(&endpoints[endpoint, default: EndpointStats()], status: status, seconds: seconds, cacheResult: cacheResult)
         responseBytes += bytes
-        if let cacheResult { cache[endpoint + "\t" + cacheResult, default: 0] += 1 }
         lock.unlock()
+    }
+
+    private static func count(_ stats: inout EndpointStats, status: Int, seconds: Double, cacheResult: String?) {
+        if let i = stats.codes.firstIndex(where: { $0.code == status }) { stats.codes[i].count += 1 } else { stats.codes.append((status, 1)) }
+        stats.seconds.observe(seconds)
+        if let cacheResult {
+            if let i = stats.cache.firstIndex(where: { $0.result == cacheResult }) { stats.cache[i].count += 1 } else { stats.cache.append((cacheResult, 1)) }
+        }
     }
 
     func fetch(fetcher: String, result: String, seconds: Double) {
@@ -64,9 +76,15 @@ final class Metrics: @unchecked Sendable {
     /// The exposition text.
     func render() -> String {
         lock.lock()
-        let (requests, requestSeconds, responseBytes, cache, fetches, fetchSeconds, pluginErrors, gaugeSources) =
-            (self.requests, self.requestSeconds, self.responseBytes, self.cache, self.fetches, self.fetchSeconds, self.pluginErrors, self.gaugeSources)
+        let (endpoints, responseBytes, fetches, fetchSeconds, pluginErrors, gaugeSources) =
+            (self.endpoints, self.responseBytes, self.fetches, self.fetchSeconds, self.pluginErrors, self.gaugeSources)
         lock.unlock()
+        var requests: [String: UInt64] = [:], requestSeconds: [String: Histogram] = [:], cache: [String: UInt64] = [:]
+        for (endpoint, stats) in endpoints {
+            for (code, count) in stats.codes { requests[endpoint + "\t" + String(code)] = count }
+            requestSeconds[endpoint] = stats.seconds
+            for (result, count) in stats.cache { cache[endpoint + "\t" + result] = count }
+        }
         var out = ""
         func counter(_ name: String, _ help: String, _ values: [String: UInt64], _ labels: [String]) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"

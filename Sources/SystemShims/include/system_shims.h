@@ -10,6 +10,10 @@
 
 /** CPUs in this process's affinity mask (what taskset allows); 0 if it cannot be read. */
 int athens_affinity_cpu_count(void);
+
+/** glibc malloc tuning (mallopt: <malloc.h> is not in the Glibc module): at most `arenas` arenas, and a
+ *  fixed mmap threshold in bytes (which also stops glibc from raising it after large frees). */
+void athens_malloc_tune(int arenas, int mmap_threshold);
 /** accept4(fd, address, length, SOCK_NONBLOCK | SOCK_CLOEXEC): the peer's address is filled in (address may be NULL). */
 int athens_accept_nonblocking(int fd, struct sockaddr *address, socklen_t *length);
 #endif
