@@ -33,7 +33,7 @@ public enum DirHash {
             guard !file.name.utf8.contains(UInt8(ascii: "\n")) else {
                 throw ZipError(message: "dirhash: filenames with newlines are not supported")
             }
-            summary.update(Array((hex(file.sha256) + "  " + file.name + "\n").utf8))
+            summary.update(Array((Hex.encode(file.sha256) + "  " + file.name + "\n").utf8))
         }
         return "h1:" + Base64.encode(summary.finish())
     }
@@ -183,17 +183,6 @@ public enum DirHash {
     }
 
     private static func quoted(_ name: String) -> String { "\"" + name + "\"" }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }
 
 /// Exact reads at an offset.
