@@ -33,19 +33,21 @@ let package = Package(
         // The one HTTP client for upstream calls (ProxyFetcher, the sumdb proxy, S3): hard limits as bytes arrive.
         .target(name: "HTTPClient", dependencies: ["CCurl"], path: "Sources/HTTPClient"),
         .target(name: "GitFetcher", dependencies: ["PluginKit", "GoModule", "CZlib"], path: "Plugins/GitFetcher"),
-        // The system libcrypto (SHA-256, HMAC-SHA256 for S3Storage's SigV4 signing).
+        // The system libcrypto (digests for Digests, Ed25519 for SumDB's signed notes).
         .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        // The one place for digests and their encodings: SHA-256, HMAC-SHA256 (libcrypto), hex, base64.
+        .target(name: "Digests", dependencies: ["CCrypto"], path: "Sources/Digests"),
         // S3Storage's pure parts (signer, XML reader, key layout): linked into the plugin, the tests and the fuzzer.
-        .target(name: "S3Core", dependencies: ["CCrypto", "GoModule"], path: "Plugins/S3Storage/Core"),
-        .target(name: "S3Storage", dependencies: ["PluginKit", "GoModule", "S3Core", "HTTPClient"], path: "Plugins/S3Storage/Plugin"),
+        .target(name: "S3Core", dependencies: ["Digests", "GoModule"], path: "Plugins/S3Storage/Core"),
+        .target(name: "S3Storage", dependencies: ["PluginKit", "GoModule", "S3Core", "Digests", "HTTPClient"], path: "Plugins/S3Storage/Plugin"),
         // Checksum-database client: h1 hashes (dirhash), signed notes, transparency-log proofs, a fetch-agnostic verifier.
-        .target(name: "SumDB", dependencies: ["CCrypto", "CZlib", "GoModule"], path: "Sources/SumDB"),
+        .target(name: "SumDB", dependencies: ["CCrypto", "CZlib", "Digests", "GoModule"], path: "Sources/SumDB"),
         // RESP2 client (sockets, pool, strict reply reader) and the lease lock on it, ABI-independent; the RedisLock
         // plugin (lock kind, Plugin ABI 1.1) will wrap it from Plugins/RedisLock/Plugin.
         .target(name: "RedisClient", path: "Plugins/RedisLock/Client"),
         // Drives a storage plugin .so from another process, for the kill and multi-process tests.
         .executableTarget(name: "StorageStress", dependencies: ["PluginABI"], path: "Tests/StorageStress"),
         // Tests link the host only; plugins are loaded from their .so files by path, as in production.
-        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule", "HTTPClient", "S3Core", "SumDB", "RedisClient"], path: "Tests/AthensHostTests"),
+        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule", "HTTPClient", "S3Core", "SumDB", "Digests", "RedisClient"], path: "Tests/AthensHostTests"),
     ]
 )

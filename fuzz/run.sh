@@ -68,7 +68,7 @@ libraries() {
     case $1 in
         zip|gomod|s3_xml) echo "GoModule" ;;
         tar_reader) echo "PluginKit" ;;
-        sumdb_note) echo "SumDB GoModule" ;;
+        sumdb_note) echo "SumDB Digests GoModule" ;;
         resp) echo "RedisClient" ;;
         *) echo "AthensHost HTTPClient GoModule" ;;
     esac
@@ -117,6 +117,9 @@ build_all() {
     swiftc "${swift_flags[@]}" -emit-library -static -module-name PluginKit \
         -emit-module -emit-module-path "$out/PluginKit.swiftmodule" \
         "$root"/Plugins/PluginKit/*.swift -o "$out/libPluginKit.a"
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name Digests \
+        -emit-module -emit-module-path "$out/Digests.swiftmodule" \
+        "$root"/Sources/Digests/*.swift -o "$out/libDigests.a"
     swiftc "${swift_flags[@]}" -emit-library -static -module-name SumDB \
         -emit-module -emit-module-path "$out/SumDB.swiftmodule" \
         "$root"/Sources/SumDB/*.swift -o "$out/libSumDB.a"

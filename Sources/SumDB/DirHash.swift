@@ -12,6 +12,7 @@ import Musl
 #endif
 import CZlib
 import GoModule
+import Digests
 
 /// Computes `h1:` hashes.
 public enum DirHash {
@@ -21,18 +22,18 @@ public enum DirHash {
     /// The h1 hash of the go.mod file with contents `goMod` (the `/go.mod` line of go.sum).
     public static func hashGoMod(_ goMod: some Collection<UInt8>) -> String {
         // Cannot fail: the one name has no newline.
-        try! hash1([(name: "go.mod", sha256: SHA256Digest.hash(goMod))])
+        try! hash1([(name: "go.mod", sha256: SHA256.hash(goMod))])
     }
 
     /// Hash1 from per-file digests: sorts by name, refuses names with a newline (as dirhash does).
     public static func hash1(_ files: [(name: String, sha256: [UInt8])]) throws(ZipError) -> String {
         let sorted = files.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
-        var summary = SHA256Digest()
+        var summary = SHA256()
         for file in sorted {
             guard !file.name.utf8.contains(UInt8(ascii: "\n")) else {
                 throw ZipError(message: "dirhash: filenames with newlines are not supported")
             }
-            summary.update(Array((hex(file.sha256) + "  " + file.name + "\n").utf8))
+            summary.update(Array((Hex.encode(file.sha256) + "  " + file.name + "\n").utf8))
         }
         return "h1:" + Base64.encode(summary.finish())
     }
@@ -95,7 +96,7 @@ public enum DirHash {
     private static func hashStored<S: RandomAccessBytes>(
         _ entry: ZipEntry, _ name: String, _ source: S, from start: UInt64, _ input: inout [UInt8]
     ) throws(ZipError) -> [UInt8] {
-        var digest = SHA256Digest()
+        var digest = SHA256()
         var crc = crc32(0, nil, 0)
         var done: UInt64 = 0
         while done < entry.compressedSize {
@@ -120,7 +121,7 @@ public enum DirHash {
             throw ZipError(message: "zlib: inflateInit2 failed")
         }
         defer { inflateEnd(&stream) }
-        var digest = SHA256Digest()
+        var digest = SHA256()
         var crc = crc32(0, nil, 0)
         var consumed: UInt64 = 0  // compressed bytes read into `input`
         var produced: UInt64 = 0
@@ -182,17 +183,6 @@ public enum DirHash {
     }
 
     private static func quoted(_ name: String) -> String { "\"" + name + "\"" }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
 }
 
 /// Exact reads at an offset.

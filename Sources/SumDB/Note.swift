@@ -5,6 +5,7 @@
 // keyhash is the first 4 bytes (big-endian) of SHA-256(name + "\n" + 0x01 || key).
 
 import CCrypto
+import Digests
 
 /// A parsed verifier key (the part of GOSUMDB before the URL).
 public struct VerifierKey: Equatable, Sendable {
@@ -133,7 +134,7 @@ public struct Note: Equatable, Sendable {
 
     /// The 32-bit key hash: the first 4 bytes of SHA-256(name "\n" key), big-endian.
     static func keyHash(name: String, key: [UInt8]) -> UInt32 {
-        var digest = SHA256Digest()
+        var digest = SHA256()
         digest.update(Array(name.utf8) + [0x0A])
         digest.update(key)
         return digest.finish()[0..<4].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }

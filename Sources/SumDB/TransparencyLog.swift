@@ -7,6 +7,7 @@
 //
 // Proofs are computed from whatever node hashes the caller supplies (typically read from tiles) and then
 // checked against a signed tree hash, so a wrong tile makes the check fail; it can never make it pass.
+import Digests
 
 /// A 32-byte log hash.
 public struct LogHash: Hashable, Sendable, CustomStringConvertible {
@@ -218,7 +219,7 @@ public enum TransparencyLog {
 
     /// The leaf hash of a record: SHA-256(0x00 || text).
     public static func recordHash(_ text: some Collection<UInt8>) -> LogHash {
-        var digest = SHA256Digest()
+        var digest = SHA256()
         digest.update([0x00])
         digest.update(text)
         return LogHash(digest.finish())!
@@ -226,7 +227,7 @@ public enum TransparencyLog {
 
     /// An interior node: SHA-256(0x01 || left || right).
     public static func nodeHash(_ left: LogHash, _ right: LogHash) -> LogHash {
-        LogHash(SHA256Digest.hash([0x01] + left.bytes + right.bytes))!
+        LogHash(SHA256.hash([0x01] + left.bytes + right.bytes))!
     }
 
     /// The root hash of a tree of `size` records.

@@ -2,6 +2,7 @@ import Foundation
 import GoModule
 import SumDB
 import Testing
+import Digests
 
 /// Fixture module trees and the go command's own hashes for them.
 enum SumDBFixtures {
@@ -202,14 +203,14 @@ struct DirHashTests {
             """
         let made = try TestSupport.run("/usr/bin/env", ["python3", "-c", script, path])
         #expect(made.status == 0, "\(made.stderr)")
-        let second = SHA256Digest.hash(Array("second".utf8))
-        let expected = try DirHash.hash1([("m@v1.0.0/a", second), ("m@v1.0.0/a", second), ("m@v1.0.0/b", SHA256Digest.hash(Array("other".utf8)))])
+        let second = SHA256.hash(Array("second".utf8))
+        let expected = try DirHash.hash1([("m@v1.0.0/a", second), ("m@v1.0.0/a", second), ("m@v1.0.0/b", SHA256.hash(Array("other".utf8)))])
         #expect(try DirHash.hashZip(bytes: Array(Data(contentsOf: URL(fileURLWithPath: path)))) == expected)
     }
 
     @Test("Hash1 sorts names bytewise and refuses a name with a newline")
     func hash1Rules() throws {
-        let digest = SHA256Digest.hash(Array("x".utf8))
+        let digest = SHA256.hash(Array("x".utf8))
         let forward = try DirHash.hash1([("a", digest), ("B", digest), ("_", digest)])
         let backward = try DirHash.hash1([("_", digest), ("B", digest), ("a", digest)])
         #expect(forward == backward)

@@ -380,7 +380,7 @@ private func sha256Hex(_ bytes: [UInt8]) -> String {
     let directory = TestSupport.makeTemporaryDirectory("sha")
     defer { TestSupport.removeDirectory(directory) }
     let path = directory + "/data"
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
     let result = try? TestSupport.run("/usr/bin/sha256sum", [path])
     return String(result?.stdout.split(separator: " ").first ?? "")
 }

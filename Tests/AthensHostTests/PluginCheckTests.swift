@@ -403,6 +403,8 @@ struct PluginCheckTests {
         #expect(rows.count == 15)
         #expect(rows.first?.name == "load")
         #expect(rows.first?.detail.contains("fetcher plugin \"ExampleFetcher\", ABI 1.0") == true)
+        // The config's keys are named, its values never (they may be credentials): the tree's path is a value.
+        #expect(rows.first(where: { $0.name == "create" })?.detail == "config keys: root (values not shown)")
     }
 
     @Test("a failing plugin makes the command exit 1, with FAIL rows and a FAILED summary")

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 @testable import AthensHost
 import S3Core
+import Digests
 
 /// S3Storage against a real S3 server: the Ceph RGW that scripts/rgw.sh starts (no mocks). Each test has a bucket
 /// of its own. The outage test runs a gateway of its own, so stopping it never disturbs the other tests.

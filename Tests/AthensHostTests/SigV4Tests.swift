@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import S3Core
+import Digests
 
 /// The SigV4 signer against AWS's published vectors (the "aws-sig-v4-test-suite" and the worked examples of the
 /// S3 API reference), and against botocore for requests shaped like S3Storage's.

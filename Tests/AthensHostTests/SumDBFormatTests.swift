@@ -1,6 +1,7 @@
 import Foundation
 import SumDB
 import Testing
+import Digests
 
 @Suite("SumDB formats: verifier keys, signed notes, tree heads, records, tiles, proofs")
 struct SumDBFormatTests {

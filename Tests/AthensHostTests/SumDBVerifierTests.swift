@@ -2,6 +2,7 @@ import Foundation
 import SumDB
 import Synchronization
 import Testing
+import Digests
 
 /// Against the test checksum database (x/mod's server): what verifies, and every way an answer can be wrong.
 @Suite("SumDBVerifier against a real checksum database on 127.0.0.1")
@@ -9,8 +10,8 @@ struct SumDBVerifierTests {
     /// go.sum lines for `count` synthetic modules (gen/mNNN v1.0.0), with distinct fake hashes.
     static func syntheticGoSum(_ count: Int, salt: String = "") -> String {
         (0..<count).map { i in
-            let hash = Base64.encode(SHA256Digest.hash(Array("\(salt)\(i)".utf8)))
-            let mod = Base64.encode(SHA256Digest.hash(Array("\(salt)mod\(i)".utf8)))
+            let hash = Base64.encode(SHA256.hash(Array("\(salt)\(i)".utf8)))
+            let mod = Base64.encode(SHA256.hash(Array("\(salt)mod\(i)".utf8)))
             let name = "example.com/gen/m" + String(1000 + i).dropFirst()
             return "\(name) v1.0.0 h1:\(hash)\n\(name) v1.0.0/go.mod h1:\(mod)\n"
         }.joined()
@@ -227,7 +228,7 @@ struct SumDBVerifierTests {
 
         // Same key, the same 300 records but record 3 rewritten, then 10 more: a longer tree that does not extend `seen`.
         var lines = Self.syntheticGoSum(310).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        lines[6] = "\(Self.name(3)) v1.0.0 h1:\(Base64.encode(SHA256Digest.hash(Array("moved tag".utf8))))"
+        lines[6] = "\(Self.name(3)) v1.0.0 h1:\(Base64.encode(SHA256.hash(Array("moved tag".utf8))))"
         let rewritten = try SumDBServer(gosum: lines.joined(separator: "\n"), signerKey: honest.signerKey, directory: directory)
         defer { rewritten.stop() }
         let longer = try Self.verifier(rewritten, key: honest.verifierKey, latest: seen)
@@ -250,7 +251,7 @@ struct SumDBVerifierTests {
         }
         // Alone (no earlier tree), the rewritten log is self-consistent: only history exposes it.
         #expect(try Self.verifier(rewritten, key: honest.verifierKey).lookup(path: Self.name(3), version: "v1.0.0").zipHash
-            == "h1:" + Base64.encode(SHA256Digest.hash(Array("moved tag".utf8))))
+            == "h1:" + Base64.encode(SHA256.hash(Array("moved tag".utf8))))
         // And `latest` answers through the same checks.
         #expect(throws: SumDBError.self) { try Self.verifier(rewritten, key: honest.verifierKey, latest: seen).refreshLatest() }
         #expect(try Self.verifier(honest, latest: seen).refreshLatest() == seen)
@@ -301,7 +302,7 @@ struct SumDBVerifierTests {
         defer { TestSupport.removeDirectory(directory) }
         let tree = try SumDBFixtures.makeTree(in: directory)
         // hello v1.1.0's zip hash is served wrong (as if its tag had moved upstream); the rest comes from the tree.
-        let wrong = "example.com/hello v1.1.0 h1:\(Base64.encode(SHA256Digest.hash(Array("moved".utf8))))\n"
+        let wrong = "example.com/hello v1.1.0 h1:\(Base64.encode(SHA256.hash(Array("moved".utf8))))\n"
             + "example.com/hello v1.1.0/go.mod h1:RslnPMa/nR3RpskRbvoDBlr6/b2RhFS0EEnq72RQTo0=\n"
         let server = try SumDBServer(gosum: wrong, proxy: tree, directory: directory)
         defer { server.stop() }

@@ -7,6 +7,7 @@
 // an input give it back when re-formatted; a verified lookup's lines all name the module asked for and its record
 // lies inside the signed tree, which became the verifier's newest.
 import SumDB
+import Digests
 
 /// The verifier key of the signer that made fuzz/corpus/sumdb_note/tree* (a test key, signs nothing else).
 let seedKey = try! VerifierKey("sumdb.test+848c9b58+AXQQYj7saARpY2glxo91VZJYiH5FqTkTWGAW8dmlvjkT")

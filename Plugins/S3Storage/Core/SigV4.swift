@@ -3,6 +3,7 @@
 // against its test suite and S3's worked examples (Tests/AthensHostTests/SigV4Tests.swift).
 #if canImport(Glibc)
 import Glibc
+import Digests
 #endif
 
 /// Access keys. Never printed: `description` hides them, so an accidental interpolation leaks nothing.

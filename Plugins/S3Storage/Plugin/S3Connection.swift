@@ -4,6 +4,7 @@ import Foundation
 import HTTPClient
 import PluginKit
 import S3Core
+import Digests
 
 /// What one call to S3 sends.
 struct S3Call {

@@ -130,7 +130,7 @@ enum PluginCheck {
                 report.record(CheckResult(name: "create", outcome: .fail, detail: "\(PluginCallError.name(of: error.cStatus)): \(error.message)"))
                 return 1
             }
-            report.record(CheckResult(name: "create", outcome: .pass, detail: "config \(options.configJSON)"))
+            report.record(CheckResult(name: "create", outcome: .pass, detail: Self.configSummary(options.configJSON)))
             StorageChecks(storage: storage, report: report, runID: runID, largeZipBytes: options.largeZipMiB << 20,
                           catalogVersions: options.catalogVersions).run()
         case .fetcher:
@@ -146,10 +146,19 @@ enum PluginCheck {
                 report.record(CheckResult(name: "create", outcome: .fail, detail: "\(PluginCallError.name(of: error.cStatus)): \(error.message)"))
                 return 1
             }
-            report.record(CheckResult(name: "create", outcome: .pass, detail: "config \(options.configJSON)"))
+            report.record(CheckResult(name: "create", outcome: .pass, detail: Self.configSummary(options.configJSON)))
             FetcherChecks(fetcher: fetcher, report: report, module: module, version: version, runID: runID).run()
         }
         return report.failed ? 1 : 0
+    }
+
+    /// What the report says of the config: its keys, never its values (a config may hold credentials, and the
+    /// report is pasted into issues and CI logs).
+    static func configSummary(_ json: String) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+            return "config given (not a JSON object)"
+        }
+        return object.isEmpty ? "config {}" : "config keys: " + object.keys.sorted().joined(separator: ", ") + " (values not shown)"
     }
 
     /// A thread that ends the process if one check runs past the timeout: a plugin that deadlocks gets a

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPClient
 import S3Core
+import Digests
 
 /// The Ceph RADOS Gateway that scripts/rgw.sh started (scripts/test.sh does, for the whole run); its address
 /// and keys come from the environment. Tests make a bucket of their own and look into it with signed requests.
