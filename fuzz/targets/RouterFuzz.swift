@@ -96,8 +96,9 @@ private func honestVersion(_ module: String) -> String? {
 
 private func honestInfo(_ version: String) -> [UInt8] { Array(#"{"Version":"\#(version)","Time":"2024-01-02T03:04:05Z"}"#.utf8) }
 
-/// What byte 1 asks of the fetcher, for `module` (when the request names one) and the payload after the head.
-private func script(_ b: UInt8, module: String?, payload: [ArraySlice<UInt8>]) -> (FetcherScript, honest: Bool) {
+/// What byte 1 asks of the fetcher, for `module` (when the request names one), the version the request names
+/// (if any) and the payload after the head.
+private func script(_ b: UInt8, module: String?, version: String?, payload: [ArraySlice<UInt8>]) -> (FetcherScript, honest: Bool) {
     var script = FetcherScript()
     var honest = true
     let part = { (i: Int) in i < payload.count ? Array(payload[i]) : [] }
@@ -123,7 +124,9 @@ private func script(_ b: UInt8, module: String?, payload: [ArraySlice<UInt8>]) -
     }
     switch b >> 5 {
     case 0: script.resolve = nil
-    case 1: script.resolve = module.flatMap(honestVersion).map(honestInfo)
+    // An honest upstream resolves a real query (a branch, "latest", "v1") to the module's version, but a version
+    // in canonical form (a v2.0.0 of a path without /v2: only its +incompatible twin could answer) it does not have.
+    case 1: script.resolve = version.map { ModulePath.canonicalVersion($0) == $0 } == true ? nil : module.flatMap(honestVersion).map(honestInfo)
     case 2: script.resolve = honestInfo("v1.0"); honest = false
     case 3: script.resolve = part(0); honest = false
     case 4: script.resolve = Array(#"{"Version":"v1.2.3","Time":null}"#.utf8); honest = false
@@ -159,13 +162,7 @@ private func bodyBytes(_ body: Response.Body) -> [UInt8] {
 }
 
 /// One unlinked file in the spool directory, rewritten for each stored zip checked.
-private let storedSpool: Int32 = {
-    var template = Array((spool + "/athens-router-fuzz-XXXXXX").utf8CString)
-    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-    require(fd >= 0, "mkstemp failed")
-    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-    return fd
-}()
+private let storedSpool = unlinkedTemporaryFile(in: spool, prefix: "athens-router-fuzz")
 
 /// The checks a stored version must pass: what the stasher claims to have verified before saving.
 private func checkStored(_ module: String, _ version: String, _ files: FuzzStorageState.Version) {
@@ -176,9 +173,7 @@ private func checkStored(_ module: String, _ version: String, _ files: FuzzStora
     require((try? ArtifactValidator.checkMod(files.mod, module: module)) != nil, "stored a bad .mod for \(module)@\(version)")
     require(GoModFile.modulePath(files.mod) == module, "stored a .mod whose module is not \(module)")
     // The zip read in full (local headers, inflate, CRC-32), as the stasher reads its spool before saving.
-    require(ftruncate(storedSpool, 0) == 0, "ftruncate failed")
-    let written = files.zip.withUnsafeBytes { pwrite(storedSpool, $0.baseAddress, $0.count, 0) }
-    require(written == files.zip.count, "pwrite failed")
+    rewrite(storedSpool, with: files.zip)
     require((try? ArtifactValidator.checkZip(fd: storedSpool, size: UInt64(files.zip.count), module: module, version: version)) != nil,
             "stored a zip that is not \(module)@\(version)'s")
 }
@@ -202,9 +197,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let setup = setups[(choice / 5) * 10 + (choice % 5) * 2 + (config & 0x20 == 0 ? 0 : 1)]
     let withAuth = config & 0x40 != 0
     let download = DownloadRequest.parse(request.path)
-    var module: String?
-    if case let .success(parsedRequest) = download { module = parsedRequest.module }
-    let (fetcherScript, honest) = script(fetcherByte, module: module, payload: payload)
+    var module: String?, requestedVersion: String?
+    if case let .success(parsedRequest) = download {
+        module = parsedRequest.module
+        if case let .file(_, version) = parsedRequest.kind { requestedVersion = version }
+    }
+    let (fetcherScript, honest) = script(fetcherByte, module: module, version: requestedVersion, payload: payload)
     setFetcherScript(fetcherScript)
 
     fuzzStorage.reset()
