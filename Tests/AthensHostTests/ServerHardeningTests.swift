@@ -71,7 +71,7 @@ final class ServerHardeningTests {
         let pid = process.process.processIdentifier
 
         // Load across every reload: hits and misses on one keep-alive connection.
-        final class Flag: @unchecked Sendable { let lock = NSLock(); var stop = false; var served = 0; var failed = 0 }
+        final class Flag: @unchecked Sendable { let lock = NSLock(); var stop = false; var served = 0; var failed = 0; var failures: [String] = [] }
         let flag = Flag()
         let loadDone = DispatchSemaphore(value: 0)
         Thread {
@@ -81,8 +81,15 @@ final class ServerHardeningTests {
             while !flag.lock.withLock({ flag.stop }) {
                 let path = i % 2 == 0 ? "/example.com/hello/@v/v1.1.0.info" : "/example.com/dep/@v/v1.0.0.mod"
                 client.send("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
-                let status = client.readResponse(timeout: 20)?.status ?? 0
-                flag.lock.withLock { if status == 200 { flag.served += 1 } else { flag.failed += 1 } }
+                let response = client.readResponse(timeout: 20)
+                let status = response?.status ?? 0
+                flag.lock.withLock {
+                    if status == 200 { flag.served += 1; return }
+                    flag.failed += 1
+                    if flag.failures.count < 5 {
+                        flag.failures.append("\(path) → \(status) \(String(decoding: (response?.body ?? []).prefix(200), as: UTF8.self))")
+                    }
+                }
                 i += 1
                 usleep(500)   // paced: steady load without starving athens of the shared CPUs
             }
@@ -117,7 +124,7 @@ final class ServerHardeningTests {
         let last = Self.footprint(pid)
         print("reload footprint: after the first reload \(first.fds) fds, \(first.rssKiB) KiB; after 100: \(last.fds) fds, \(last.rssKiB) KiB; load served \(flag.served), failed \(flag.failed)")
         #expect(within(last), "after 100 reloads: \(last.fds) fds, \(last.rssKiB) KiB RSS; after the first: \(first.fds) fds, \(first.rssKiB) KiB")
-        #expect(flag.failed == 0 && flag.served > 0, "load during reloads: \(flag.served) served, \(flag.failed) failed")
+        #expect(flag.failed == 0 && flag.served > 0, "load during reloads: \(flag.served) served, \(flag.failed) failed: \(flag.failures)")
         #expect(process.process.isRunning)
     }
 
