@@ -40,12 +40,21 @@ final class WorkerPool: @unchecked Sendable {
     }
 
     /// Queues `job`; false (and the job is dropped) when every worker is busy and the queue is full.
+    ///
+    /// After `retire()` a job still runs, on a thread of its own: it comes from a request that was routed to this
+    /// pool's assembly just before a reload swapped it out, and a reload refuses nothing. Only requests that
+    /// raced the swap can submit then, so such threads are few and short-lived.
     @discardableResult
     func submit(_ job: @escaping Job) -> Bool {
         if inline { job(); return true }
         condition.lock()
         defer { condition.unlock() }
-        guard !retired else { return false }
+        guard !retired else {
+            let thread = Thread { job() }
+            thread.name = "\(name)-late"
+            thread.start()
+            return true
+        }
         let waiting = queue.count - head
         // A free worker takes the job at once; otherwise it waits in the bounded queue.
         guard waiting < capacity || busy + waiting < threadCount else { return false }
