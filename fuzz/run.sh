@@ -14,7 +14,8 @@
 # FUZZ_RUNS (default 10000000), FUZZ_SECONDS (default 0: no time limit).
 #
 # The host is an executable target, so it is not linked: its sources (all but main.swift) are compiled into a
-# static library with -enable-testing, which the targets import with @testable; GoModule likewise.
+# static library with -enable-testing, which the targets import with @testable; GoModule and HTTPClient likewise
+# (the binaries link the system zlib and libcurl).
 # Prints per target: executions, exec/s, wall time, coverage (edges, features), crashes. Exit status 1 if any
 # target crashed; the crashing input is in $FUZZ_BUILD/crashes/.
 set -euo pipefail
@@ -39,7 +40,7 @@ while (($#)); do
         --build-only) build_only=1; shift ;;
         --no-build) no_build=1; shift ;;
         --repro) repro=("$2" "$3"); shift 3 ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
     esac
@@ -69,14 +70,15 @@ libraries() {
         tar_reader) echo "PluginKit" ;;
         sumdb_note) echo "SumDB Digests GoModule" ;;
         resp) echo "RedisClient" ;;
-        *) echo "AthensHost GoModule" ;;
+        *) echo "AthensHost HTTPClient GoModule" ;;
     esac
 }
 # Plugin sources a target compiles into itself (plugins are not libraries the host links).
 extra_sources() {
     case $1 in
         tar_reader) echo "$root/Plugins/GitFetcher/TarReader.swift" ;;
-        router) echo "$root/fuzz/glue/InMemoryPlugins.swift" ;;
+        router) echo "$root/fuzz/glue/InMemoryPlugins.swift $root/fuzz/glue/BlockedSumDB.swift" ;;
+        sumdb_path) echo "$root/fuzz/glue/BlockedSumDB.swift" ;;
         s3_xml) echo "$root/Plugins/S3Storage/Core/XMLReader.swift $root/Plugins/S3Storage/Core/S3Responses.swift" ;;
     esac
 }
@@ -92,7 +94,8 @@ mkdir -p "$out" "$build/corpus" "$build/logs" "$build/crashes"
 swift_flags=(-O -parse-as-library -swift-version 6 -sanitize="$sanitizers" -I "$out"
     -Xcc -fmodule-map-file="$root/fuzz/glue/PluginABI/module.modulemap"
     -Xcc -fmodule-map-file="$root/fuzz/glue/SystemShims/module.modulemap"
-    -Xcc -fmodule-map-file="$root/Sources/CCrypto/module.modulemap" -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap")
+    -Xcc -fmodule-map-file="$root/Sources/CCrypto/module.modulemap" -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap"
+    -Xcc -fmodule-map-file="$root/Sources/CCurl/module.modulemap")
 c_sanitizers=fuzzer-no-link
 [[ $sanitizers == *address* ]] && c_sanitizers+=,address
 
@@ -107,6 +110,10 @@ build_all() {
     swiftc "${swift_flags[@]}" -emit-library -static -module-name GoModule \
         -emit-module -emit-module-path "$out/GoModule.swiftmodule" \
         "$root"/Sources/GoModule/*.swift -o "$out/libGoModule.a"
+    # The host's HTTP client (upstream calls) over the system libcurl.
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name HTTPClient \
+        -emit-module -emit-module-path "$out/HTTPClient.swiftmodule" \
+        "$root"/Sources/HTTPClient/*.swift -o "$out/libHTTPClient.a"
     swiftc "${swift_flags[@]}" -emit-library -static -module-name PluginKit \
         -emit-module -emit-module-path "$out/PluginKit.swiftmodule" \
         "$root"/Plugins/PluginKit/*.swift -o "$out/libPluginKit.a"
@@ -140,7 +147,7 @@ build_all() {
         for lib in $(libraries "$target"); do libs+=("$out/lib$lib.a"); done
         # shellcheck disable=SC2046 # paths without spaces, one per word
         swiftc "${swift_flags[@]}" -use-ld=lld "$root/fuzz/targets/FuzzSupport.swift" "$source" $(extra_sources "$target") $(link_flags "$target") \
-            "${libs[@]}" "$out/shims.o" "$out/crash_report.o" -lcrypto -lz -o "$out/$target"
+            "${libs[@]}" "$out/shims.o" "$out/crash_report.o" -lcrypto -lz -lcurl -o "$out/$target"
     done
 }
 

@@ -31,3 +31,20 @@ func splitInput(_ bytes: [UInt8], on separator: UInt8, limit: Int) -> [ArraySlic
     parts.append(bytes[start...])
     return parts
 }
+
+/// An unlinked temporary file in `directory`, for code under test that reads a file descriptor (as production
+/// reads spooled zips); `rewrite` refills it for each input.
+func unlinkedTemporaryFile(in directory: String, prefix: String) -> Int32 {
+    var template = Array((directory + "/" + prefix + "-XXXXXX").utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    require(fd >= 0, "mkstemp in \(directory) failed: errno \(errno)")
+    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+    return fd
+}
+
+/// Replaces the contents of `fd` with `bytes`.
+func rewrite(_ fd: Int32, with bytes: [UInt8]) {
+    require(ftruncate(fd, 0) == 0, "ftruncate failed")
+    let written = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+    require(written == bytes.count, "pwrite wrote \(written) of \(bytes.count)")
+}

@@ -42,14 +42,6 @@ private let fetcher = load("libFuzzFetcher.so") { try FetcherPlugin(library: $0,
 // Inline pools: a miss runs on the fuzzing thread, so an input costs no thread hand-offs (about 20x faster).
 private let pool = WorkerPool(name: "download", threads: 1, capacity: 8, inline: true)
 private let background = WorkerPool(name: "background", threads: 1, capacity: 8, inline: true)
-/// A pool whose only worker never finishes: every checksum-database forward is refused with 503, so the
-/// sumdb routes run without network (what they would forward is the sumdb_path target's business).
-private let blockedPool: WorkerPool = {
-    let pool = WorkerPool(name: "sumdb-blocked", threads: 1, capacity: 0)
-    let never = DispatchSemaphore(value: 0)
-    pool.submit { never.wait() }
-    return pool
-}()
 /// Spooled zips go to memory when /dev/shm is there.
 private let spool = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : NSTemporaryDirectory()
 
@@ -65,7 +57,10 @@ private func policy(mode: DownloadMode, network: NetworkMode, downloadURL: Bool)
     return policy
 }
 
-/// One router per configuration, built once (a SumDBProxy makes a URLSession); the caches are per input.
+/// One router per configuration, built once (a SumDBProxy has its own pool and HTTP client); the caches are
+/// per input. Each SumDBProxy's one worker is parked (fuzz/glue/BlockedSumDB.swift): every checksum-database
+/// forward is refused with 503, so the sumdb routes run without network (what they would forward is the
+/// sumdb_path target's business).
 private struct Setup {
     let policy: DownloadPolicy
     let stasher: Stasher
@@ -80,7 +75,7 @@ private let setups: [Setup] = {
                 let policy = policy(mode: mode, network: network, downloadURL: url)
                 all.append(Setup(policy: policy,
                                  stasher: SingleFlightStasher(wrapping: FetchingStasher(policy: policy, storage: storage, spoolDirectory: spool)),
-                                 sumdb: SumDBProxy(databases: [("sum.golang.org", "https://sum.golang.org")], policy: policy, pool: blockedPool)))
+                                 sumdb: blockedSumDB(names: ["sum.golang.org"], policy: policy)))
             }
         }
     }
@@ -101,8 +96,9 @@ private func honestVersion(_ module: String) -> String? {
 
 private func honestInfo(_ version: String) -> [UInt8] { Array(#"{"Version":"\#(version)","Time":"2024-01-02T03:04:05Z"}"#.utf8) }
 
-/// What byte 1 asks of the fetcher, for `module` (when the request names one) and the payload after the head.
-private func script(_ b: UInt8, module: String?, payload: [ArraySlice<UInt8>]) -> (FetcherScript, honest: Bool) {
+/// What byte 1 asks of the fetcher, for `module` (when the request names one), the version the request names
+/// (if any) and the payload after the head.
+private func script(_ b: UInt8, module: String?, version: String?, payload: [ArraySlice<UInt8>]) -> (FetcherScript, honest: Bool) {
     var script = FetcherScript()
     var honest = true
     let part = { (i: Int) in i < payload.count ? Array(payload[i]) : [] }
@@ -128,7 +124,9 @@ private func script(_ b: UInt8, module: String?, payload: [ArraySlice<UInt8>]) -
     }
     switch b >> 5 {
     case 0: script.resolve = nil
-    case 1: script.resolve = module.flatMap(honestVersion).map(honestInfo)
+    // An honest upstream resolves a real query (a branch, "latest", "v1") to the module's version, but a version
+    // in canonical form (a v2.0.0 of a path without /v2: only its +incompatible twin could answer) it does not have.
+    case 1: script.resolve = version.map { ModulePath.canonicalVersion($0) == $0 } == true ? nil : module.flatMap(honestVersion).map(honestInfo)
     case 2: script.resolve = honestInfo("v1.0"); honest = false
     case 3: script.resolve = part(0); honest = false
     case 4: script.resolve = Array(#"{"Version":"v1.2.3","Time":null}"#.utf8); honest = false
@@ -163,14 +161,20 @@ private func bodyBytes(_ body: Response.Body) -> [UInt8] {
     }
 }
 
+/// One unlinked file in the spool directory, rewritten for each stored zip checked.
+private let storedSpool = unlinkedTemporaryFile(in: spool, prefix: "athens-router-fuzz")
+
 /// The checks a stored version must pass: what the stasher claims to have verified before saving.
 private func checkStored(_ module: String, _ version: String, _ files: FuzzStorageState.Version) {
     require(ModulePath.canonicalVersion(version) == version, "stored non-canonical version \(version.debugDescription)")
     require((try? ModulePath.check(path: module, version: version)) != nil, "stored \(module)@\(version), an invalid pair")
     require((try? ArtifactValidator.checkInfo(files.info, version: version)) != nil, "stored a bad .info for \(module)@\(version)")
-    require((try? ArtifactValidator.checkMod(files.mod)) != nil, "stored a bad .mod for \(module)@\(version)")
-    guard let entries = try? ZipDirectory.read(bytes: files.zip) else { require(false, "stored an unreadable zip for \(module)@\(version)"); return }
-    require((try? ModuleZip.check(module: module, version: version, entries: entries, zipSize: UInt64(files.zip.count))) != nil,
+    // checkMod also asserts the .mod's module directive is exactly the requested path.
+    require((try? ArtifactValidator.checkMod(files.mod, module: module)) != nil, "stored a bad .mod for \(module)@\(version)")
+    require(GoModFile.modulePath(files.mod) == module, "stored a .mod whose module is not \(module)")
+    // The zip read in full (local headers, inflate, CRC-32), as the stasher reads its spool before saving.
+    rewrite(storedSpool, with: files.zip)
+    require((try? ArtifactValidator.checkZip(fd: storedSpool, size: UInt64(files.zip.count), module: module, version: version)) != nil,
             "stored a zip that is not \(module)@\(version)'s")
 }
 
@@ -193,9 +197,12 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let setup = setups[(choice / 5) * 10 + (choice % 5) * 2 + (config & 0x20 == 0 ? 0 : 1)]
     let withAuth = config & 0x40 != 0
     let download = DownloadRequest.parse(request.path)
-    var module: String?
-    if case let .success(parsedRequest) = download { module = parsedRequest.module }
-    let (fetcherScript, honest) = script(fetcherByte, module: module, payload: payload)
+    var module: String?, requestedVersion: String?
+    if case let .success(parsedRequest) = download {
+        module = parsedRequest.module
+        if case let .file(_, version) = parsedRequest.kind { requestedVersion = version }
+    }
+    let (fetcherScript, honest) = script(fetcherByte, module: module, version: requestedVersion, payload: payload)
     setFetcherScript(fetcherScript)
 
     fuzzStorage.reset()

@@ -12,18 +12,10 @@ import Glibc
 import GoModule
 
 /// One unlinked temporary file, rewritten for each input (the fd path of `ZipDirectory.read`).
-private let spool: Int32 = {
-    var template = Array("/tmp/athens-zip-fuzz-XXXXXX".utf8CString)
-    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-    require(fd >= 0, "mkstemp failed")
-    template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
-    return fd
-}()
+private let spool = unlinkedTemporaryFile(in: "/tmp", prefix: "athens-zip-fuzz")
 
 private func readFromFile(_ bytes: [UInt8]) -> Result<[ZipEntry], ZipError> {
-    require(ftruncate(spool, 0) == 0, "ftruncate failed")
-    let written = bytes.withUnsafeBytes { pwrite(spool, $0.baseAddress, $0.count, 0) }
-    require(written == bytes.count, "pwrite wrote \(written) of \(bytes.count)")
+    rewrite(spool, with: bytes)
     do throws(ZipError) {
         return .success(try ZipDirectory.read(fd: spool, size: UInt64(bytes.count)))
     } catch {
