@@ -141,6 +141,17 @@ private struct FileSource: ZipSource {
     func read(at offset: UInt64, count: Int) throws(ZipError) -> [UInt8] {
         guard count >= 0, offset <= size, UInt64(count) <= size - offset else { throw truncated(offset, count) }
         var buffer = [UInt8](repeating: 0, count: count)
+        try ZipFileRead.exactly(fd: fd, at: offset, into: &buffer, count: count, fileSize: size)
+        return buffer
+    }
+}
+
+/// The one exact positional read of a zip file (the validator, the directory reader and h1 hashing share it).
+public enum ZipFileRead {
+    /// Fills `buffer[0..<count]` with the bytes of `fd` at `offset`, retrying short reads and EINTR; throws the
+    /// read error, or "file ends" when the file is shorter than the `fileSize` the caller was told.
+    public static func exactly(fd: Int32, at offset: UInt64, into buffer: inout [UInt8], count: Int,
+                               fileSize: UInt64) throws(ZipError) {
         var done = 0
         var failure: Int32 = 0
         buffer.withUnsafeMutableBytes { raw in
@@ -160,9 +171,8 @@ private struct FileSource: ZipSource {
             throw ZipError(message: "zip: read failed at offset \(offset): \(String(cString: strerror(failure)))")
         }
         guard done == count else {
-            throw ZipError(message: "zip: file ends at offset \(offset + UInt64(done)), before its declared size \(size)")
+            throw ZipError(message: "zip: file ends at offset \(offset + UInt64(done)), before its declared size \(fileSize)")
         }
-        return buffer
     }
 }
 

@@ -212,26 +212,6 @@ private struct FileBytes: RandomAccessBytes {
 
     func read(at offset: UInt64, into buffer: inout [UInt8], count: Int) throws(ZipError) {
         guard offset <= size, UInt64(count) <= size - offset else { throw pastEnd(offset, count) }
-        var done = 0
-        var failure: Int32 = 0
-        buffer.withUnsafeMutableBytes { raw in
-            while done < count {
-                let n = pread(fd, raw.baseAddress! + done, count - done, off_t(offset) + off_t(done))
-                if n > 0 {
-                    done += n
-                } else if n == 0 {
-                    return
-                } else if errno != EINTR {
-                    failure = errno
-                    return
-                }
-            }
-        }
-        if failure != 0 {
-            throw ZipError(message: "zip: read failed at offset \(offset): \(String(cString: strerror(failure)))")
-        }
-        guard done == count else {
-            throw ZipError(message: "zip: file ends at offset \(offset + UInt64(done)), before its declared size \(size)")
-        }
+        try ZipFileRead.exactly(fd: fd, at: offset, into: &buffer, count: count, fileSize: size)
     }
 }
