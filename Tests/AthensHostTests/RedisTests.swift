@@ -460,7 +460,7 @@ struct RedisClientTests {
     }
 
     @Test func unreachableServers() throws {
-        let port = try RedisServer.freePort()  // nothing listens there
+        let port = try TestSupport.freePort()  // nothing listens there
         do { try RedisClient(url: "redis://127.0.0.1:\(port)").command(["PING"]); Issue.record("connected to nothing") } catch {
             guard case .unavailable(let text) = error else { Issue.record("\(error)"); return }
             #expect(text.contains("refused") && text.contains("127.0.0.1:\(port)"), "\(text)")

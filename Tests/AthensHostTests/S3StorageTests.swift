@@ -222,7 +222,7 @@ final class S3StorageTests {
         let tree = try makeTree()
         let upstreamURL = try upstream(tree)
         let bucket = try RGW.makeBucket("outage")
-        let port = try Self.freePort()
+        let port = try TestSupport.freePort()
         let endpoint = "http://127.0.0.1:\(port)"
         func startGateway() throws -> ChildProcess {
             let gateway = try ChildProcess(TestSupport.packageRoot + "/scripts/rgw.sh", ["gateway", String(port)],
@@ -373,20 +373,6 @@ final class S3StorageTests {
         #expect(Self.logLines(proxy.log).filter { $0.contains("v1.0.0.info 500") }.count == 3)
         let timedOut = #expect(throws: PluginError.self) { _ = try storage.exists(module: "example.com/x", version: "v2.0.0") }
         #expect(timedOut?.code == .timeout && timedOut?.message.contains("HEAD example.com/x/@v/v2.0.0.info") == true, "\(String(describing: timedOut))")
-    }
-
-    static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw TestFailure("no free port") }
-        return UInt16(bigEndian: address.sin_port)
     }
 }
 

@@ -25,7 +25,7 @@ final class RedisServer {
         self.directory = directory ?? TestSupport.makeTemporaryDirectory("redis")
         var attempt = 0
         while true {
-            let chosen = try port ?? RedisServer.freePort()
+            let chosen = try port ?? TestSupport.freePort()
             var arguments = ["redis-server", "--port", String(chosen), "--bind", "127.0.0.1", "--dir", self.directory,
                              "--save", "", "--appendonly", "no", "--daemonize", "no",
                              "--unixsocket", self.directory + "/redis.sock", "--unixsocketperm", "700",
@@ -45,21 +45,6 @@ final class RedisServer {
                 throw TestFailure("redis-server did not start: \(log.suffix(2000)) \(child.stderr)")
             }
         }
-    }
-
-    /// A port the kernel just handed out for 127.0.0.1 (then released for redis-server to bind).
-    static func freePort() throws -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw TestFailure("no free port: errno \(errno)") }
-        return UInt16(bigEndian: address.sin_port)
     }
 
     /// Polls PING on the unix socket until it answers (generous deadline) or the child exits.
