@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// Fetchers that fail or lie: a clear HTTP error, nothing stored, no crash. Driven by the C fetcher
 /// fixture (Tests/Fixtures/CPlugins/test_fetcher.c), whose behaviour depends on the module path.

@@ -3,7 +3,10 @@
 import Foundation
 import GoModule
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 @Suite("ArtifactValidator reads a .info as the go command does")
 struct InfoValidationTests {

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// FileStorage beyond the shared conformance suite: its on-disk layout (checked with the real go command), its
 /// refusal of hostile names, its behaviour on a full or read-only disk, and its atomicity across processes and

@@ -3,7 +3,10 @@
 // zip and go.mod. GitFetcher's output is served to the go command as a GOPROXY=file:// tree, so the hashes
 // are computed by the go command on both sides and the go command also validates our zips.
 #if canImport(AthensHost)
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 #endif
 import Foundation
 import GoModule

@@ -2,7 +2,10 @@
 // the go command in direct mode pointed at them (git's url.insteadOf maps https://github.com/ to the local
 // bare repos; GIT_CONFIG_NOSYSTEM keeps the machine's own git config out), and helpers to drive the plugin.
 #if canImport(AthensHost)
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 #endif
 import Foundation
 import GoModule

@@ -3,7 +3,10 @@
 // process handling (children reaped, temp folders removed, no credentials in messages), mirror sharing
 // under concurrency, updates for new tags, sink refusal, and go-get discovery.
 #if canImport(AthensHost)
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 #endif
 import Foundation
 import GoModule

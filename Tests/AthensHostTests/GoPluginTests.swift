@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// Whether the go command is installed (Go plugin tests build Examples/gofetcher with it).
 let goAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/go")

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// Answers from a fixed table; "/slow" answers later from another thread; "/blob" a file blob.
 private final class TableHandler: RequestHandler {

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// `athens plugin-check`: known-good plugins pass, and each deliberately broken plugin fails the very check
 /// that covers its bug. The broken plugins are the C examples with one entry replaced by a wrapper.

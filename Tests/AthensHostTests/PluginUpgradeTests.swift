@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// A running athens whose one fetcher is the upgrade fixture at `pluginPath`, with its own manifest file, so a
 /// test can rewrite the manifest, send SIGHUP and wait for the outcome in its log.

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// What a reload frees, connection limits that one client cannot monopolise, shutdown order and the
 /// small protocol rules of issue 10, against the built athens.

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// One conformance suite for every storage plugin, loaded from its .so by path, whatever its language.
 @Suite("storage plugin conformance")

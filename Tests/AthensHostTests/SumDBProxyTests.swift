@@ -1,5 +1,8 @@
 import Foundation
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 import Testing
 
 /// Collects what a SumDBProxy answers, whether at once or later from its pool.
