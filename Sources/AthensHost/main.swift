@@ -10,6 +10,10 @@
 //     (manifest wrappers, then deadline) → FetchingStasher (route's fetchers → spool → validate → storage.save)
 //   → storage.open → response. Storage and fetchers are the `Storage`/`Fetcher` protocols of PluginHost.
 import Foundation
+import HostSupport
+import PluginCheck
+import PluginHost
+import RequestPath
 import Glibc
 import PluginABI
 import SystemShims

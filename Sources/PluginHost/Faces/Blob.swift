@@ -49,6 +49,20 @@ package final class Blob: @unchecked Sendable {
     /// Takes ownership of `raw`; throws (after releasing it) if it is not one valid shape, or if an fd blob's
     /// range does not lie inside its file (checked with fstat now, before any status line is sent, so a lying
     /// storage gets a 502 instead of a 200 cut short).
+    /// A bytes blob holding a copy of `bytes` (in-process storages, tests): freed when the blob goes.
+    package convenience init(copying bytes: [UInt8]) {
+        var raw = ath_blob()
+        raw.fd = -1
+        let copy = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        bytes.withUnsafeBytes { if let base = $0.baseAddress { copy.copyMemory(from: base, byteCount: $0.count) } }
+        raw.data = UnsafeRawPointer(copy).assumingMemoryBound(to: UInt8.self)
+        raw.size = UInt64(bytes.count)
+        raw.private_data = copy
+        raw.release = { $0?.deallocate() }
+        // A valid bytes shape by construction: the checks below cannot fail.
+        try! self.init(taking: raw, plugin: "in-process")
+    }
+
     package init(taking raw: ath_blob, plugin: String, library: String = "", labels: (read: CallLabel, release: CallLabel)? = nil,
          owner: AnyObject? = nil) throws(PluginError) {
         self.raw = raw
