@@ -17,7 +17,7 @@ package struct StorageChecks {
     package let largeZipBytes: UInt64
     /// Versions saved for the catalog walk (at least 1000 by default).
     package let catalogVersions: Int
-    private let saved = SavedVersions()
+    let saved = SavedVersions()
 
     package init(storage: InstrumentedStorage, report: CheckReport, runID: String, largeZipBytes: UInt64, catalogVersions: Int = 1050) {
         self.storage = storage
@@ -57,20 +57,20 @@ package struct StorageChecks {
 
     // MARK: - Helpers
 
-    private func info(_ version: String, tag: String = "") -> [UInt8] {
+    func info(_ version: String, tag: String = "") -> [UInt8] {
         Array(#"{"Version":"\#(version)","Time":"2024-01-02T03:04:05Z"\#(tag.isEmpty ? "" : #","Tag":"\#(tag)""#)}"#.utf8)
     }
 
-    private func mod(_ module: String, tag: String = "") -> [UInt8] {
+    func mod(_ module: String, tag: String = "") -> [UInt8] {
         Array("module \(module)\n\ngo 1.21\n\(tag.isEmpty ? "" : "// \(tag)\n")".utf8)
     }
 
     /// Saves and remembers the version for the clean-up; `ATH_ALREADY_EXISTS` is thrown.
-    private func save(_ module: String, _ version: String, info: [UInt8], mod: [UInt8], zip: [UInt8]) throws(PluginCallError) {
+    func save(_ module: String, _ version: String, info: [UInt8], mod: [UInt8], zip: [UInt8]) throws(PluginCallError) {
         try save(module, version, info: info, mod: mod, source: ZipSource(bytes: zip))
     }
 
-    private func save(_ module: String, _ version: String, info: [UInt8], mod: [UInt8], source: ZipSource) throws(PluginCallError) {
+    func save(_ module: String, _ version: String, info: [UInt8], mod: [UInt8], source: ZipSource) throws(PluginCallError) {
         do {
             try storage.save(module, version, info: info, mod: mod, zip: source)
             saved.insert(module, version)
@@ -81,7 +81,7 @@ package struct StorageChecks {
     }
 
     /// Reads a whole (small) stored file.
-    private func read(_ module: String, _ version: String, _ artifact: Artifact) throws -> [UInt8] {
+    func read(_ module: String, _ version: String, _ artifact: Artifact) throws -> [UInt8] {
         let blob = try storage.open(module, version, artifact)
         return try Self.readAll(blob, what: "\(module)@\(version) \(artifact)")
     }
@@ -103,7 +103,7 @@ package struct StorageChecks {
         }
     }
 
-    private func expectNotFound(_ what: String, _ body: () throws(PluginCallError) -> Void) throws {
+    func expectNotFound(_ what: String, _ body: () throws(PluginCallError) -> Void) throws {
         do {
             try body()
             throw CheckFailure("\(what) succeeded; expected ATH_NOT_FOUND")
@@ -114,7 +114,7 @@ package struct StorageChecks {
 
     // MARK: - Checks
 
-    private func missingIsNotFound() throws -> String {
+    func missingIsNotFound() throws -> String {
         let module = prefix + "/missing", version = "v9.9.9"
         var messages: [String] = []
         for artifact in [Artifact.info, .mod, .zip] {
@@ -134,7 +134,7 @@ package struct StorageChecks {
         return "open/exists/list/remove agree" + (named ? "" : "; note: the open message does not name the module (\"\(messages[0])\")")
     }
 
-    private func roundTrip() throws -> String {
+    func roundTrip() throws -> String {
         let module = prefix + "/roundtrip", version = "v1.2.3-pre.1"
         let zip = PatternBytes(seed: 1).bytes(300_000)
         let infoBytes = info(version), modBytes = mod(module)
@@ -177,7 +177,7 @@ package struct StorageChecks {
         return "300000-byte zip; shapes " + shapes.joined(separator: " ")
     }
 
-    private func emptyFiles() throws -> String {
+    func emptyFiles() throws -> String {
         let module = prefix + "/empty", version = "v0.0.1"
         try save(module, version, info: info(version), mod: [], zip: [])
         guard try read(module, version, .mod).isEmpty else { throw CheckFailure(".mod: saved empty, read non-empty") }
@@ -185,7 +185,7 @@ package struct StorageChecks {
         return "empty .mod and .zip read back empty"
     }
 
-    private func caseSensitive() throws -> String {
+    func caseSensitive() throws -> String {
         let module = prefix + "/Mixed/Case", lower = prefix + "/mixed/case", version = "v1.0.0"
         try save(module, version, info: info(version), mod: mod(module), zip: [1, 2, 3])
         guard try storage.exists(module, version) else { throw CheckFailure("\(module)@\(version) not stored after save") }
@@ -195,7 +195,7 @@ package struct StorageChecks {
         return "\(module) and \(lower) are different modules"
     }
 
-    private func secondSave() throws -> String {
+    func secondSave() throws -> String {
         let module = prefix + "/twice", version = "v1.0.0"
         try save(module, version, info: info(version, tag: "first"), mod: mod(module, tag: "first"), zip: [1, 2, 3])
         var answer = "ATH_OK"
@@ -211,7 +211,7 @@ package struct StorageChecks {
         return "second save answered \(answer); first bytes kept"
     }
 
-    private func failedSave() throws -> String {
+    func failedSave() throws -> String {
         let module = prefix + "/failed", version = "v1.0.0"
         let zip = PatternBytes(seed: 2).bytes(100_000)
         do {
@@ -231,100 +231,7 @@ package struct StorageChecks {
         return "nothing visible after the failure; a retry stores the version"
     }
 
-    private func concurrentSaves() throws -> String {
-        let module = prefix + "/race", version = "v1.0.0"
-        let count = 8
-        let zips = (0..<count).map { PatternBytes(seed: 100 + UInt64($0)).bytes(200_000 + $0) }
-        let infos = (0..<count).map { info(version, tag: "candidate \($0)") }
-        let mods = (0..<count).map { mod(module, tag: "candidate \($0)") }
-        let problems = ProblemLog()
-        let outcomes = OutcomeCounter()
-        DispatchQueue.concurrentPerform(iterations: count * 2) { i in
-            if i < count {
-                do throws(PluginCallError) {
-                    try save(module, version, info: infos[i], mod: mods[i], zip: zips[i])
-                    outcomes.add("ok")
-                } catch {
-                    if error.isAlreadyExists { outcomes.add("exists") } else { problems.add("\(error)") }
-                }
-            } else {
-                // Readers race the savers: whatever they see must be one candidate's bytes.
-                for _ in 0..<50 {
-                    do {
-                        let bytes = try read(module, version, .zip)
-                        if !zips.contains(bytes) { problems.add("a reader saw a .zip of \(bytes.count) bytes that is no candidate's") }
-                        return
-                    } catch let error as PluginCallError where error.isNotFound {
-                        usleep(1000)
-                    } catch {
-                        problems.add("\(error)")
-                        return
-                    }
-                }
-            }
-        }
-        if let summary = problems.summary { throw CheckFailure(summary) }
-        let zip = try read(module, version, .zip)
-        guard let winner = zips.firstIndex(of: zip) else { throw CheckFailure("the stored .zip is no candidate's") }
-        guard try read(module, version, .info) == infos[winner], try read(module, version, .mod) == mods[winner] else {
-            throw CheckFailure("mixed bytes: the stored .zip is candidate \(winner)'s but .info or .mod is another's")
-        }
-        guard try storage.list(module) == [version] else { throw CheckFailure("list after racing saves is \(try storage.list(module))") }
-        let ok = outcomes.count("ok")
-        guard ok >= 1 else { throw CheckFailure("no save answered ATH_OK") }
-        return "\(ok) OK, \(outcomes.count("exists")) ALREADY_EXISTS; all three files from candidate \(winner)"
-            + (ok > 1 ? " (note: the ABI says one save wins and the others answer ATH_ALREADY_EXISTS)" : "")
-    }
-
-    private func concurrentReads() throws -> String {
-        let module = prefix + "/readers", version = "v1.0.0"
-        let zip = PatternBytes(seed: 7).bytes(250_000)
-        let infoBytes = info(version)
-        try save(module, version, info: infoBytes, mod: mod(module), zip: zip)
-        let problems = ProblemLog()
-        let held = BlobBag()
-        DispatchQueue.concurrentPerform(iterations: 32) { i in
-            do {
-                let blob = try storage.open(module, version, i % 2 == 0 ? .zip : .info)
-                let bytes = try Self.readAll(blob, what: "reader \(i)")
-                if bytes != (i % 2 == 0 ? zip : infoBytes) { problems.add("reader \(i) read wrong bytes") }
-                // Half the blobs are released later, by another thread (release may come from any thread).
-                if i % 4 < 2 { held.add(blob) }
-            } catch {
-                problems.add("\(error)")
-            }
-        }
-        let releasedElsewhere = held.count
-        // Released on a thread of its own: dispatch_sync may run on the calling thread.
-        let done = DispatchSemaphore(value: 0)
-        Thread { held.removeAll(); done.signal() }.start()
-        done.wait()
-        if let summary = problems.summary { throw CheckFailure(summary) }
-        return "32 concurrent opens and reads; \(releasedElsewhere) blobs released on another thread"
-    }
-
-    private func concurrentMany() throws -> String {
-        let module = prefix + "/many"
-        let problems = ProblemLog()
-        DispatchQueue.concurrentPerform(iterations: 64) { i in
-            let version = "v1.0.\(i)"
-            let zip = PatternBytes(seed: 1000 + UInt64(i)).bytes(1000 + i * 37)
-            do {
-                try save(module, version, info: info(version), mod: mod(module), zip: zip)
-                if try read(module, version, .zip) != zip { problems.add("\(version): bytes differ") }
-            } catch {
-                problems.add("\(version): \(error)")
-            }
-        }
-        if let summary = problems.summary { throw CheckFailure(summary) }
-        let listed = try storage.list(module)
-        guard Set(listed) == Set((0..<64).map { "v1.0.\($0)" }), listed.count == 64 else {
-            throw CheckFailure("list gives \(listed.count) versions (\(Set(listed).count) distinct) after 64 saves")
-        }
-        return "64 versions saved and read back from parallel threads"
-    }
-
-    private func list() throws -> String {
+    func list() throws -> String {
         let module = prefix + "/listed"
         let versions = ["v1.0.0", "v1.1.0-rc.1", "v2.0.0+incompatible"]
         for version in versions { try save(module, version, info: info(version), mod: mod(module), zip: Array(version.utf8)) }
@@ -337,7 +244,7 @@ package struct StorageChecks {
         return "exactly the saved versions; a nested module's are separate"
     }
 
-    private func removeWithHeldBlob() throws -> String {
+    func removeWithHeldBlob() throws -> String {
         let module = prefix + "/removed", version = "v1.1.0"
         let zip = PatternBytes(seed: 9).bytes(123_457)
         let infoBytes = info(version), modBytes = mod(module)
@@ -360,186 +267,14 @@ package struct StorageChecks {
         return "held blobs read their bytes after remove; the version can be saved again"
     }
 
-    private func catalogPaging() throws -> String {
-        guard storage.hasCatalog else { throw CheckSkipped("catalog is NULL (optional): athens answers /catalog with 501") }
-        let base = prefix + "/catalog"
-        var expected: [String] = []
-        var module = 0
-        while expected.count < catalogVersions {
-            for v in 0..<((module % 7 + 1) * 10) where expected.count < catalogVersions {
-                expected.append("\(base)/m\(module)@v0.\(v).0")
-            }
-            module += 1
-        }
-        let problems = ProblemLog()
-        let keys = expected
-        DispatchQueue.concurrentPerform(iterations: 4) { lane in
-            for (index, key) in keys.enumerated() where index % 4 == lane {
-                let at = key.firstIndex(of: "@")!
-                do {
-                    try save(String(key[..<at]), String(key[key.index(after: at)...]), info: Array("{}".utf8), mod: [], zip: [UInt8(index & 0xFF)])
-                } catch {
-                    problems.add("\(error)")
-                }
-            }
-        }
-        if let summary = problems.summary { throw CheckFailure("saving the catalog versions: \(summary)") }
-        let wanted = Set(expected)
-        var walks: [String] = []
-        for pageSize in [1, 7, 100, 1000, 5000] {
-            var seen = Set<String>()
-            var token = ""
-            var tokens = Set<String>()
-            var pages = 0, total = 0
-            repeat {
-                let page = try storage.catalog(token: token, pageSize: UInt32(pageSize))
-                pages += 1
-                total += page.entries.count
-                guard page.entries.count <= pageSize else { throw CheckFailure("page size \(pageSize): a page of \(page.entries.count) entries") }
-                for entry in page.entries where entry.module.hasPrefix(base + "/") {
-                    let key = entry.module + "@" + entry.version
-                    guard wanted.contains(key) else { throw CheckFailure("page size \(pageSize): lists \(key), which was never saved") }
-                    guard seen.insert(key).inserted else { throw CheckFailure("page size \(pageSize): \(key) listed twice") }
-                }
-                if !page.next.isEmpty && !tokens.insert(page.next).inserted {
-                    throw CheckFailure("page size \(pageSize): token \"\(page.next.prefix(60))\" came back twice: the walk would never end")
-                }
-                guard total <= 20_000_000 else { throw CheckFailure("page size \(pageSize): more than 20 million entries without an end") }
-                token = page.next
-            } while !token.isEmpty
-            guard seen.count == wanted.count else {
-                let missing = wanted.subtracting(seen).sorted().prefix(3)
-                throw CheckFailure("page size \(pageSize): \(seen.count) of \(wanted.count) saved versions listed; missing e.g. \(missing.joined(separator: ", "))")
-            }
-            walks.append("\(pageSize):\(pages)")
-        }
-        do {
-            _ = try storage.catalog(token: "not a token this storage issued \u{1}", pageSize: 10)
-            throw CheckFailure("a token the storage never issued was accepted; expected ATH_INVALID")
-        } catch let error as PluginCallError {
-            guard error.status == ATH_INVALID else { throw CheckFailure("a foreign token: expected ATH_INVALID: \(error)") }
-        }
-        if let summary = storage.catalogProblems.summary { throw CheckFailure(summary) }
-        // The catalog versions are many; removing them now keeps the later checks' storage small.
-        for key in expected {
-            let at = key.firstIndex(of: "@")!
-            let module = String(key[..<at]), version = String(key[key.index(after: at)...])
-            try storage.remove(module, version)
-            saved.remove(module, version)
-        }
-        return "\(expected.count) versions, each listed once; pages (size:count) " + walks.joined(separator: " ") + "; foreign token ATH_INVALID"
-    }
-
-    private func largeZip() throws -> String {
-        let module = prefix + "/large", version = "v1.0.0"
-        let pattern = PatternBytes(seed: 64)
-        let size = largeZipBytes
-        let source = ZipSource(size: size) { offset, buffer in pattern.fill(offset: offset, buffer) }
-        let started = DispatchTime.now()
-        try save(module, version, info: info(version), mod: mod(module), source: source)
-        let saveSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
-        let blob = try storage.open(module, version, .zip)
-        guard blob.size == size else { throw CheckFailure("blob size \(blob.size), saved \(size) bytes") }
-        let readStarted = DispatchTime.now()
-        // Compared chunk by chunk against the regenerated pattern: the checker never holds a copy.
-        let chunk = 1 << 20
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: chunk, alignment: 16)
-        defer { buffer.deallocate(); scratch.deallocate() }
-        var offset: UInt64 = 0
-        switch blob.shape {
-        case let .bytes(bytes):
-            while offset < size {
-                let n = Int(min(UInt64(chunk), size - offset))
-                let slice = UnsafeRawBufferPointer(rebasing: bytes[Int(offset)..<(Int(offset) + n)])
-                guard pattern.matches(offset: offset, slice, scratch: scratch) else { throw CheckFailure("bytes differ in the MiB at offset \(offset)") }
-                offset += UInt64(n)
-            }
-        case let .file(fd, start):
-            while offset < size {
-                let want = Int(min(UInt64(chunk), size - offset))
-                let n = pread(fd, buffer.baseAddress!, want, off_t(start + offset))
-                guard n > 0 else { throw CheckFailure("pread of the fd blob at \(offset) returned \(n)") }
-                guard pattern.matches(offset: offset, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), scratch: scratch) else {
-                    throw CheckFailure("bytes differ near offset \(offset)")
-                }
-                offset += UInt64(n)
-            }
-        case .stream:
-            while true {
-                guard let n = blob.readStream(into: buffer) else { throw CheckFailure("the read callback failed at offset \(offset)") }
-                if n == 0 { break }
-                guard offset + UInt64(n) <= size else { throw CheckFailure("the stream gave more than its \(size) bytes") }
-                guard pattern.matches(offset: offset, UnsafeRawBufferPointer(rebasing: buffer[0..<n]), scratch: scratch) else {
-                    throw CheckFailure("bytes differ near offset \(offset)")
-                }
-                offset += UInt64(n)
-            }
-            guard offset == size else { throw CheckFailure("the stream ended after \(offset) of \(size) bytes") }
-        }
-        let readSeconds = Double(DispatchTime.now().uptimeNanoseconds - readStarted.uptimeNanoseconds) / 1e9
-        try storage.remove(module, version)
-        saved.remove(module, version)
-        return "\(size >> 20) MiB streamed in (\(String(format: "%.1f", saveSeconds)) s) and compared from a "
-            + "\(Self.shapeName(blob)) blob (\(String(format: "%.1f", readSeconds)) s)"
-    }
-
-    private func cleanup() throws -> String {
-        let all = saved.all
-        var failures: [String] = []
-        for (module, version) in all {
-            do {
-                try storage.remove(module, version)
-            } catch {
-                failures.append("\(error)")
-            }
-        }
-        guard failures.isEmpty else { throw CheckFailure(failures.prefix(3).joined(separator: "; ")) }
-        return "\(all.count) versions removed"
-    }
-
-    private func blobAudit() throws -> String {
-        let ledger = storage.blobs
-        if let problems = ledger.problems.summary { throw CheckFailure(problems) }
-        let opened = ledger.opened, released = ledger.released, twice = ledger.releasedTwice
-        guard twice == 0 else { throw CheckFailure("\(twice) blobs released more than once") }
-        guard released == opened else { throw CheckFailure("\(opened) blobs handed out, \(released) released") }
-        return "\(opened) blobs, each released once, on \(ledger.releasingThreadCount) threads"
-    }
 }
 
 /// module@version pairs the checks saved and have not removed, for the clean-up.
-private final class SavedVersions: @unchecked Sendable {
+final class SavedVersions: @unchecked Sendable {
     private let lock = NSLock()
     private var versions = Set<[String]>()
 
     func insert(_ module: String, _ version: String) { _ = lock.withLock { versions.insert([module, version]) } }
     func remove(_ module: String, _ version: String) { _ = lock.withLock { versions.remove([module, version]) } }
     var all: [(String, String)] { lock.withLock { versions.map { ($0[0], $0[1]) } } }
-}
-
-/// Counts named outcomes across threads.
-private final class OutcomeCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var counts: [String: Int] = [:]
-
-    func add(_ key: String) { lock.withLock { counts[key, default: 0] += 1 } }
-    func count(_ key: String) -> Int { lock.withLock { counts[key, default: 0] } }
-}
-
-/// Blobs kept alive by one thread and released by another.
-private final class BlobBag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var blobs: [Blob] = []
-
-    func add(_ blob: Blob) { lock.withLock { blobs.append(blob) } }
-    var count: Int { lock.withLock { blobs.count } }
-    func removeAll() {
-        let taken = lock.withLock { () -> [Blob] in
-            let all = blobs
-            blobs = []
-            return all
-        }
-        _ = taken
-    }
 }
