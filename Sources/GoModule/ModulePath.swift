@@ -185,7 +185,7 @@ extension ModulePath {
 
     private static let slash = UInt8(ascii: "/")
     private static let dot = UInt8(ascii: ".")
-    private static let bang = UInt8(ascii: "!")
+    static let bang = UInt8(ascii: "!")
     private static let tilde = UInt8(ascii: "~")
 
     /// Reserved file names on Windows, which no element may use up to its first dot, in any case.
@@ -391,57 +391,5 @@ extension ModulePath {
             if major.elementsEqual(wanted) { return nil }
         }
         return "should be \(text(wanted)), not \(text(major[...]))"
-    }
-}
-
-// MARK: - Case encoding
-
-extension ModulePath {
-    /// module.escapeString: `!` + lower case for each upper-case letter. Callers have already rejected
-    /// `!` and non-ASCII, which would make the encoding ambiguous; Go re-checks, and so do we.
-    private static func escape(_ s: String) throws(ModuleError) -> String {
-        var hasUpper = false
-        for byte in s.utf8 {
-            if byte == bang || byte >= 0x80 {
-                throw ModuleError("internal error: inconsistency in EscapePath")
-            }
-            if isUpper(byte) { hasUpper = true }
-        }
-        if !hasUpper { return s }
-        var out: [UInt8] = []
-        out.reserveCapacity(s.utf8.count + 8)
-        for byte in s.utf8 {
-            if isUpper(byte) {
-                out.append(bang)
-                out.append(byte | 0x20)
-            } else {
-                out.append(byte)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// module.unescapeString: `nil` for non-ASCII, a bare upper-case letter, or a `!` not followed by `a`–`z`.
-    private static func unescape(_ escaped: String) -> String? {
-        var out: [UInt8] = []
-        out.reserveCapacity(escaped.utf8.count)
-        var afterBang = false
-        for byte in escaped.utf8 {
-            if byte >= 0x80 { return nil }
-            if afterBang {
-                afterBang = false
-                guard isLower(byte) else { return nil }
-                out.append(byte & ~0x20)
-                continue
-            }
-            if byte == bang {
-                afterBang = true
-                continue
-            }
-            if isUpper(byte) { return nil }
-            out.append(byte)
-        }
-        if afterBang { return nil }
-        return String(decoding: out, as: UTF8.self)
     }
 }
