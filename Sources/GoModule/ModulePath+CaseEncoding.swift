@@ -3,7 +3,7 @@
 extension ModulePath {
     /// module.escapeString: `!` + lower case for each upper-case letter. Callers have already rejected
     /// `!` and non-ASCII, which would make the encoding ambiguous; Go re-checks, and so do we.
-    private static func escape(_ s: String) throws(ModuleError) -> String {
+    static func escape(_ s: String) throws(ModuleError) -> String {
         var hasUpper = false
         for byte in s.utf8 {
             if byte == bang || byte >= 0x80 {
@@ -26,7 +26,7 @@ extension ModulePath {
     }
 
     /// module.unescapeString: `nil` for non-ASCII, a bare upper-case letter, or a `!` not followed by `a`–`z`.
-    private static func unescape(_ escaped: String) -> String? {
+    static func unescape(_ escaped: String) -> String? {
         var out: [UInt8] = []
         out.reserveCapacity(escaped.utf8.count)
         var afterBang = false
