@@ -59,6 +59,11 @@ final class AthensServer {
         return response
     }
 
+    /// The /metrics text (read a sample with `metric(_:_:labels:)`).
+    func metrics() throws -> String {
+        String(decoding: try get("/metrics").body, as: UTF8.self)
+    }
+
     func stop() { process.stop() }
 }
 
