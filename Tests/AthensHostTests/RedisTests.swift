@@ -626,13 +626,18 @@ struct LeaseLockTests {
         #expect(try client.command(["LLEN", "athens:wake:race"]) == .integer(1))
         let other = try #require(try lock.acquire(key: "race", leaseMs: 60_000, waitMs: 0))
         let started = Date()
-        let waiter = Worker { _ = try? lock.acquire(key: "race", leaseMs: 1000, waitMs: 20_000) }
+        let acquired = Shared<Result<Bool, any Error>>(.success(false))
+        let waiter = Worker {
+            let outcome = Result { try lock.acquire(key: "race", leaseMs: 1000, waitMs: 20_000) != nil }
+            acquired.with { $0 = outcome }
+        }
         // The stale token wakes the waiter once; it finds the lock held and blocks again (no spin).
         #expect(waitUntil { clientsIn("blpop", client) == 1 })
         #expect(try client.command(["LLEN", "athens:wake:race"]) == .integer(0))
         #expect(try lock.release(other))
         #expect(waiter.wait())
         #expect(Date().timeIntervalSince(started) < 8)
+        #expect(try acquired.get.get(), "the waiter got the lock once it was released")
     }
 
     @Test func waitZeroTriesOnceAndWaitIsBounded() throws {

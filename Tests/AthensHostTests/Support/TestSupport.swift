@@ -203,3 +203,45 @@ final class ChildProcess: @unchecked Sendable {
 
     deinit { stop() }
 }
+
+/// The helpers above decide whether other tests pass, so they are checked themselves.
+@Suite("test support: metric() and waitUntil")
+struct TestSupportTests {
+    static let exposition = #"""
+    # HELP athens_http_connections Open connections.
+    # TYPE athens_http_connections gauge
+    athens_http_connections 100
+    athens_http_connections_evicted_total 3
+    athens_http_connections_refused_total{reason="full"} 7
+    athens_pool_running{pool="download"} 4
+    athens_pool_running{pool="background"} 0
+    athens_odd_total{path="a}b\"c",code="200"} 2.5 1700000000
+    athens_http_request_duration_seconds_bucket{endpoint="zip",le="+Inf"} 12
+
+    """#
+
+    @Test("a sample is matched by its whole name and label set and read in full")
+    func metricMatchesWholeSamples() {
+        let body = Self.exposition
+        #expect(metric(body, "athens_http_connections") == 100)
+        #expect(metric(body, "athens_http_connections") != 10)
+        #expect(metric(body, "athens_http_connections_evicted_total") == 3)
+        #expect(metric(body, "athens_http_connections_refused_total") == nil, "labels must match too")
+        #expect(metric(body, "athens_http_connections_refused_total", labels: #"reason="full""#) == 7)
+        #expect(metric(body, "athens_pool_running", labels: #"pool="download""#) == 4)
+        #expect(metric(body, "athens_pool_running", labels: #"pool="background""#) == 0)
+        #expect(metric(body, "athens_pool_running", labels: #"pool="down""#) == nil)
+        #expect(metric(body, "athens_odd_total", labels: #"path="a}b\"c",code="200""#) == 2.5, "braces and quotes inside a value; a timestamp after")
+        #expect(metric(body, "athens_http_request_duration_seconds_bucket", labels: #"endpoint="zip",le="+Inf""#) == 12)
+        #expect(metric(body, "athens_http") == nil)
+        #expect(metric(body, "HELP") == nil, "comment lines are not samples")
+    }
+
+    @Test("waitUntil returns as soon as the condition holds, and false when it never does")
+    func waitUntilPolls() {
+        var calls = 0
+        #expect(waitUntil { calls += 1; return calls == 3 })
+        #expect(calls == 3)
+        #expect(!waitUntil(timeout: 0.05) { false })
+    }
+}
