@@ -153,7 +153,7 @@ final class DownloadProtocolTests {
         let slow = try RawClient(port: port)
         slow.send("GET /example.com/slow/@v/v1.0.0.info HTTP/1.1\r\nHost: x\r\n\r\n")
         // The one worker holds the slow miss.
-        #expect(try waitUntil { metric(try get(port, "/metrics").body, "athens_pool_running", labels: #"pool="download""#) == 1 })
+        #expect(try waitUntil { metric(try AthensServer.metrics(port: port), "athens_pool_running", labels: #"pool="download""#) == 1 })
         let busy = try get(port, "/example.com/slow/@v/v1.1.0.info")
         #expect(busy.status == 503)
         #expect(busy.headers["retry-after"] == "1")

@@ -167,12 +167,7 @@ final class OperationsTests {
         // A slow request in flight across the reload.
         let slow = try RawClient(port: port)
         slow.send("GET /example.com/slow/@v/v1.0.0.info HTTP/1.1\r\nHost: x\r\n\r\n")
-        func metrics() throws -> String {
-            let c = try RawClient(port: port)
-            c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            return String(decoding: c.readResponse(timeout: 20)?.body ?? [], as: UTF8.self)
-        }
-        #expect(try waitUntil { metric(try metrics(), "athens_pool_running", labels: #"pool="download""#) == 1 }, "the slow request is in flight")
+        #expect(try waitUntil { metric(try AthensServer.metrics(port: port), "athens_pool_running", labels: #"pool="download""#) == 1 }, "the slow request is in flight")
         try write(#"{"listen": "127.0.0.1:0", "pluginDirectory": "\#(TestSupport.productsDirectory)", "spoolDirectory": "\#(work)", "storage": {"plugin": "FileStorage", "config": {"root": "\#(root)"}}, "fetchers": [{"name": "c", "plugin": "\#(cFetcher)"}]}"#)
         kill(process.process.processIdentifier, SIGHUP)
         #expect(waitUntil { process.stderr.contains("msg=reloaded") }, "\(process.stderr)")

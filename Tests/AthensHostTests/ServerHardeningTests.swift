@@ -145,10 +145,7 @@ final class ServerHardeningTests {
 
     /// The value of a sample in athens' /metrics (nil when it is missing or /metrics did not answer).
     static func gauge(_ name: String, labels: String = "", port: UInt16) -> Double? {
-        guard let c = try? RawClient(port: port) else { return nil }
-        c.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        guard let r = c.readResponse(timeout: 10) else { return nil }
-        return metric(String(decoding: r.body, as: UTF8.self), name, labels: labels)
+        (try? AthensServer.metrics(port: port)).flatMap { metric($0, name, labels: labels) }
     }
 
     /// Ten requests from 127.0.0.1 on fresh connections; the slowest one's seconds (infinity if one failed).
