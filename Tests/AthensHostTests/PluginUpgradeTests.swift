@@ -41,8 +41,7 @@ private final class UpgradableServer {
     func reload() throws -> String {
         let before = outcomes()
         kill(pid, SIGHUP)
-        let deadline = Date().addingTimeInterval(30)
-        while outcomes() == before && Date() < deadline && process.process.isRunning { usleep(10_000) }
+        _ = waitUntil { outcomes() != before || !process.process.isRunning }
         let lines = process.stderr.split(separator: "\n").filter { $0.contains("msg=reloaded") || $0.contains("reload refused") }
         guard outcomes() > before, let last = lines.last else { throw TestFailure("no reload outcome; stderr: \(process.stderr)") }
         return String(last)
