@@ -32,7 +32,7 @@ package struct FileIdentity: Equatable, Sendable {
 /// gets one file, `<tmp>/athens-plugins-<pid>-XXXXXX/<fnv64>-<size>.so`, made once and dlopen'ed once; the same
 /// content (an unchanged file, or the same build at two paths) reuses it.
 ///
-/// Cost: nothing is ever unloaded (RTLD_NODELETE; see notes/swift-plugins.md), so every distinct build loaded
+/// Cost: nothing is ever unloaded (RTLD_NODELETE: unloading a Swift image is unsafe; docs/PLUGINS.md §3.1), so every distinct build loaded
 /// stays mapped, and its copy stays on disk, until the process exits; docs/PLUGINS.md gives the figures.
 package final class PluginStore: @unchecked Sendable {
     /// The process's store: used by the server (start and every reload) and by plugin-check.

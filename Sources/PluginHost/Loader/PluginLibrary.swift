@@ -48,7 +48,7 @@ package final class PluginLibrary: @unchecked Sendable {
         func reject(_ reason: String) -> PluginLoadError { PluginLoadError(path: path, reason: reason) }
 
         _ = dlerror()
-        // NODELETE: unloading a Swift image leaves dangling runtime metadata (see notes/swift-plugins.md).
+        // NODELETE: unloading a Swift image leaves dangling runtime metadata (its type metadata and conformances stay referenced by the runtime; docs/PLUGINS.md §3).
         let loaded = try GoRuntimeGuard.load(file, shownAs: path) { dlopen(file, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE) }.get()
         guard let handle = loaded else {
             throw reject("cannot load: " + Self.lastDLError(stripping: file))
