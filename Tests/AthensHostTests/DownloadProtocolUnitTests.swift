@@ -82,6 +82,26 @@ struct DownloadProtocolUnitTests {
         #expect(h.storage.keys == ["example.com/a@v1.0.0"])
     }
 
+    @Test("a sync miss stored by someone else while it queued is served from storage without a stash")
+    func storedWhileQueued() throws {
+        let h = DownloadHarness(workers: 1, queue: 4)
+        h.upstream.add(Self.module, "v1.0.0")
+        h.upstream.add("example.com/b", "v1.0.0")
+        h.upstream.fetchGate.close()
+        let busy = h.start("/example.com/a/@v/v1.0.0.zip")
+        #expect(DownloadHarness.waitFor { h.upstream.fetchGate.held == 1 }, "the one worker is busy")
+        let queued = h.start("/example.com/b/@v/v1.0.0.mod")
+        #expect(h.pool.load.waiting == 1 && queued.count == 0)
+        // Another instance (or an earlier flight) stores it meanwhile.
+        h.storage.put("example.com/b", "v1.0.0", .honest(module: "example.com/b", version: "v1.0.0"))
+        h.upstream.fetchGate.openGate()
+        #expect(busy.wait()?.response.status == 200)
+        let answer = try #require(queued.wait())
+        #expect(answer.response.status == 200 && answer.response.bodyBytes == Array("module example.com/b\n".utf8))
+        #expect(h.upstream.calls("fetch") == 1)
+        #expect(h.storage.calls("exists") == 1, "only a's stash asked storage; b was found by the pool's second look")
+    }
+
     @Test("async: 404 at once, then the version is stored in the background and served")
     func asyncMode() throws {
         let h = DownloadHarness(mode: .async)
