@@ -243,6 +243,20 @@ struct DownloadProtocolUnitTests {
         #expect(sync.upstream.calls("fetch") == (code == .notFound ? 1 : 0))
     }
 
+    @Test("a small stored file that cannot be read whole is a 502, never a 200 cut short, and is not cached")
+    func shortBlob() throws {
+        let h = DownloadHarness()
+        h.storage.put(Self.module, "v1.0.0", Self.files)
+        h.storage.giveShortBlobs(true)
+        let answer = try #require(h.get("/example.com/a/@v/v1.0.0.mod"))
+        #expect(answer.response.status == 502)
+        #expect(answer.response.bodyText.contains("invalid answer to storage.open"))
+        #expect(h.download.cache.heldBytes == 0)
+        #expect(h.upstream.calls("fetch") == 0, "a broken stored file is not a miss")
+        h.storage.giveShortBlobs(false)
+        #expect(h.get("/example.com/a/@v/v1.0.0.mod")?.response.bodyBytes == Self.files.mod)
+    }
+
     @Test("a failing save answers 502, stores nothing and asks storage to drop what it may have left")
     func failingSave() throws {
         let h = DownloadHarness()
