@@ -70,7 +70,7 @@ libraries() {
         tar_reader) echo "PluginKit" ;;
         sumdb_note) echo "SumDB Digests GoModule" ;;
         resp) echo "RedisClient" ;;
-        *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule" ;;
+        *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule Digests" ;;
     esac
 }
 # Plugin sources a target compiles into itself (plugins are not libraries the host links).

@@ -1,6 +1,7 @@
-/// A failed download request: the HTTP status and the one-line message the client sees.
 import HostSupport
 import PluginHost
+
+/// A failed download request: the HTTP status and the one-line message the client sees.
 package struct DownloadError: Error, Equatable, CustomStringConvertible {
     package var status: Int
     package var message: String

@@ -26,10 +26,15 @@ package struct DownloadRequest: Equatable, Sendable {
         self.module = module
         self.kind = kind
         if case let .file(artifact, version) = kind {
-            cacheKey = module + "@" + version + artifact.description
+            cacheKey = Self.cacheKey(module: module, version: version, artifact: artifact)
         } else {
             cacheKey = ""
         }
+    }
+
+    /// The in-memory file cache's key of one file: "module@version.zip".
+    package static func cacheKey(module: String, version: String, artifact: Artifact) -> String {
+        module + "@" + version + artifact.description
     }
 
     /// The metrics label: the artifact kind, "list" or "latest".

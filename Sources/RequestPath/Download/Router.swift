@@ -1,6 +1,7 @@
 import HostSupport
 import PluginHost
 import Dispatch
+import PluginABI
 
 /// Routes requests: operational endpoints, then the GOPROXY download routes. Runs on the event loop.
 package final class Router: RequestHandler {
@@ -67,54 +68,5 @@ package final class Router: RequestHandler {
         case let .failure(.malformed(status, message)):
             responder.respond(.text(status, message))
         }
-    }
-}
-
-import PluginABI
-
-/// HTTP Basic credentials, compared in constant time.
-package struct BasicAuth: Sendable {
-    /// The base64 of "user:password", as the credentials after the scheme carry it.
-    private let expected: [UInt8]
-
-    package init(user: String, password: String) {
-        expected = Array(Base64.encode(Array((user + ":" + password).utf8)).utf8)
-    }
-
-    /// Whether an Authorization header carries these credentials. The scheme is case-insensitive
-    /// (RFC 9110 §11.1: `basic`, `BASIC`), then one or more spaces. Time depends only on the lengths.
-    package func accepts(_ header: String?) -> Bool {
-        let bytes = Array((header ?? "").utf8)
-        let scheme = Array("basic".utf8)
-        guard bytes.count > scheme.count, bytes[scheme.count] == 0x20,
-              zip(bytes, scheme).allSatisfy({ $0 | 0x20 == $1 }) else { return false }
-        var start = scheme.count
-        while start < bytes.count && bytes[start] == 0x20 { start += 1 }
-        let given = bytes[start...]
-        var difference = UInt8(given.count == expected.count ? 0 : 1)
-        for i in 0..<expected.count {
-            difference |= expected[i] ^ (i < given.count ? given[given.startIndex + i] : 0)
-        }
-        return difference == 0
-    }
-}
-
-/// Standard base64 with padding (RFC 4648 §4).
-package enum Base64 {
-    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-
-    package static func encode(_ bytes: [UInt8]) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var i = 0
-        while i < bytes.count {
-            let b0 = bytes[i], b1 = i + 1 < bytes.count ? bytes[i + 1] : 0, b2 = i + 2 < bytes.count ? bytes[i + 2] : 0
-            out.append(alphabet[Int(b0 >> 2)])
-            out.append(alphabet[Int((b0 & 3) << 4 | b1 >> 4)])
-            out.append(i + 1 < bytes.count ? alphabet[Int((b1 & 15) << 2 | b2 >> 6)] : UInt8(ascii: "="))
-            out.append(i + 2 < bytes.count ? alphabet[Int(b2 & 63)] : UInt8(ascii: "="))
-            i += 3
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

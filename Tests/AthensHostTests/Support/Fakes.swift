@@ -4,6 +4,7 @@
 import Foundation
 import Glibc
 import GoModule
+import PluginABI
 @testable import PluginHost
 
 /// A gate a fake call waits at until the test opens it (or forever open when never closed).
@@ -117,13 +118,26 @@ final class FakeStorage: Storage, @unchecked Sendable {
     /// Every stored "module@version".
     var keys: [String] { lock.withLock { versions.keys.sorted() } }
 
+    /// When set, `open` hands out stream blobs that end before the size they claim (a lying storage).
+    private var shortBlobs = false
+    func giveShortBlobs(_ on: Bool) { lock.withLock { shortBlobs = on } }
+
     func open(module: String, version: String, artifact: Artifact) throws(PluginError) -> Blob {
         openGate.pass()
         try count("open")
         guard let files = stored(module, version) else {
             throw PluginError(code: .notFound, plugin: name, operation: "storage.open", message: "\(module)@\(version) not stored")
         }
-        return Blob(copying: artifact == .info ? files.info : artifact == .mod ? files.mod : files.zip)
+        let bytes = artifact == .info ? files.info : artifact == .mod ? files.mod : files.zip
+        if lock.withLock({ shortBlobs }) {
+            var raw = ath_blob()
+            raw.fd = -1
+            raw.size = UInt64(bytes.count)
+            raw.read = { _, _, _ in 0 } // the end, at once
+            raw.release = { _ in }
+            return try Blob(taking: raw, plugin: name)
+        }
+        return Blob(copying: bytes)
     }
 
     func save(module: String, version: String, info: [UInt8], mod: [UInt8], zipFD: Int32, zipSize: UInt64) throws(PluginError) {
