@@ -92,20 +92,10 @@ final class DownloadHarness: @unchecked Sendable {
 
     /// Waits until both pools have nothing queued or running (a background stash may still be storing after the answer).
     func settle(timeout: Double = 30) -> Bool {
-        Self.waitFor(timeout: timeout) {
+        waitUntil(timeout: timeout) {
             let a = pool.load, b = background.load
             return a.waiting == 0 && a.running == 0 && b.waiting == 0 && b.running == 0
         }
-    }
-
-    /// Polls `condition` every 10 ms until it holds or `timeout` seconds pass; true when it held.
-    static func waitFor(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if condition() { return true }
-            usleep(10_000)
-        }
-        return condition()
     }
 }
 
