@@ -89,7 +89,7 @@ struct DownloadProtocolUnitTests {
         h.upstream.add("example.com/b", "v1.0.0")
         h.upstream.fetchGate.close()
         let busy = h.start("/example.com/a/@v/v1.0.0.zip")
-        #expect(DownloadHarness.waitFor { h.upstream.fetchGate.held == 1 }, "the one worker is busy")
+        #expect(waitUntil { h.upstream.fetchGate.held == 1 }, "the one worker is busy")
         let queued = h.start("/example.com/b/@v/v1.0.0.mod")
         #expect(h.pool.load.waiting == 1 && queued.count == 0)
         // Another instance (or an earlier flight) stores it meanwhile.
@@ -110,7 +110,7 @@ struct DownloadProtocolUnitTests {
         #expect(first.response.status == 404)
         #expect(first.response.bodyText.contains("fetching it in the background"))
         #expect(first.onCaller, "answered without waiting for the fetch")
-        #expect(DownloadHarness.waitFor { h.storage.stored(Self.module, "v1.0.0") != nil })
+        #expect(waitUntil { h.storage.stored(Self.module, "v1.0.0") != nil })
         #expect(h.settle())
         #expect(h.storage.stored(Self.module, "v1.0.0") == Self.files)
         #expect(h.upstream.calls("fetch") == 1)
@@ -142,7 +142,7 @@ struct DownloadProtocolUnitTests {
         let answer = try #require(h.get("/example.com/a/@v/v1.0.0.mod"))
         #expect(answer.response.status == 302)
         #expect(answer.response.header("Location") == "https://proxy.example/example.com/a/@v/v1.0.0.mod")
-        #expect(DownloadHarness.waitFor { h.storage.stored(Self.module, "v1.0.0") != nil })
+        #expect(waitUntil { h.storage.stored(Self.module, "v1.0.0") != nil })
         #expect(h.settle())
         #expect(h.upstream.calls("fetch") == 1)
     }
@@ -176,10 +176,10 @@ struct DownloadProtocolUnitTests {
             slow.value = h.start("/example.com/a/@v/v1.0.0.mod")
             slowReturned.signal()
         }
-        #expect(DownloadHarness.waitFor { h.storage.openGate.held == 1 })
+        #expect(waitUntil { h.storage.openGate.held == 1 })
         let heldSince = MonotonicClock.now()
         // A condition on the clock (the open has been held past the threshold), not a sleep standing in for an event.
-        #expect(DownloadHarness.waitFor { MonotonicClock.now() - heldSince > h.download.breaker.threshold * 2 })
+        #expect(waitUntil { MonotonicClock.now() - heldSince > h.download.breaker.threshold * 2 })
         h.storage.openGate.openGate()
         #expect(slowReturned.wait(timeout: .now() + 30) == .success)
         let slowAnswer = slow.value?.wait()
@@ -196,7 +196,7 @@ struct DownloadProtocolUnitTests {
         }
         let returned = nextReturned.wait(timeout: .now() + 30) == .success
         #expect(returned, "the loop was held by a slow open although the breaker had tripped")
-        #expect(DownloadHarness.waitFor { h.storage.openGate.held == 1 })
+        #expect(waitUntil { h.storage.openGate.held == 1 })
         if returned { #expect(next.value?.count == 0) }
         h.storage.openGate.openGate()
         if !returned { _ = nextReturned.wait(timeout: .now() + 30) }
@@ -278,7 +278,7 @@ struct DownloadProtocolUnitTests {
         h.storage.put("example.com/stored", "v1.0.0", .honest(module: "example.com/stored", version: "v1.0.0"))
         h.upstream.fetchGate.close()
         let busy = h.start("/example.com/a/@v/v1.0.0.zip")
-        #expect(DownloadHarness.waitFor { h.upstream.fetchGate.held == 1 }, "the one worker is busy")
+        #expect(waitUntil { h.upstream.fetchGate.held == 1 }, "the one worker is busy")
         for target in ["/example.com/b/@v/v1.0.0.zip", "/example.com/b/@v/list", "/example.com/b/@latest", "/example.com/b/@v/main.info"] {
             let refused = try #require(h.get(target))
             #expect(refused.response.status == 503, "\(target)")
