@@ -140,6 +140,25 @@ struct StashChainTests {
         #expect(eventually { rig.chain.pools[0].load == (0, 0) })
     }
 
+    @Test("several pools: each bounds what passes through it (a worker stays with its stash) and has its own gauges")
+    func severalPools() throws {
+        let modules = (0..<4).map { "example.com/m\($0)" }
+        let rig = Rig([.pool(workers: 3), .singleflight, .pool(workers: 1)], timeout: 0.2, modules: modules)
+        rig.fetcher.fetchGate.close()
+        let outcomes = try #require(Calls(4) { rig.stash(modules[$0]) }.wait())
+        #expect(outcomes.map(Self.status) == Array(repeating: 504, count: 4))
+        #expect(eventually { rig.fetcher.fetchGate.held == 1 && rig.chain.pools[0].load == (1, 3) && rig.chain.pools[1].load == (2, 1) })
+        let gauges = rig.chain.gauges()
+        for (name, labels, value) in [("athens_pool_queue_depth", "pool=\"stash-1\"", 1.0), ("athens_pool_running", "pool=\"stash-1\"", 3),
+                                      ("athens_pool_queue_depth", "pool=\"stash-2\"", 2), ("athens_pool_running", "pool=\"stash-2\"", 1)] {
+            #expect(gauges.contains { $0 == (name, labels, value) }, "\(name){\(labels)} \(value) in \(gauges)")
+        }
+        rig.fetcher.fetchGate.openGate()
+        #expect(eventually { rig.storage.keys.count == 4 })
+        #expect(rig.fetcher.peakConcurrentFetches == 1)
+        #expect(rig.fetcher.fetchThreadCount == 1)
+    }
+
     @Test("a failing fetch ends its flight at once: the next call fetches again")
     func failureReleasesTheFlight() throws {
         let rig = Rig([.singleflight, .pool(workers: 2)], timeout: 30)

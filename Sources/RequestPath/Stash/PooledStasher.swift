@@ -35,6 +35,9 @@ package final class PooledStasher: StashStage, @unchecked Sendable {
         return pending
     }
 
+    /// The pool's name: its threads' and its gauges' (`pool="stash"`).
+    package var name: String { pool.name }
+
     /// Stashes waiting for a worker, and running.
     package var load: (waiting: Int, running: Int) { pool.load }
 

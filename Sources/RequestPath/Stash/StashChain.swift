@@ -49,10 +49,10 @@ package final class StashChain: @unchecked Sendable {
     /// Gauges read at scrape time: each stash pool's waiting and running stashes (pool="stash", or "stash-N" in
     /// manifest order when it lists several).
     package func gauges() -> [(name: String, labels: String, value: Double)] {
-        pools.enumerated().flatMap { index, pool -> [(name: String, labels: String, value: Double)] in
-            let label = pools.count == 1 ? "pool=\"stash\"" : "pool=\"stash-\(index + 1)\""
+        pools.flatMap { pool -> [(name: String, labels: String, value: Double)] in
             let load = pool.load
-            return [("athens_pool_queue_depth", label, Double(load.waiting)), ("athens_pool_running", label, Double(load.running))]
+            return [("athens_pool_queue_depth", "pool=\"\(pool.name)\"", Double(load.waiting)),
+                    ("athens_pool_running", "pool=\"\(pool.name)\"", Double(load.running))]
         }
     }
 
