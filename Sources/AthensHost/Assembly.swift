@@ -13,7 +13,7 @@ final class Assembly: @unchecked Sendable {
     let pool: WorkerPool
     let background: WorkerPool
     let router: Router
-    private let singleFlights: [SingleFlightStasher]
+    private let stash: StashChain
 
     /// Why an assembly failed: one line naming the manifest key.
     struct Failure: Error, CustomStringConvertible { var description: String }
@@ -54,26 +54,16 @@ final class Assembly: @unchecked Sendable {
         for fetcher in fetchers { policy.fetchersByName[fetcher.name] = fetcher }
         policy.defaultFetchers = manifest.defaultFetcher.flatMap { policy.fetchersByName[$0] }.map { [$0] } ?? fetchers
 
-        // The stasher chain: the manifest's wrappers in order (the first is the outermost), then the
-        // deadline, then fetch → validate → save.
-        var stasher: Stasher = DeadlineStasher(wrapping: FetchingStasher(policy: policy, storage: storage, spoolDirectory: manifest.spoolDirectory),
-                                               timeout: manifest.stashTimeout)
-        var singleFlights: [SingleFlightStasher] = []
-        for wrapper in manifest.stashWrappers.reversed() {
-            switch wrapper {
-            case .singleflight:
-                let flight = SingleFlightStasher(wrapping: stasher)
-                singleFlights.append(flight)
-                stasher = flight
-            case let .pool(workers):
-                stasher = PooledStasher(wrapping: stasher, workers: workers)
-            }
-        }
-        self.singleFlights = singleFlights
+        // The stasher chain: the manifest's wrappers in order (the first is the outermost) over fetch → validate →
+        // save; the deadline is how a request waits at the top, so a timed-out fetch keeps its flight and pool slot.
+        let backgroundThreads = max(2, manifest.downloadWorkers / 4)
+        stash = StashChain(wrappers: manifest.stashWrappers, timeout: manifest.stashTimeout,
+                           fetching: FetchingStasher(policy: policy, storage: storage, spoolDirectory: manifest.spoolDirectory),
+                           callers: manifest.downloadWorkers + backgroundThreads, queue: manifest.downloadQueue)
 
         pool = WorkerPool(name: "download", threads: manifest.downloadWorkers, capacity: manifest.downloadQueue)
-        background = WorkerPool(name: "background", threads: max(2, manifest.downloadWorkers / 4), capacity: manifest.downloadQueue)
-        let download = DownloadProtocol(storage: storage, policy: policy, stasher: stasher, pool: pool, background: background,
+        background = WorkerPool(name: "background", threads: backgroundThreads, capacity: manifest.downloadQueue)
+        let download = DownloadProtocol(storage: storage, policy: policy, stasher: stash.stasher, pool: pool, background: background,
                                         lists: ListCache(ttl: manifest.listCacheSeconds),
                                         cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
         let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy)
@@ -89,11 +79,11 @@ final class Assembly: @unchecked Sendable {
             ("athens_pool_running", "pool=\"download\"", Double(download.running)),
             ("athens_pool_queue_depth", "pool=\"background\"", Double(background.waiting)),
             ("athens_pool_running", "pool=\"background\"", Double(background.running)),
-            ("athens_singleflight_joins_total", "", Double(singleFlights.reduce(0) { $0 + $1.joins })),
+            ("athens_singleflight_joins_total", "", Double(stash.joins)),
             // The in-memory file cache's own content bytes, apart from the process RSS they are part of.
             ("athens_cache_bytes", "", Double(router.download.cache.heldBytes)),
             ("athens_cache_max_bytes", "", Double(router.download.cache.maxBytes)),
-        ]
+        ] + stash.gauges()
     }
 
     /// Stops taking new work on this assembly's pools once a newer one has replaced it: their workers
@@ -103,6 +93,7 @@ final class Assembly: @unchecked Sendable {
     func retire() {
         pool.retire()
         background.retire()
+        stash.retire()
         router.sumdb?.retire()
     }
 }

@@ -7,7 +7,8 @@
 //     else a DownloadRequest: the one URL parser) → DownloadProtocol: route (rules) → memory cache →
 //     storage.open on the loop; a hit is served at once
 //   → on a miss, the download mode; sync: WorkerPool (bounded; full → 503) → Stash: the stasher chain
-//     (manifest wrappers, then deadline) → FetchingStasher (route's fetchers → spool → validate → storage.save)
+//     (a timed wait on the manifest's wrappers; fetches on stash pool workers) → FetchingStasher (route's
+//     fetchers → spool → validate → storage.save)
 //   → storage.open → response. Storage and fetchers are the `Storage`/`Fetcher` protocols of PluginHost.
 import Foundation
 import HostSupport

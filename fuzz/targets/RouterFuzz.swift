@@ -75,8 +75,9 @@ private let setups: [Setup] = {
         for mode in DownloadMode.allCases {
             for url in [true, false] {
                 let policy = policy(mode: mode, network: network, downloadURL: url)
-                all.append(Setup(policy: policy,
-                                 stasher: SingleFlightStasher(wrapping: FetchingStasher(policy: policy, storage: storage, spoolDirectory: spool)),
+                // No stash pool: the flight runs the fetch inline, on the fuzzing thread.
+                let flight = SingleFlightStasher(wrapping: FetchingStasher(policy: policy, storage: storage, spoolDirectory: spool))
+                all.append(Setup(policy: policy, stasher: DeadlineStasher(waitingFor: flight, timeout: 600),
                                  sumdb: blockedSumDB(names: ["sum.golang.org"], policy: policy)))
             }
         }

@@ -36,7 +36,7 @@ package struct Manifest {
     package var fetchers: [FetcherUse]
     /// Where fetched zips are spooled while they are validated.
     package var spoolDirectory = NSTemporaryDirectory()
-    /// Threads that run fetches (blocking plugin calls) and waiting room before 503.
+    /// Threads that serve misses (they wait for the stash; fetches run on stash pool workers) and waiting room before 503.
     package var downloadWorkers = 32
     package var downloadQueue = 1024
     package var server = ServerSettings()

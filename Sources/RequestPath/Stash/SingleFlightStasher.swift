@@ -1,120 +1,43 @@
-import HostSupport
-import PluginHost
 import Foundation
 
-/// Runs at most one stash per module@version at a time; callers arriving meanwhile wait for it and get
-/// its result or its error. Errors are not remembered: the next caller after a failure tries again.
-/// Waiters are threads, so a client that goes away cancels nothing.
+/// Runs at most one stash per module@version at a time; callers arriving meanwhile join it and get its result or
+/// its error. Errors are not remembered: the next caller after a failure starts a new flight.
 ///
-/// Invariant: a key is in `flights` exactly while its stash runs.
-package final class SingleFlightStasher: Stasher, @unchecked Sendable {
-    private final class Flight {
-        var result: Result<Void, DownloadError>?
-        var waiters = 0
-    }
+/// Invariant: a key is in `flights` from the flight's start until its stash has ended, however long that is and
+/// whether or not anyone still waits (a caller's deadline is a wait on the flight, not part of it). So a retry after
+/// a `504` joins the fetch still running, and a flight queued in a pool below counts as running.
+package final class SingleFlightStasher: StashStage, @unchecked Sendable {
+    private let inner: any StashStage
+    private let lock = NSLock()
+    private var flights: [String: PendingStash] = [:]
+    private var joinCount = 0
 
-    private let inner: Stasher
-    private let condition = NSCondition()
-    private var flights: [String: Flight] = [:]
-    /// Callers that joined a flight instead of starting one (for tests and metrics).
-    package private(set) var joins = 0
+    package init(wrapping inner: any StashStage) { self.inner = inner }
 
-    package init(wrapping inner: Stasher) { self.inner = inner }
+    /// Callers that joined a flight instead of starting one (`athens_singleflight_joins_total`).
+    package var joins: Int { lock.withLock { joinCount } }
 
-    package func stash(module: String, version: String) throws(DownloadError) {
+    /// Flights registered now.
+    package var running: Int { lock.withLock { flights.count } }
+
+    package func start(module: String, version: String) -> PendingStash {
         let key = module + "@" + version
-        condition.lock()
-        if let flight = flights[key] {
-            joins += 1
-            flight.waiters += 1
-            while flight.result == nil { condition.wait() }
-            let result = flight.result!
-            condition.unlock()
-            return try result.get()
-        }
-        let flight = Flight()
-        flights[key] = flight
-        condition.unlock()
-
-        let result: Result<Void, DownloadError>
-        do {
-            try inner.stash(module: module, version: version)
-            result = .success(())
-        } catch {
-            result = .failure(error)
-        }
-        condition.lock()
-        flight.result = result
-        flights[key] = nil
-        condition.broadcast()
-        condition.unlock()
-        try result.get()
-    }
-}
-
-/// Lets at most `workers` stashes run at once; others wait for a slot (they already hold a download
-/// worker, so the download pool's bound also bounds this queue).
-///
-/// Invariant: `running <= workers`.
-package final class PooledStasher: Stasher, @unchecked Sendable {
-    private let inner: Stasher
-    package let workers: Int
-    private let condition = NSCondition()
-    private var running = 0
-
-    package init(wrapping inner: Stasher, workers: Int) {
-        self.inner = inner
-        self.workers = max(1, workers)
-    }
-
-    package func stash(module: String, version: String) throws(DownloadError) {
-        condition.lock()
-        while running >= workers { condition.wait() }
-        running += 1
-        assert(running <= workers)
-        condition.unlock()
-        defer {
-            condition.lock()
-            running -= 1
-            condition.signal()
-            condition.unlock()
-        }
-        try inner.stash(module: module, version: version)
-    }
-}
-
-/// Bounds how long a request waits for a stash. Plugin calls cannot be interrupted, so on timeout the
-/// stash goes on in the background (and is stored if it completes) while the caller gets 504.
-package final class DeadlineStasher: Stasher, @unchecked Sendable {
-    private let inner: Stasher
-    package let timeout: Double
-
-    package init(wrapping inner: Stasher, timeout: Double) {
-        self.inner = inner
-        self.timeout = timeout
-    }
-
-    package func stash(module: String, version: String) throws(DownloadError) {
-        final class Box: @unchecked Sendable {
-            package let done = DispatchSemaphore(value: 0)
-            package var result: Result<Void, DownloadError> = .failure(DownloadError(status: 500, message: "internal error"))
-        }
-        let box = Box()
-        let inner = self.inner
-        let thread = Thread {
-            do throws(DownloadError) {
-                try inner.stash(module: module, version: version)
-                box.result = .success(())
-            } catch {
-                box.result = .failure(error)
+        let (flight, isNew): (PendingStash, Bool) = lock.withLock {
+            if let flight = flights[key] {
+                joinCount += 1
+                return (flight, false)
             }
-            box.done.signal()
+            let flight = PendingStash()
+            flights[key] = flight
+            return (flight, true)
         }
-        thread.name = "stash"
-        thread.start()
-        guard box.done.wait(timeout: .now() + timeout) == .success else {
-            throw DownloadError(status: 504, message: "\(module)@\(version): fetching took longer than \(Int(timeout)) s; it goes on in the background, retry later")
+        guard isNew else { return flight }
+        // Outside the lock: an inline inner stage runs the whole fetch here.
+        inner.start(module: module, version: version).whenEnded { outcome in
+            // The key goes first: a caller told of a failure that retries at once starts a new flight.
+            self.lock.withLock { self.flights[key] = nil }
+            flight.end(outcome)
         }
-        try box.result.get()
+        return flight
     }
 }

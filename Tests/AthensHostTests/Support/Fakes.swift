@@ -195,6 +195,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     private var failures: [String: PluginError.Code] = [:]
     private var running = 0
     private var mostRunning = 0
+    private var fetchingThreads: Set<UInt> = []
     /// Every `fetch` passes this gate before it writes (close it to make the upstream slow).
     let fetchGate = Gate()
     /// What `resolve` answers per query ("latest", a branch…) as the version it resolves to; unknown: not found.
@@ -215,6 +216,8 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     func calls(_ operation: String) -> Int { lock.withLock { counts[operation, default: 0] } }
     /// The most fetches that ran at once.
     var peakConcurrentFetches: Int { lock.withLock { mostRunning } }
+    /// How many distinct threads have run a fetch.
+    var fetchThreadCount: Int { lock.withLock { fetchingThreads.count } }
 
     private func count(_ operation: String) throws(PluginError) {
         let failure: PluginError.Code? = lock.withLock {
@@ -228,6 +231,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
         lock.withLock {
             running += 1
             mostRunning = max(mostRunning, running)
+            fetchingThreads.insert(UInt(pthread_self()))
         }
         defer { lock.withLock { running -= 1 } }
         try count("fetch")
