@@ -35,16 +35,6 @@ struct StashChainTests {
         }
     }
 
-    /// Polls `condition` until it holds (true) or `seconds` pass (false).
-    func eventually(within seconds: Double = 30, _ condition: () -> Bool) -> Bool {
-        let end = MonotonicClock.now() + seconds
-        while !condition() {
-            if MonotonicClock.now() > end { return false }
-            usleep(1_000)
-        }
-        return true
-    }
-
     /// `count` calls started at once, each on a thread of its own.
     final class Calls: @unchecked Sendable {
         private let lock = NSLock()
@@ -84,7 +74,7 @@ struct StashChainTests {
             let outcome = rig.stash()
             guard case let .failure(error) = outcome else { Issue.record("attempt \(attempt) succeeded with the upstream held"); return }
             #expect(error == DownloadError(status: 504, message: "example.com/a@v1.0.0: fetching took longer than 1 s; it goes on in the background, retry later"))
-            #expect(eventually { rig.fetcher.fetchGate.held == 1 })
+            #expect(waitUntil { rig.fetcher.fetchGate.held == 1 })
         }
         #expect(rig.fetcher.calls("fetch") == 1, "a retry after a 504 started another fetch")
         #expect(rig.chain.joins == 3)
@@ -92,8 +82,8 @@ struct StashChainTests {
         #expect(rig.storage.keys.isEmpty)
 
         rig.fetcher.fetchGate.openGate()
-        #expect(eventually { rig.storage.stored("example.com/a", "v1.0.0") != nil && rig.chain.flights[0].running == 0 })
-        #expect(eventually { rig.chain.pools[0].load == (0, 0) }, "the fetch's pool slot is free once it ended")
+        #expect(waitUntil { rig.storage.stored("example.com/a", "v1.0.0") != nil && rig.chain.flights[0].running == 0 })
+        #expect(waitUntil { rig.chain.pools[0].load == (0, 0) }, "the fetch's pool slot is free once it ended")
         // Held again: a call that fetched would wait at the gate past its deadline; this one finds the version stored.
         rig.fetcher.fetchGate.close()
         #expect(Self.status(rig.stash()) == 200)
@@ -126,18 +116,18 @@ struct StashChainTests {
         let outcomes = try #require(Calls(10) { rig.stash(modules[$0]) }.wait())
         #expect(outcomes.map(Self.status) == Array(repeating: 504, count: 10))
         // Every caller has gone; the pool still holds its 2 fetches and queues the other 8 (the gauges say so).
-        #expect(eventually { rig.fetcher.fetchGate.held == 2 && rig.chain.pools[0].load == (8, 2) })
+        #expect(waitUntil { rig.fetcher.fetchGate.held == 2 && rig.chain.pools[0].load == (8, 2) })
         let gauges = rig.chain.gauges()
         #expect(gauges.contains { $0 == ("athens_pool_queue_depth", "pool=\"stash\"", 8) })
         #expect(gauges.contains { $0 == ("athens_pool_running", "pool=\"stash\"", 2) })
         #expect(rig.fetcher.peakConcurrentFetches == 2)
 
         rig.fetcher.fetchGate.openGate()
-        #expect(eventually { rig.storage.keys.count == 10 })
+        #expect(waitUntil { rig.storage.keys.count == 10 })
         #expect(rig.fetcher.peakConcurrentFetches == 2, "more than `workers` fetches ran at once")
         #expect(rig.fetcher.fetchThreadCount <= 2, "\(rig.fetcher.fetchThreadCount) threads ran fetches")
         #expect(rig.fetcher.calls("fetch") == 10)
-        #expect(eventually { rig.chain.pools[0].load == (0, 0) })
+        #expect(waitUntil { rig.chain.pools[0].load == (0, 0) })
     }
 
     @Test("several pools: each bounds what passes through it (a worker stays with its stash) and has its own gauges")
@@ -147,14 +137,14 @@ struct StashChainTests {
         rig.fetcher.fetchGate.close()
         let outcomes = try #require(Calls(4) { rig.stash(modules[$0]) }.wait())
         #expect(outcomes.map(Self.status) == Array(repeating: 504, count: 4))
-        #expect(eventually { rig.fetcher.fetchGate.held == 1 && rig.chain.pools[0].load == (1, 3) && rig.chain.pools[1].load == (2, 1) })
+        #expect(waitUntil { rig.fetcher.fetchGate.held == 1 && rig.chain.pools[0].load == (1, 3) && rig.chain.pools[1].load == (2, 1) })
         let gauges = rig.chain.gauges()
         for (name, labels, value) in [("athens_pool_queue_depth", "pool=\"stash-1\"", 1.0), ("athens_pool_running", "pool=\"stash-1\"", 3),
                                       ("athens_pool_queue_depth", "pool=\"stash-2\"", 2), ("athens_pool_running", "pool=\"stash-2\"", 1)] {
             #expect(gauges.contains { $0 == (name, labels, value) }, "\(name){\(labels)} \(value) in \(gauges)")
         }
         rig.fetcher.fetchGate.openGate()
-        #expect(eventually { rig.storage.keys.count == 4 })
+        #expect(waitUntil { rig.storage.keys.count == 4 })
         #expect(rig.fetcher.peakConcurrentFetches == 1)
         #expect(rig.fetcher.fetchThreadCount == 1)
     }
@@ -180,7 +170,7 @@ struct StashChainTests {
         rig.storage.saveGate.close()
         let flights = rig.chain.flights[0]
         let calls = Calls(20) { _ in rig.stash() }
-        #expect(eventually { rig.storage.saveGate.held == 1 && rig.chain.joins == 19 })
+        #expect(waitUntil { rig.storage.saveGate.held == 1 && rig.chain.joins == 19 })
         rig.storage.saveGate.openGate()
         let all = try #require(calls.wait())
         #expect(all.count == 20)
@@ -199,7 +189,7 @@ struct StashChainTests {
         let rig = Rig([.singleflight, .pool(workers: 2)], timeout: 30)
         rig.fetcher.fetchGate.close()
         let calls = Calls(50) { _ in rig.stash() }
-        #expect(eventually { rig.fetcher.fetchGate.held == 1 && rig.chain.joins == 49 })
+        #expect(waitUntil { rig.fetcher.fetchGate.held == 1 && rig.chain.joins == 49 })
         rig.fetcher.fetchGate.openGate()
         let all = try #require(calls.wait())
         #expect(all.map(Self.status) == Array(repeating: 200, count: 50))
@@ -212,13 +202,13 @@ struct StashChainTests {
         let rig = Rig([.singleflight, .pool(workers: 1)], timeout: 0.2, queue: 1, modules: ["example.com/a", "example.com/b", "example.com/c"])
         rig.fetcher.fetchGate.close()
         #expect(Self.status(rig.stash("example.com/a")) == 504)
-        #expect(eventually { rig.fetcher.fetchGate.held == 1 })
+        #expect(waitUntil { rig.fetcher.fetchGate.held == 1 })
         #expect(Self.status(rig.stash("example.com/b")) == 504)
         guard case let .failure(refused) = rig.stash("example.com/c") else { Issue.record("a third stash was accepted"); return }
         #expect(refused.status == 503 && refused.message.contains("too many fetches waiting"), "\(refused)")
         #expect(rig.chain.flights[0].running == 2, "the refused stash left no flight behind")
         rig.fetcher.fetchGate.openGate()
-        #expect(eventually { rig.storage.keys == ["example.com/a@v1.0.0", "example.com/b@v1.0.0"] })
+        #expect(waitUntil { rig.storage.keys == ["example.com/a@v1.0.0", "example.com/b@v1.0.0"] })
         #expect(Self.status(rig.stash("example.com/c")) == 200)
         #expect(rig.fetcher.calls("fetch") == 3)
     }
