@@ -187,7 +187,9 @@ public enum PluginEntry {
                 Unmanaged<AnyObject>.fromOpaque(instance).release()
             },
             storage: kind == ATH_KIND_STORAGE ? UnsafePointer(storageTable) : nil,
-            fetcher: kind == ATH_KIND_FETCHER ? UnsafePointer(fetcherTable) : nil))
+            fetcher: kind == ATH_KIND_FETCHER ? UnsafePointer(fetcherTable) : nil,
+            create_with_host: nil,
+            lock: nil))
         descriptor = plugin
         return UnsafePointer(plugin)
     }
@@ -316,7 +318,8 @@ nonisolated(unsafe) private let storageTable: UnsafeMutablePointer<ath_storage_m
                 }
                 _ = page.next.withCString { strcpy(nextToken, $0) }
             }
-        }))
+        },
+        open_ctx: nil, save_ctx: nil, exists_ctx: nil, list_ctx: nil, remove_ctx: nil, catalog_ctx: nil, url: nil))
     return table
 }()
 
@@ -342,6 +345,7 @@ nonisolated(unsafe) private let fetcherTable: UnsafeMutablePointer<ath_fetcher_m
             run(err) { () throws(PluginFailure) in
                 try fetcher(instance).resolve(module: String(cString: module), query: String(cString: query), info: ByteSink(sink: info))
             }
-        }))
+        },
+        fetch_ctx: nil, list_ctx: nil, resolve_ctx: nil))
     return table
 }()
