@@ -1,0 +1,53 @@
+/*
+ * A process that holds a lock, for FileLockTests: it drives a lock plugin through athens_plugin.h alone, as a host
+ * written in C would.
+ *   lock_holder <plugin.so> <config JSON> <key> <lease_ms>
+ * Creates an instance with create_with_host (the host's log prints "log <level> <message>" on stderr), takes the
+ * lock (waiting up to 60 s), prints "held <pid>" and waits to be killed. On failure prints
+ * "error <status> <message>" and exits 1.
+ */
+#include "athens_plugin.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void host_log(void *host_ctx, ath_log_level level, const char *message) {
+    (void)host_ctx;
+    fprintf(stderr, "log %d %s\n", (int)level, message);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 5) {
+        fprintf(stderr, "usage: lock_holder <plugin.so> <config JSON> <key> <lease_ms>\n");
+        return 2;
+    }
+    void *library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+    if (!library) { printf("error dlopen %s\n", dlerror()); return 1; }
+    ath_plugin_query_fn query = (ath_plugin_query_fn)(uintptr_t)dlsym(library, ATH_PLUGIN_QUERY_SYMBOL);
+    const ath_plugin *plugin = query ? query(ATH_ABI_MAJOR) : NULL;
+    if (!plugin || plugin->magic != ATH_MAGIC || plugin->kind != ATH_KIND_LOCK || plugin->struct_size < sizeof(ath_plugin)
+        || !plugin->lock || !plugin->create_with_host) {
+        printf("error not a 1.1 lock plugin\n");
+        return 1;
+    }
+    static const ath_host host = {
+        .struct_size = sizeof(ath_host), .abi_minor = ATH_ABI_MINOR, .name = "lock_holder", .version = "1",
+        .host_ctx = NULL, .log = host_log, .reader_size = sizeof(ath_reader), .sink_size = sizeof(ath_sink),
+        .error_size = sizeof(ath_error), .reserved = 0,
+    };
+    ath_error err = {{0}};
+    void *instance = NULL;
+    ath_status status = plugin->create_with_host(&host, argv[2], &instance, &err);
+    if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
+    ath_call call = { .struct_size = sizeof(ath_call), .reserved = 0, .deadline_ns = 0, .request_id = "holder",
+                      .cancelled = NULL, .host_data = NULL };
+    uint64_t handle = 0;
+    status = plugin->lock->acquire(instance, &call, argv[3], (uint32_t)atoi(argv[4]), 60000, &handle, &err);
+    if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
+    printf("held %d\n", (int)getpid());
+    fflush(stdout);
+    for (;;) pause();
+}
