@@ -33,7 +33,7 @@ public struct PluginFailure: Error, Sendable {
 public enum Artifact: Sendable {
     case info, mod, zip
 
-    public init?(_ raw: ath_artifact) {
+    init?(_ raw: ath_artifact) {
         switch raw {
         case ATH_ARTIFACT_INFO: self = .info
         case ATH_ARTIFACT_MOD: self = .mod

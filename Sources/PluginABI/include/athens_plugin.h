@@ -10,7 +10,8 @@
  * unloads (a file replaced on disk is loaded anew at the next reload: docs/PLUGINS.md §3.1). It checks,
  * in this order: magic, abi_major == ATH_ABI_MAJOR, struct_size of the descriptor (all of v1.0's) and of
  * the table (at least up to its last Required entry; Optional entries past struct_size read as absent),
- * the toolchain string (Swift plugins only), then that every Required entry is non-NULL.
+ * the toolchain string (Swift plugins only), then that every Required entry is non-NULL (and, from 1.1 on,
+ * that the descriptor's and the table's `reserved` fields are zero).
  *
  * VERSIONING. ABI major changes break compatibility; the host refuses another major. Within a major,
  * minor versions only ever APPEND fields at the end of a struct (below the "end of version" marker).
@@ -32,7 +33,7 @@
  *   entry; it never calls both for one request. A plugin usually implements the 1.0 entry by calling its
  *   twin with a context of its own: {struct_size, 0, deadline 0, request_id "", cancelled NULL}.
  *   Likewise `create` stays Required; a 1.1 host calls `create_with_host` instead when it is present.
- * HOST-ALLOCATED STRUCTS (ath_reader, ath_sink, ath_error, and the emit callbacks) have no struct_size field
+ * HOST-ALLOCATED STRUCTS (ath_reader, ath_sink, ath_error) have no struct_size field
  *   of their own, and adding one at their start would break every 1.0 plugin. They may only grow at their
  *   END, and the host tells how many bytes of each it allocates in ath_host.reader_size / sink_size /
  *   error_size. A plugin that got no ath_host (created by `create`, i.e. by a 1.0 host) must assume the 1.0
