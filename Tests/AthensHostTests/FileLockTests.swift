@@ -273,15 +273,39 @@ struct FileLockTests {
         #expect(Self.descriptors(into: locks) == 0)
     }
 
+    /// Tests/Fixtures/CPlugins/lock_holder.c, built once per run.
+    static let holder = Result { () throws -> String in
+        let output = TestSupport.makeTemporaryDirectory("lock-holder") + "/lock_holder"
+        let cc = try TestSupport.run("/usr/bin/cc", ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror",
+                                                     "-I", TestSupport.packageRoot + "/Sources/PluginABI/include",
+                                                     TestSupport.packageRoot + "/Tests/Fixtures/CPlugins/lock_holder.c", "-o", output, "-ldl"])
+        guard cc.status == 0 else { throw TestFailure("cc lock_holder.c: \(cc.stderr)") }
+        return output
+    }
+
+    @Test("processes incrementing one counter file under the lock lose no increment (4 processes x 150 cycles)")
+    func mutualExclusionAcrossProcesses() throws {
+        let (parent, locks) = Self.directory()
+        defer { TestSupport.removeDirectory(parent) }
+        let holder = try Self.holder.get()
+        let counter = parent + "/counter"
+        let children = try (0..<4).map { _ in
+            try ChildProcess(holder, [Self.library, Self.config(locks), "counter", "30000", "count", "150", counter])
+        }
+        for child in children {
+            let line = child.firstLine(timeout: 120)
+            #expect(line == "counted 150", "\(line ?? "no line"): \(child.stderr)")
+            child.stop()
+        }
+        let total = try String(contentsOfFile: counter, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(total == "600", "increments were lost: the processes were not excluded")
+    }
+
     @Test("a holder process killed with SIGKILL frees the lock for another process at once")
     func killedHolder() throws {
         let (parent, locks) = Self.directory()
         defer { TestSupport.removeDirectory(parent) }
-        let holder = parent + "/lock_holder"
-        let cc = try TestSupport.run("/usr/bin/cc", ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror",
-                                                     "-I", TestSupport.packageRoot + "/Sources/PluginABI/include",
-                                                     TestSupport.packageRoot + "/Tests/Fixtures/CPlugins/lock_holder.c", "-o", holder, "-ldl"])
-        try #require(cc.status == 0, "\(cc.stderr)")
+        let holder = try Self.holder.get()
         let plugin = try LockPlugin(path: Self.library, config: Self.config(locks))
         let child = try ChildProcess(holder, [Self.library, Self.config(locks), "fetch/example.com/m@v1.0.0", "1000"])
         defer { child.stop() }

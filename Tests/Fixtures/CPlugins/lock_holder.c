@@ -2,13 +2,18 @@
  * A process that holds a lock, for FileLockTests: it drives a lock plugin through athens_plugin.h alone, as a host
  * written in C would.
  *   lock_holder <plugin.so> <config JSON> <key> <lease_ms>
- * Creates an instance with create_with_host (the host's log prints "log <level> <message>" on stderr), takes the
- * lock (waiting up to 60 s), prints "held <pid>" and waits to be killed. On failure prints
- * "error <status> <message>" and exits 1.
+ *       Takes the lock (waiting up to 60 s), prints "held <pid>" and waits to be killed.
+ *   lock_holder <plugin.so> <config JSON> <key> <lease_ms> count <cycles> <counter file>
+ *       <cycles> times: takes the lock, reads the number in <counter file>, yields, writes it back plus one,
+ *       releases. Without mutual exclusion between the processes doing this at once, increments get lost.
+ *       Prints "counted <cycles>" at the end.
+ * Creates its instance with create_with_host (the host's log prints "log <level> <message>" on stderr). On
+ * failure prints "error <status> <message>" and exits 1.
  */
 #include "athens_plugin.h"
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +25,8 @@ static void host_log(void *host_ctx, ath_log_level level, const char *message) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: lock_holder <plugin.so> <config JSON> <key> <lease_ms>\n");
+    if (argc != 5 && !(argc == 8 && strcmp(argv[5], "count") == 0)) {
+        fprintf(stderr, "usage: lock_holder <plugin.so> <config JSON> <key> <lease_ms> [count <cycles> <counter file>]\n");
         return 2;
     }
     void *library = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
@@ -44,6 +49,29 @@ int main(int argc, char **argv) {
     if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
     ath_call call = { .struct_size = sizeof(ath_call), .reserved = 0, .deadline_ns = 0, .request_id = "holder",
                       .cancelled = NULL, .host_data = NULL };
+    if (argc == 8) {
+        int cycles = atoi(argv[6]);
+        for (int i = 0; i < cycles; i++) {
+            uint64_t handle = 0;
+            status = plugin->lock->acquire(instance, &call, argv[3], (uint32_t)atoi(argv[4]), 60000, &handle, &err);
+            if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
+            long value = 0;
+            FILE *counter = fopen(argv[7], "r");
+            if (counter) {
+                if (fscanf(counter, "%ld", &value) != 1) value = 0;
+                fclose(counter);
+            }
+            sched_yield(); /* widen the window a missing exclusion would lose an increment in */
+            counter = fopen(argv[7], "w");
+            if (!counter) { printf("error cannot write %s\n", argv[7]); return 1; }
+            fprintf(counter, "%ld\n", value + 1);
+            fclose(counter);
+            status = plugin->lock->release(instance, handle, &err);
+            if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
+        }
+        printf("counted %d\n", cycles);
+        return 0;
+    }
     uint64_t handle = 0;
     status = plugin->lock->acquire(instance, &call, argv[3], (uint32_t)atoi(argv[4]), 60000, &handle, &err);
     if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
