@@ -301,6 +301,14 @@ struct FileLockTests {
         #expect(total == "600", "increments were lost: the processes were not excluded")
     }
 
+    @Test("PluginKit reads nothing of ath_host and ath_call past their struct_size (8-byte structs before a guard page, in a child)")
+    func shortHostStructs() throws {
+        let (parent, locks) = Self.directory()
+        defer { TestSupport.removeDirectory(parent) }
+        let result = try TestSupport.run(try Self.holder.get(), [Self.library, Self.config(locks), "k", "1", "short"])
+        #expect(result.status == 0 && result.stdout == "short ok\n", "status \(result.status): \(result.stdout) \(result.stderr)")
+    }
+
     @Test("a holder process killed with SIGKILL frees the lock for another process at once")
     func killedHolder() throws {
         let (parent, locks) = Self.directory()

@@ -7,13 +7,19 @@
  *       <cycles> times: takes the lock, reads the number in <counter file>, yields, writes it back plus one,
  *       releases. Without mutual exclusion between the processes doing this at once, increments get lost.
  *       Prints "counted <cycles>" at the end.
+ *   lock_holder <plugin.so> <config JSON> <key> <lease_ms> short
+ *       As a host of a minor with smaller structs would: an ath_host and an ath_call of 8 bytes (struct_size and
+ *       one more field), each laid right before a PROT_NONE page, so the plugin faults if it reads one byte past
+ *       either struct_size. Takes and releases the lock, prints "short ok".
  * Creates its instance with create_with_host (the host's log prints "log <level> <message>" on stderr). On
  * failure prints "error <status> <message>" and exits 1.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "athens_plugin.h"
 
 #include <dlfcn.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +31,7 @@ static void host_log(void *host_ctx, ath_log_level level, const char *message) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5 && !(argc == 8 && strcmp(argv[5], "count") == 0)) {
+    if (argc != 5 && !(argc == 8 && strcmp(argv[5], "count") == 0) && !(argc == 6 && strcmp(argv[5], "short") == 0)) {
         fprintf(stderr, "usage: lock_holder <plugin.so> <config JSON> <key> <lease_ms> [count <cycles> <counter file>]\n");
         return 2;
     }
@@ -45,6 +51,27 @@ int main(int argc, char **argv) {
     };
     ath_error err = {{0}};
     void *instance = NULL;
+    if (argc == 6) {
+        long page = sysconf(_SC_PAGESIZE);
+        unsigned char *p = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED || mprotect(p + page, (size_t)page, PROT_NONE) != 0) { printf("error mmap\n"); return 1; }
+        uint32_t short_host[2] = {8, ATH_ABI_MINOR}, short_call[2] = {8, 0};
+        memcpy(p + page - 24, short_host, 8);   /* 8-byte aligned, ending 16 bytes before the guard page */
+        memcpy(p + page - 8, short_call, 8);    /* ends exactly at the guard page */
+        const ath_host *tiny_host = (const ath_host *)(void *)(p + page - 24);
+        const ath_call *tiny_call = (const ath_call *)(void *)(p + page - 8);
+        ath_status status = plugin->create_with_host(tiny_host, argv[2], &instance, &err);
+        if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
+        uint64_t handle = 0;
+        status = plugin->lock->acquire(instance, tiny_call, argv[3], (uint32_t)atoi(argv[4]), 1000, &handle, &err);
+        if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
+        status = plugin->lock->refresh(instance, tiny_call, handle, 1, &err);
+        if (status == ATH_OK) status = plugin->lock->release(instance, handle, &err);
+        if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
+        plugin->destroy(instance);
+        printf("short ok\n");
+        return 0;
+    }
     ath_status status = plugin->create_with_host(&host, argv[2], &instance, &err);
     if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
     ath_call call = { .struct_size = sizeof(ath_call), .reserved = 0, .deadline_ns = 0, .request_id = "holder",
