@@ -140,11 +140,26 @@ static int module_known(const struct tree *t, const char *module) {
     return tree_path(t, module, "", "", path) == 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Streams a whole file into a sink. Returns ATH_OK, or a failure with err set. */
-static ath_status stream_file(int fd, const ath_sink *sink, const char *what, const char *module, const char *version,
-                              ath_error *err) {
+/* ABI 1.1 gives fetch a per-call context (fetch_ctx): this example polls it between chunks, so that a fetch
+ * nobody waits for any more stops early. Built against the 1.0 header there is no ath_call, and the example has
+ * the 1.0 entries only. */
+#if ATH_ABI_MINOR >= 1
+typedef const ath_call *call_ref;
+#else
+typedef const void *call_ref;
+#endif
+
+/* Streams a whole file into a sink. Returns ATH_OK, or a failure with err set. call may be NULL (a 1.0 entry). */
+static ath_status stream_file(int fd, const ath_sink *sink, call_ref call, const char *what, const char *module,
+                              const char *version, ath_error *err) {
     uint8_t buffer[1 << 16];
     for (;;) {
+#if ATH_ABI_MINOR >= 1
+        if (call != NULL && ath_call_is_cancelled(call))
+            return fail(err, ATH_CANCELLED, what, module, version, "cancelled by the host");
+#else
+        (void)call;
+#endif
         ssize_t n = read(fd, buffer, sizeof buffer);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return fail(err, ATH_UNAVAILABLE, what, module, version, strerror(errno));
@@ -290,8 +305,9 @@ static ath_status each_listed_version(const struct tree *t, const char *module, 
 
 /* ---- the fetcher entries ------------------------------------------------------------------------ */
 
-static ath_status fetch(void *instance, const char *module, const char *version, const ath_sink *info,
-                        const ath_sink *mod, const ath_sink *zip, ath_error *err) {
+/* fetch, with or without a context (the 1.0 entry passes NULL). */
+static ath_status fetch_with(void *instance, call_ref call, const char *module, const char *version, const ath_sink *info,
+                             const ath_sink *mod, const ath_sink *zip, ath_error *err) {
     const struct tree *t = instance;
     const char *suffixes[3] = {".info", ".mod", ".zip"};
     const ath_sink *sinks[3] = {info, mod, zip};
@@ -309,10 +325,24 @@ static ath_status fetch(void *instance, const char *module, const char *version,
         }
     }
     ath_status status = ATH_OK;
-    for (int i = 0; i < 3 && status == ATH_OK; i++) status = stream_file(fds[i], sinks[i], "fetch", module, version, err);
+    for (int i = 0; i < 3 && status == ATH_OK; i++) status = stream_file(fds[i], sinks[i], call, "fetch", module, version, err);
     for (int i = 0; i < 3; i++) close(fds[i]);
     return status;
 }
+
+static ath_status fetch(void *instance, const char *module, const char *version, const ath_sink *info,
+                        const ath_sink *mod, const ath_sink *zip, ath_error *err) {
+    return fetch_with(instance, NULL, module, version, info, mod, zip, err);
+}
+
+#if ATH_ABI_MINOR >= 1
+/* The 1.1 twin of fetch: a 1.1 host calls it instead of fetch. list and resolve are quick here, so they have no
+ * twin (each twin is optional on its own; the host then calls the 1.0 entry). */
+static ath_status fetch_ctx(void *instance, const ath_call *call, const char *module, const char *version,
+                            const ath_sink *info, const ath_sink *mod, const ath_sink *zip, ath_error *err) {
+    return fetch_with(instance, call, module, version, info, mod, zip, err);
+}
+#endif
 
 struct emit_context {
     ath_emit_version_fn emit;
@@ -361,7 +391,7 @@ static ath_status resolve(void *instance, const char *module, const char *query,
         if (errno == ENOENT || errno == ENOTDIR) return fail(err, ATH_NOT_FOUND, "resolve", module, version, "not in the tree");
         return fail(err, ATH_UNAVAILABLE, "resolve", module, version, strerror(errno));
     }
-    ath_status status = stream_file(fd, info, "resolve", module, version, err);
+    ath_status status = stream_file(fd, info, NULL, "resolve", module, version, err);
     close(fd);
     return status;
 }
@@ -371,6 +401,9 @@ static const ath_fetcher_methods methods = {
     .fetch = fetch,
     .list = list,
     .resolve = resolve,
+#if ATH_ABI_MINOR >= 1
+    .fetch_ctx = fetch_ctx,
+#endif
 };
 
 static const ath_plugin descriptor = {
