@@ -23,7 +23,20 @@ let package = Package(
         .target(name: "PluginKit", dependencies: ["PluginABI"], path: "Plugins/PluginKit"),
         // Linux APIs the Glibc module lacks (epoll, eventfd, sendfile, affinity); host only.
         .target(name: "SystemShims", path: "Sources/SystemShims"),
-        .executableTarget(name: "AthensHost", dependencies: ["PluginABI", "GoModule", "SystemShims", "HTTPClient"], path: "Sources/AthensHost"),
+        // The host, in the order a request passes through it (README "Request path"):
+        // the structured log and the one monotonic clock every host layer shares;
+        .target(name: "HostSupport", path: "Sources/HostSupport"),
+        // the plugin host: dlopen loader, private copies, crash labels, and the Swift faces of the C tables
+        // (`Storage` and `Fetcher` protocols, implemented by the plugin-backed types);
+        .target(name: "PluginHost", dependencies: ["PluginABI", "GoModule", "HostSupport", "SystemShims"], path: "Sources/PluginHost"),
+        // the request path: HTTP server → router → download protocol → stash, configured by the manifest;
+        .target(name: "RequestPath", dependencies: ["PluginHost", "HostSupport", "GoModule", "SystemShims", "HTTPClient", "PluginABI", "Digests"],
+                path: "Sources/RequestPath"),
+        // `athens plugin-check`: drives one plugin through the whole contract and reports what it breaks;
+        .target(name: "PluginCheck", dependencies: ["PluginHost", "HostSupport", "GoModule", "PluginABI"], path: "Sources/PluginCheck"),
+        // and the thin executable: arguments, signals, and the composition root that wires the above.
+        .executableTarget(name: "AthensHost", dependencies: ["RequestPath", "PluginHost", "PluginCheck", "HostSupport", "PluginABI", "SystemShims"],
+                          path: "Sources/AthensHost"),
         .target(name: "MemoryStorage", dependencies: ["PluginKit"], path: "Plugins/MemoryStorage"),
         .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule", "HTTPClient"], path: "Plugins/ProxyFetcher"),
         .target(name: "FileStorage", dependencies: ["PluginKit", "GoModule"], path: "Plugins/FileStorage"),
@@ -50,7 +63,11 @@ let package = Package(
         .target(name: "FileLock", dependencies: ["PluginKit", "Digests"], path: "Plugins/FileLock"),
         // Drives a storage plugin .so from another process, for the kill and multi-process tests.
         .executableTarget(name: "StorageStress", dependencies: ["PluginABI"], path: "Tests/StorageStress"),
-        // Tests link the host only; plugins are loaded from their .so files by path, as in production.
-        .testTarget(name: "AthensHostTests", dependencies: ["AthensHost", "GoModule", "HTTPClient", "S3Core", "SumDB", "Digests", "RedisClient"], path: "Tests/AthensHostTests"),
+        // Tests link the host's libraries only; the athens executable and the plugins are run and loaded from
+        // their built files by path, as in production (scripts/test.sh builds everything first).
+        .testTarget(name: "AthensHostTests", dependencies: ["RequestPath", "PluginHost", "PluginCheck", "HostSupport", "GoModule", "HTTPClient",
+                                                            "S3Core", "SumDB", "Digests", "RedisClient"], path: "Tests/AthensHostTests"),
+        // Go's rules alone (module paths, semver, pseudo-versions, go.mod, module zips): no host, no processes.
+        .testTarget(name: "GoModuleTests", dependencies: ["GoModule"], path: "Tests/GoModuleTests"),
     ]
 )

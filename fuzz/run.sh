@@ -70,7 +70,7 @@ libraries() {
         tar_reader) echo "PluginKit" ;;
         sumdb_note) echo "SumDB Digests GoModule" ;;
         resp) echo "RedisClient" ;;
-        *) echo "AthensHost HTTPClient GoModule" ;;
+        *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule Digests" ;;
     esac
 }
 # Plugin sources a target compiles into itself (plugins are not libraries the host links).
@@ -91,7 +91,7 @@ link_flags() {
 
 out=$build/$(echo "$sanitizers" | tr ',' '-')
 mkdir -p "$out" "$build/corpus" "$build/logs" "$build/crashes"
-swift_flags=(-O -parse-as-library -swift-version 6 -sanitize="$sanitizers" -I "$out"
+swift_flags=(-O -parse-as-library -swift-version 6 -package-name athens -sanitize="$sanitizers" -I "$out"
     -Xcc -fmodule-map-file="$root/fuzz/glue/PluginABI/module.modulemap"
     -Xcc -fmodule-map-file="$root/fuzz/glue/SystemShims/module.modulemap"
     -Xcc -fmodule-map-file="$root/Sources/CCrypto/module.modulemap" -Xcc -fmodule-map-file="$root/Sources/CZlib/module.modulemap"
@@ -123,12 +123,13 @@ build_all() {
     swiftc "${swift_flags[@]}" -emit-library -static -module-name SumDB \
         -emit-module -emit-module-path "$out/SumDB.swiftmodule" \
         "$root"/Sources/SumDB/*.swift -o "$out/libSumDB.a"
-    local host_sources=()
-    while IFS= read -r -d '' file; do host_sources+=("$file"); done \
-        < <(find "$root/Sources/AthensHost" -name '*.swift' ! -path "$root/Sources/AthensHost/main.swift" -print0 | sort -z)
-    swiftc "${swift_flags[@]}" -emit-library -static -module-name AthensHost -enable-testing \
-        -emit-module -emit-module-path "$out/AthensHost.swiftmodule" \
-        "${host_sources[@]}" -o "$out/libAthensHost.a"
+    # The host's libraries, in dependency order (Package.swift): one module each, one package for `package` access.
+    local host_module
+    for host_module in HostSupport PluginHost RequestPath; do
+        swiftc "${swift_flags[@]}" -emit-library -static -module-name "$host_module" -enable-testing \
+            -emit-module -emit-module-path "$out/$host_module.swiftmodule" \
+            $(find "$root/Sources/$host_module" -name '*.swift' | sort) -o "$out/lib$host_module.a"
+    done
     # The router target's storage and fetcher: two tiny plugin files whose entry calls back into the binary.
     mkdir -p "$out/router-plugins"
     clang -shared -fPIC -O1 -DFUZZ_KIND=1 "$root/fuzz/glue/plugin_shim.c" -o "$out/router-plugins/libFuzzStorage.so"

@@ -1,3 +1,7 @@
+import HostSupport
+import PluginCheck
+import PluginHost
+import RequestPath
 import Foundation
 
 /// Everything a manifest assembles behind the HTTP server: plugins, routing policy, stasher chain,

@@ -1,15 +1,19 @@
 // athens: a Go module proxy whose storage and fetchers are plugins loaded with dlopen.
 //
-// Process entry: arguments, manifest, signals. A request's path through the layers, outer to inner
-// (wired by Assembly.swift from the manifest, and again on every SIGHUP):
-//   HTTPServer (epoll loops, limits, timeouts, keep-alive; AccessLog + Metrics see every request)
-//   → SwappableHandler → Router (auth; /metrics, /healthz, /readyz, /version, /catalog, /sumdb/…;
-//     else a DownloadRequest: the one URL parser)
-//   → DownloadProtocol: route (rules) → memory cache → storage.open on the loop; a hit is served at once
-//   → on a miss, the download mode; sync: WorkerPool (bounded; full → 503) → stasher chain (manifest
-//     wrappers, then deadline) → FetchingStasher (route's fetchers → spool → validate → storage.save)
-//   → storage.open → response.
+// Process entry: arguments, manifest, signals; Assembly.swift is the composition root. A request's path
+// through the layers, outer to inner (each a folder of Sources/RequestPath, then Sources/PluginHost):
+//   HTTP: the server (epoll loops, limits, timeouts, keep-alive; AccessLog + Metrics see every request)
+//   → SwappableHandler → Download: Router (auth; /metrics, /healthz, /readyz, /version, /catalog, /sumdb/…;
+//     else a DownloadRequest: the one URL parser) → DownloadProtocol: route (rules) → memory cache →
+//     storage.open on the loop; a hit is served at once
+//   → on a miss, the download mode; sync: WorkerPool (bounded; full → 503) → Stash: the stasher chain
+//     (manifest wrappers, then deadline) → FetchingStasher (route's fetchers → spool → validate → storage.save)
+//   → storage.open → response. Storage and fetchers are the `Storage`/`Fetcher` protocols of PluginHost.
 import Foundation
+import HostSupport
+import PluginCheck
+import PluginHost
+import RequestPath
 import Glibc
 import PluginABI
 import SystemShims

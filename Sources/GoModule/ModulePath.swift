@@ -185,7 +185,7 @@ extension ModulePath {
 
     private static let slash = UInt8(ascii: "/")
     private static let dot = UInt8(ascii: ".")
-    private static let bang = UInt8(ascii: "!")
+    static let bang = UInt8(ascii: "!")
     private static let tilde = UInt8(ascii: "~")
 
     /// Reserved file names on Windows, which no element may use up to its first dot, in any case.
@@ -203,11 +203,11 @@ extension ModulePath {
         byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
     }
 
-    private static func isLower(_ byte: UInt8) -> Bool {
+    static func isLower(_ byte: UInt8) -> Bool {
         byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")
     }
 
-    private static func isUpper(_ byte: UInt8) -> Bool {
+    static func isUpper(_ byte: UInt8) -> Bool {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z")
     }
 
@@ -391,224 +391,5 @@ extension ModulePath {
             if major.elementsEqual(wanted) { return nil }
         }
         return "should be \(text(wanted)), not \(text(major[...]))"
-    }
-}
-
-// MARK: - Case encoding
-
-extension ModulePath {
-    /// module.escapeString: `!` + lower case for each upper-case letter. Callers have already rejected
-    /// `!` and non-ASCII, which would make the encoding ambiguous; Go re-checks, and so do we.
-    private static func escape(_ s: String) throws(ModuleError) -> String {
-        var hasUpper = false
-        for byte in s.utf8 {
-            if byte == bang || byte >= 0x80 {
-                throw ModuleError("internal error: inconsistency in EscapePath")
-            }
-            if isUpper(byte) { hasUpper = true }
-        }
-        if !hasUpper { return s }
-        var out: [UInt8] = []
-        out.reserveCapacity(s.utf8.count + 8)
-        for byte in s.utf8 {
-            if isUpper(byte) {
-                out.append(bang)
-                out.append(byte | 0x20)
-            } else {
-                out.append(byte)
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
-    /// module.unescapeString: `nil` for non-ASCII, a bare upper-case letter, or a `!` not followed by `a`–`z`.
-    private static func unescape(_ escaped: String) -> String? {
-        var out: [UInt8] = []
-        out.reserveCapacity(escaped.utf8.count)
-        var afterBang = false
-        for byte in escaped.utf8 {
-            if byte >= 0x80 { return nil }
-            if afterBang {
-                afterBang = false
-                guard isLower(byte) else { return nil }
-                out.append(byte & ~0x20)
-                continue
-            }
-            if byte == bang {
-                afterBang = true
-                continue
-            }
-            if isUpper(byte) { return nil }
-            out.append(byte)
-        }
-        if afterBang { return nil }
-        return String(decoding: out, as: UTF8.self)
-    }
-}
-
-// MARK: - path.Match
-
-/// Go's `path.Match` glob syntax, for GOPRIVATE-style patterns:
-/// `*` any run of non-`/` characters, `?` one non-`/` character, `[...]` / `[^...]` a character class
-/// with `a-z` ranges, `\c` the character c.
-enum PathGlob {
-    /// The pattern is malformed (Go's `path.ErrBadPattern`).
-    struct BadPattern: Error {}
-
-    private static let slash = UInt8(ascii: "/")
-    private static let star = UInt8(ascii: "*")
-    private static let backslash = UInt8(ascii: "\\")
-
-    /// Bytes of a borrowed UTF-8 buffer.
-    typealias Bytes = Slice<UnsafeBufferPointer<UInt8>>
-
-    /// Whether all of `name` matches `pattern` (`path.Match`).
-    /// - Throws: `BadPattern` if the pattern is malformed, even where the match already failed (as Go does).
-    static func match(pattern: Bytes, name: Bytes) throws(BadPattern) -> Bool {
-        var pattern = pattern
-        var name = name
-        nextChunk: while !pattern.isEmpty {
-            let (hasStar, chunk, rest) = scanChunk(pattern)
-            pattern = rest
-            if hasStar && chunk.isEmpty {
-                // A trailing * matches the rest of the name unless it has a /.
-                return !name.contains(slash)
-            }
-            // Match at the current position; the last chunk must use up the name.
-            if let remaining = try matchChunk(chunk, name), remaining.isEmpty || !pattern.isEmpty {
-                name = remaining
-                continue
-            }
-            if hasStar {
-                // Let the star swallow 1, 2, … bytes, never a /.
-                var i = name.startIndex
-                while i < name.endIndex && name[i] != slash {
-                    if let remaining = try matchChunk(chunk, name[(i + 1)...]) {
-                        if pattern.isEmpty && !remaining.isEmpty {
-                            i += 1
-                            continue
-                        }
-                        name = remaining
-                        continue nextChunk
-                    }
-                    i += 1
-                }
-            }
-            // No match; still report a malformed remainder of the pattern.
-            while !pattern.isEmpty {
-                let (_, chunk, rest) = scanChunk(pattern)
-                pattern = rest
-                _ = try matchChunk(chunk, chunk[chunk.endIndex...])
-            }
-            return false
-        }
-        return name.isEmpty
-    }
-
-    /// Splits off leading stars and the chunk up to the next star outside a class (path.scanChunk).
-    private static func scanChunk(_ pattern: Bytes) -> (hasStar: Bool, chunk: Bytes, rest: Bytes)
-    {
-        var pattern = pattern
-        var hasStar = false
-        while pattern.first == star {
-            pattern = pattern.dropFirst()
-            hasStar = true
-        }
-        var inRange = false
-        var i = pattern.startIndex
-        scan: while i < pattern.endIndex {
-            switch pattern[i] {
-            case backslash:
-                // A trailing backslash is reported by matchChunk.
-                if i + 1 < pattern.endIndex { i += 1 }
-            case UInt8(ascii: "["):
-                inRange = true
-            case UInt8(ascii: "]"):
-                inRange = false
-            case star:
-                if !inRange { break scan }
-            default:
-                break
-            }
-            i += 1
-        }
-        return (hasStar, pattern[..<i], pattern[i...])
-    }
-
-    /// Matches `chunk` (no unescaped stars) against the start of `s` (path.matchChunk): the rest of `s`,
-    /// or `nil` if it does not match. After a mismatch the chunk is still read to the end, for its syntax.
-    private static func matchChunk(_ chunk: Bytes, _ s: Bytes) throws(BadPattern) -> Bytes?
-    {
-        var chunk = chunk
-        var s = s
-        var failed = false
-        while let c = chunk.first {
-            if !failed && s.isEmpty { failed = true }
-            switch c {
-            case UInt8(ascii: "["):
-                var rune: UInt32 = 0
-                if !failed {
-                    let (value, length) = GoUTF8.decode(s, at: s.startIndex)
-                    rune = value
-                    s = s.dropFirst(length)
-                }
-                chunk = chunk.dropFirst()
-                var negated = false
-                if chunk.first == UInt8(ascii: "^") {
-                    negated = true
-                    chunk = chunk.dropFirst()
-                }
-                var matched = false
-                var rangeCount = 0
-                while true {
-                    if chunk.first == UInt8(ascii: "]") && rangeCount > 0 {
-                        chunk = chunk.dropFirst()
-                        break
-                    }
-                    let low = try classCharacter(&chunk)
-                    var high = low
-                    if chunk.first == UInt8(ascii: "-") {
-                        chunk = chunk.dropFirst()
-                        high = try classCharacter(&chunk)
-                    }
-                    if low <= rune && rune <= high { matched = true }
-                    rangeCount += 1
-                }
-                if matched == negated { failed = true }
-            case UInt8(ascii: "?"):
-                if !failed {
-                    if s.first == slash { failed = true }
-                    s = s.dropFirst(GoUTF8.decode(s, at: s.startIndex).length)
-                }
-                chunk = chunk.dropFirst()
-            default:
-                if c == backslash {
-                    chunk = chunk.dropFirst()
-                    if chunk.isEmpty { throw BadPattern() }
-                }
-                if !failed {
-                    if chunk.first != s.first { failed = true }
-                    s = s.dropFirst()
-                }
-                chunk = chunk.dropFirst()
-            }
-        }
-        return failed ? nil : s
-    }
-
-    /// One possibly escaped character of a class (path.getEsc); it must not end the chunk.
-    private static func classCharacter(_ chunk: inout Bytes) throws(BadPattern) -> UInt32 {
-        guard let first = chunk.first, first != UInt8(ascii: "-"), first != UInt8(ascii: "]") else {
-            throw BadPattern()
-        }
-        if first == backslash {
-            chunk = chunk.dropFirst()
-            if chunk.isEmpty { throw BadPattern() }
-        }
-        let (value, length) = GoUTF8.decode(chunk, at: chunk.startIndex)
-        if value == 0xFFFD && length == 1 { throw BadPattern() }
-        chunk = chunk.dropFirst(length)
-        if chunk.isEmpty { throw BadPattern() }
-        return value
     }
 }

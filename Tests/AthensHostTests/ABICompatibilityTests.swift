@@ -1,7 +1,10 @@
 import Foundation
 import PluginABI
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// The versioning promises of athens_plugin.h, tested with C plugins built to look like other versions:
 /// tables larger than ours (a future minor), tables that stop early (an older minor), another major,

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// Fetchers that fail or lie: a clear HTTP error, nothing stored, no crash. Driven by the C fetcher
 /// fixture (Tests/Fixtures/CPlugins/test_fetcher.c), whose behaviour depends on the module path.
@@ -152,12 +155,14 @@ final class DownloadProtocolTests {
         defer { athens.stop() }
         let slow = try RawClient(port: port)
         slow.send("GET /example.com/slow/@v/v1.0.0.info HTTP/1.1\r\nHost: x\r\n\r\n")
-        usleep(200_000)
-        let start = Date()
+        // The one worker holds the slow miss.
+        #expect(try waitUntil { metric(try AthensServer.metrics(port: port), "athens_pool_running", labels: #"pool="download""#) == 1 })
         let busy = try get(port, "/example.com/slow/@v/v1.1.0.info")
         #expect(busy.status == 503)
         #expect(busy.headers["retry-after"] == "1")
-        #expect(Date().timeIntervalSince(start) < 0.5)
+        // At once: refused while the slow miss (1 s) is still running, not after waiting for the worker.
+        var pending = pollfd(fd: slow.fd, events: Int16(POLLIN), revents: 0)
+        #expect(poll(&pending, 1, 0) == 0, "the 503 came only after the slow miss was answered")
         #expect(slow.readResponse(timeout: 10)?.status == 200)
         // Hits never queue behind misses.
         #expect(try get(port, "/example.com/slow/@v/v1.0.0.info").status == 200)

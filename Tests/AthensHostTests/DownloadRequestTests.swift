@@ -1,5 +1,8 @@
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// The one URL parser of the download routes: decoding, validation, and hostile paths.
 @Suite("download request parsing")

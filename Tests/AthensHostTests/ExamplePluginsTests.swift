@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// Builds C plugins for the plugin-kit tests: the examples, and fixtures written by the tests themselves.
 enum CPluginBuild {

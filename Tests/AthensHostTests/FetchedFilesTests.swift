@@ -3,7 +3,10 @@
 import Foundation
 import GoModule
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 @Suite("ArtifactValidator reads a .info as the go command does")
 struct InfoValidationTests {
@@ -248,8 +251,7 @@ final class StorageFaultTests {
             #expect(body.contains("CTestStorage"), "\(body)")
             #expect(!body.contains(work), "clients never see the plugin's file path: \(body)")
         }
-        let deadline = Date().addingTimeInterval(10)
-        while !athens.process.stderr.contains("runs past the end of its file") && Date() < deadline { usleep(20_000) }
+        _ = waitUntil(timeout: 10) { athens.process.stderr.contains("runs past the end of its file") }
         let log = athens.process.stderr
         #expect(log.contains("CTestStorage storage.open: contract violation: fd blob: range offset 0 + size"), "\(log)")
         #expect(log.contains(storagePath), "the log keeps the path")
@@ -276,15 +278,11 @@ final class StorageFaultTests {
         let client = try RawClient(port: athens.port)
         client.send("GET /example.com/ok/crash-open/@v/v1.0.0.info HTTP/1.1\r\nHost: x\r\nAthens-Request-ID: crash-test-42\r\n\r\n")
         #expect(client.readResponse(timeout: 30).map { _ in true } == nil, "the process died instead of answering")
-        let deadline = Date().addingTimeInterval(30)
-        while athens.process.process.isRunning && Date() < deadline { usleep(20_000) }
-        #expect(!athens.process.process.isRunning)
+        #expect(waitUntil { !athens.process.process.isRunning })
         #expect(athens.process.process.terminationReason == .uncaughtSignal)
         #expect(athens.process.process.terminationStatus == SIGSEGV, "re-raised with the default action")
         let expected = #"athens: fatal SIGSEGV (bad memory access) in plugin call: storage "CTestStorage" entry open, "#
             + "example.com/ok/crash-open@v1.0.0; request_id=crash-test-42; the process dies\n"
-        let lineDeadline = Date().addingTimeInterval(10)
-        while !athens.process.stderr.contains(expected) && Date() < lineDeadline { usleep(20_000) }
-        #expect(athens.process.stderr.contains(expected), "\(athens.process.stderr.suffix(2000))")
+        #expect(waitUntil(timeout: 10) { athens.process.stderr.contains(expected) }, "\(athens.process.stderr.suffix(2000))")
     }
 }

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// FileStorage beyond the shared conformance suite: its on-disk layout (checked with the real go command), its
 /// refusal of hostile names, its behaviour on a full or read-only disk, and its atomicity across processes and
@@ -657,7 +660,9 @@ struct FileStorageTests {
                 try ChildProcess(Self.stress, ["save", TestSupport.plugin("FileStorage"), Self.config(root), "example.com/race",
                                                version, String(seed), String(size), start])
             }
-            usleep(100_000)
+            // Released together once every writer is at the start line.
+            let ready = children.map { $0.firstLine(timeout: 60) }
+            #expect(ready.allSatisfy { $0 == "waiting" }, "\(ready) \(children.map(\.stderr))")
             _ = FileManager.default.createFile(atPath: start, contents: Data())
             let answers = children.map { $0.firstLine(timeout: 60) ?? "(no answer: \($0.stderr))" }
             #expect(answers.filter { $0 == "saved" }.count == 1, "\(answers)")
@@ -701,6 +706,7 @@ struct FileStorageTests {
             try child.run()
             let ready = Self.readLine(out.fileHandleForReading.fileDescriptor, timeout: 30)
             let pid = try #require(ready.flatMap { $0.hasPrefix("ready ") ? pid_t($0.dropFirst(6)) : nil }, "run \(run): no pid (\(ready ?? "nothing"))")
+            // The random moment of the kill: part of the scenario, not synchronisation.
             usleep(UInt32.random(in: (traced ? 150_000 : 20_000)...(traced ? 600_000 : 200_000), using: &generator))
             kill(pid, SIGKILL)
             child.waitUntilExit()

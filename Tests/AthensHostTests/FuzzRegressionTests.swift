@@ -1,7 +1,10 @@
 import Foundation
 import GoModule
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// Inputs found by the libFuzzer targets in fuzz/ (fuzz/run.sh), kept as tests once fixed.
 @Suite("Fuzz regressions")

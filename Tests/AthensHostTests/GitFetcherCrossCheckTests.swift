@@ -2,9 +2,10 @@
 // file:// repos) and GitFetcher must agree on the resolved version, the .info time, and the h1: hashes of the
 // zip and go.mod. GitFetcher's output is served to the go command as a GOPROXY=file:// tree, so the hashes
 // are computed by the go command on both sides and the go command also validates our zips.
-#if canImport(AthensHost)
-@testable import AthensHost
-#endif
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 import Foundation
 import GoModule
 import Testing

@@ -1,9 +1,10 @@
 // Shared fixture of the GitFetcher tests: local git repositories made by Tests/Fixtures/git/make_repos.sh,
 // the go command in direct mode pointed at them (git's url.insteadOf maps https://github.com/ to the local
 // bare repos; GIT_CONFIG_NOSYSTEM keeps the machine's own git config out), and helpers to drive the plugin.
-#if canImport(AthensHost)
-@testable import AthensHost
-#endif
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 import Foundation
 import GoModule
 import Testing

@@ -2,9 +2,10 @@
 // unknown modules and revisions, unavailable for unreachable repositories, timeout for a silent server),
 // process handling (children reaped, temp folders removed, no credentials in messages), mirror sharing
 // under concurrency, updates for new tags, sink refusal, and go-get discovery.
-#if canImport(AthensHost)
-@testable import AthensHost
-#endif
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 import Foundation
 import GoModule
 import Testing

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// Whether the go command is installed (Go plugin tests build Examples/gofetcher with it).
 let goAvailable = FileManager.default.isExecutableFile(atPath: "/usr/bin/go")
@@ -81,8 +84,7 @@ struct GoPluginTests {
 
         try write([("go", first), ("go2", second)])
         kill(process.process.processIdentifier, SIGHUP)
-        let deadline = Date().addingTimeInterval(30)
-        while !process.stderr.contains("reload refused") && Date() < deadline { usleep(10_000) }
+        _ = waitUntil { process.stderr.contains("reload refused") }
         let refusal = process.stderr.split(separator: "\n").first { $0.contains("reload refused") }.map(String.init) ?? ""
         #expect(refusal.contains("fetchers[1].plugin: plugin \(second): is a Go c-shared library, and the Go plugin \(first) is already loaded"), "\(process.stderr)")
         #expect(process.process.isRunning)

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// Answers from a fixed table; "/slow" answers later from another thread; "/blob" a file blob.
 private final class TableHandler: RequestHandler {
@@ -76,7 +79,8 @@ struct HTTPServerTests {
     @Test("a request split into single bytes is still parsed")
     func byteAtATime() throws {
         let c = try client()
-        for byte in Array("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n".utf8) { c.send([byte]) }
+        // One write and one segment per byte (TCP_NODELAY, paced), so the server reads the head in pieces.
+        c.sendByteByByte("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
         #expect(try #require(c.readResponse()).status == 200)
     }
 

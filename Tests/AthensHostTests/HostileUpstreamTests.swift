@@ -53,7 +53,7 @@ final class RSSSampler: @unchecked Sendable {
             while lock.withLock({ running }) {
                 let now = memory(of: pid).rss
                 lock.withLock { highest = max(highest, now) }
-                usleep(20_000)
+                usleep(20_000)   // the sampling interval, not synchronisation
             }
             done.signal()
         }
@@ -125,10 +125,9 @@ struct HostileUpstreamTests {
         let peak = sampler.stop()
         // Freed afterwards: poll (allocators return memory lazily) for the RSS to come back near the baseline.
         var after = memory(of: pid).rss
-        let settle = Date().addingTimeInterval(15)
-        while after > baseline + 20 << 10, Date() < settle {
-            usleep(100_000)
+        _ = waitUntil(timeout: 15) {
             after = memory(of: pid).rss
+            return after <= baseline + 20 << 10
         }
         let hwm = memory(of: pid).hwm
         let slowest = hostileResults.map(\.seconds).max() ?? -1
@@ -181,8 +180,7 @@ struct HostileUpstreamTests {
         // The overflow beyond the lookup pool and its queue is refused at once: wait for those 503s, so the
         // others are known to be holding the pool. Bounded well below the lookup timeout (30 s), so that
         // where lookups share the download pool (the old design) they still hold it during the cold fetch.
-        let refusedBy = Date().addingTimeInterval(10)
-        while statuses.lock.withLock({ statuses.items.filter { $0 == 503 }.count }) < 20, Date() < refusedBy { usleep(10_000) }
+        _ = waitUntil(timeout: 10) { statuses.lock.withLock { statuses.items.filter { $0 == 503 }.count } >= 20 }
         let refused = statuses.lock.withLock { statuses.items.filter { $0 == 503 }.count }
         let start = Date()
         let cold = try athens.get("/example.com/cold/@v/v1.0.0.zip", timeout: 60)

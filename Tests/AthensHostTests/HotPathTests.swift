@@ -1,5 +1,8 @@
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// The pieces of a warm hit that were rewritten to allocate nothing (issue 15): they must still produce
 /// exactly what the string-building versions did. Speed itself is measured in bench/ (profile.sh, run.sh).

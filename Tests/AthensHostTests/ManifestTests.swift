@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// The manifest: stable keys, strict types, one error line naming the key.
 @Suite("manifest")

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// `athens plugin-check`: known-good plugins pass, and each deliberately broken plugin fails the very check
 /// that covers its bug. The broken plugins are the C examples with one entry replaced by a wrapper.
@@ -83,7 +86,8 @@ struct PluginCheckTests {
         case "CTestStorage": path = try TestSupport.compileCPlugin("test_storage.c", into: Self.directory, name: "libCTestStorageForCheck.so")
         case "FileStorage":
             path = TestSupport.plugin(plugin)
-            guard FileManager.default.fileExists(atPath: path) else { return }
+            // Built with the package: missing is a broken build, not a reason to pass without checking.
+            try #require(FileManager.default.fileExists(atPath: path), "FileStorage not built at \(path)")
             config = CPluginBuild.rootConfig(TestSupport.makeTemporaryDirectory("check-filestorage"))
         default: path = TestSupport.plugin(plugin)
         }
@@ -515,6 +519,8 @@ struct PluginCheckTests {
         let result = try TestSupport.run(TestSupport.athens, ["plugin-check", path, "--large-zip-mib", "1"], timeout: 60)
         #expect(result.status != 0)
         let rows = CheckRow.parse(result.stdout)
+        // The checks before the crash ran (not vacuous) and passed.
+        #expect(rows.dropLast().contains { $0.name == "storage: round trip of all three files" }, "\(rows)")
         #expect(rows.dropLast().allSatisfy { $0.outcome == "PASS" }, "\(rows)")
         let last = try #require(rows.last)
         #expect(last.name == "storage: empty files round trip")

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// Loader failures: each gives one clear reason naming the file; nothing crashes.
 @Suite("plugin loader")

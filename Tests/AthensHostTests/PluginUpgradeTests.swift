@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// A running athens whose one fetcher is the upgrade fixture at `pluginPath`, with its own manifest file, so a
 /// test can rewrite the manifest, send SIGHUP and wait for the outcome in its log.
@@ -38,8 +41,7 @@ private final class UpgradableServer {
     func reload() throws -> String {
         let before = outcomes()
         kill(pid, SIGHUP)
-        let deadline = Date().addingTimeInterval(30)
-        while outcomes() == before && Date() < deadline && process.process.isRunning { usleep(10_000) }
+        _ = waitUntil { outcomes() != before || !process.process.isRunning }
         let lines = process.stderr.split(separator: "\n").filter { $0.contains("msg=reloaded") || $0.contains("reload refused") }
         guard outcomes() > before, let last = lines.last else { throw TestFailure("no reload outcome; stderr: \(process.stderr)") }
         return String(last)

@@ -1,8 +1,9 @@
 // ProxyFetcher plugin tests: the built libProxyFetcher.so, loaded by path through the host's FetcherPlugin,
 // against Tests/Fixtures/fake_upstream.py (a static GOPROXY tree with fault modes) on 127.0.0.1.
-#if canImport(AthensHost)
-@testable import AthensHost
-#endif
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 import Foundation
 import GoModule
 import Synchronization

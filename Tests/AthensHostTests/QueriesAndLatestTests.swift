@@ -1,7 +1,10 @@
 // Issue 10, findings 1 and 2: a plain tag of a +incompatible version (`go get m@v3.2.0`) and @latest of a module
 // with no tagged release, checked against what the go command itself computes from the same static tree
 // (GOPROXY=file://), through athens (ProxyFetcher, GitFetcher) and through athens' own storage folder.
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 import Foundation
 import GoModule
 import Testing

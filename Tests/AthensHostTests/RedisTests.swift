@@ -14,16 +14,6 @@ private func residentBytes() -> Int {
     return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
 }
 
-/// Polls `condition` every 10 ms until true or `timeout` seconds.
-private func eventually(_ timeout: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
-}
-
 /// Runs `body` on a new thread; `wait()` joins it.
 private final class Worker: @unchecked Sendable {
     private let group = DispatchGroup()
@@ -316,7 +306,7 @@ struct RedisClientTests {
         let blocked = Worker { [client] in
             do { _ = try client.command(["BLPOP", "never", "30"], timeoutMs: 40_000) } catch { outcome.with { $0 = error as? RedisError } }
         }
-        #expect(eventually { clientsIn("blpop", observer) == 1 })
+        #expect(waitUntil { clientsIn("blpop", observer) == 1 })
         server.kill9()
         #expect(blocked.wait())
         #expect(Date().timeIntervalSince(started) < 20)
@@ -337,7 +327,7 @@ struct RedisClientTests {
         observer.close()
         client.close()
         #expect(client.connectionCounts.open == 0)
-        #expect(eventually { openFileDescriptors() <= fdsBefore })
+        #expect(waitUntil { openFileDescriptors() <= fdsBefore })
     }
 
     @Test func idleConnectionsSurviveARestartWithoutAFailedCall() throws {
@@ -358,7 +348,7 @@ struct RedisClientTests {
         let client = try server.client(poolSize: 2)
         let workers = (0..<2).map { i in Worker { [client] in _ = try? client.command(["BLPOP", "wake\(i)", "20"], timeoutMs: 30_000) } }
         let observer = try server.client()
-        #expect(eventually { clientsIn("blpop", observer) == 2 })
+        #expect(waitUntil { clientsIn("blpop", observer) == 2 })
         let started = Date()
         #expect(throws: RedisError.timeout("all 2 connections to \(client.configuration) busy")) { try client.command(["PING"], timeoutMs: 300) }
         #expect(Date().timeIntervalSince(started) >= 0.29)
@@ -543,7 +533,7 @@ struct LeaseLockTests {
                         let now = holders.with { $0 += 1; return $0 }
                         maxHolders.with { $0 = max($0, now) }
                         acquired.with { $0 += 1 }
-                        usleep(200)
+                        usleep(200)   // holds the lock a moment, so an overlapping holder would be seen; not synchronisation
                         holders.with { $0 -= 1 }
                         if try !lock.release(handle) { failures.with { $0.append("release lost the lock") } }
                     } catch {
@@ -614,7 +604,7 @@ struct LeaseLockTests {
                     _ = try? lock.release(handle)
                 }
             }
-            #expect(eventually { clientsIn("blpop", observer) == 1 }, "round \(round)")
+            #expect(waitUntil { clientsIn("blpop", observer) == 1 }, "round \(round)")
             let released = Date()
             #expect(try lock.release(holder))
             #expect(waiter.wait())
@@ -636,13 +626,18 @@ struct LeaseLockTests {
         #expect(try client.command(["LLEN", "athens:wake:race"]) == .integer(1))
         let other = try #require(try lock.acquire(key: "race", leaseMs: 60_000, waitMs: 0))
         let started = Date()
-        let waiter = Worker { _ = try? lock.acquire(key: "race", leaseMs: 1000, waitMs: 20_000) }
+        let acquired = Shared<Result<Bool, any Error>>(.success(false))
+        let waiter = Worker {
+            let outcome = Result { try lock.acquire(key: "race", leaseMs: 1000, waitMs: 20_000) != nil }
+            acquired.with { $0 = outcome }
+        }
         // The stale token wakes the waiter once; it finds the lock held and blocks again (no spin).
-        #expect(eventually { clientsIn("blpop", client) == 1 })
+        #expect(waitUntil { clientsIn("blpop", client) == 1 })
         #expect(try client.command(["LLEN", "athens:wake:race"]) == .integer(0))
         #expect(try lock.release(other))
         #expect(waiter.wait())
         #expect(Date().timeIntervalSince(started) < 8)
+        #expect(try acquired.get.get(), "the waiter got the lock once it was released")
     }
 
     @Test func waitZeroTriesOnceAndWaitIsBounded() throws {

@@ -1,5 +1,8 @@
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 
 /// The HTTP request parser against good and hostile input: a status for everything, never a trap.
 @Suite("HTTP request parser")

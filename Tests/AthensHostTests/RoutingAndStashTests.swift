@@ -117,12 +117,7 @@ final class RoutingAndStashTests {
         // async: the go command's first try gets a 404 and starts the background fetch.
         let early = try GoCommand.run(["mod", "download", "-json", "example.com/dep@v1.0.0"], proxy: server.url)
         #expect(early.status != 0)
-        var status = 0
-        for _ in 0..<100 where status != 200 {
-            usleep(100_000)
-            status = try server.get("/example.com/dep/@v/v1.0.0.zip").status
-        }
-        #expect(status == 200, "the background fetch stored it")
+        #expect(try waitUntil { try server.get("/example.com/dep/@v/v1.0.0.zip").status == 200 }, "the background fetch stored it")
         let sums = try GoCommand.sums(["example.com/dep@v1.0.0"], proxy: server.url)
         #expect(sums["example.com/dep@v1.0.0"]?.hasPrefix("h1:") == true)
     }
@@ -138,12 +133,7 @@ final class RoutingAndStashTests {
         let redirected = try GoCommand.sums(["example.com/hello@v1.0.0"], proxy: server.url)
         #expect(redirected == direct && direct.count == 1)
         #expect(try server.get("/example.com/dep/@v/v1.0.0.info").status == 302)
-        var status = 0
-        for _ in 0..<100 where status != 200 {
-            usleep(100_000)
-            status = try server.get("/example.com/dep/@v/v1.0.0.info").status
-        }
-        #expect(status == 200, "async_redirect stored it in the background")
+        #expect(try waitUntil { try server.get("/example.com/dep/@v/v1.0.0.info").status == 200 }, "async_redirect stored it in the background")
     }
 
     @Test("network modes: offline answers from storage, strict fails when the upstream does, fallback serves stale")
@@ -189,7 +179,7 @@ final class RoutingAndStashTests {
         #expect(try fallback.get("/example.com/hello/@v/v1.0.0.zip").status == 200)
     }
 
-    @Test("hits are answered fast while slow misses fill the download workers")
+    @Test("hits are answered fast (each in < 1 s) while slow misses fill the download workers")
     func headOfLine() throws {
         let fetcher = try TestSupport.compileCPlugin("test_fetcher.c", into: work, name: "libCTestFetcher.so")
         let server = try AthensServer(manifest: """
@@ -204,14 +194,20 @@ final class RoutingAndStashTests {
             c.send("GET /example.com/slow/@v/v1.0.\(i).info HTTP/1.1\r\nHost: x\r\n\r\n")
             return c
         }
-        usleep(200_000)
+        // Every worker busy and misses queued: the hits below come after them.
+        #expect(try waitUntil {
+            let text = try server.metrics()
+            return metric(text, "athens_pool_running", labels: #"pool="download""#) == 4
+                && (metric(text, "athens_pool_queue_depth", labels: #"pool="download""#) ?? 0) > 0
+        }, "the slow misses hold the pool")
         var worst = 0.0
         for _ in 0..<20 {
             let start = Date()
             #expect(try server.get("/example.com/ok/hit/@v/v1.0.0.zip").status == 200)
             worst = max(worst, Date().timeIntervalSince(start))
         }
-        #expect(worst < 0.1, "a hit took \(worst) s behind slow misses")
+        // A hit queued behind them would wait for 1 s misses to end.
+        #expect(worst < 1, "a hit took \(worst) s behind slow misses")
         for c in slow { #expect(c.readResponse(timeout: 30)?.status == 200) }
     }
 
@@ -225,7 +221,8 @@ final class RoutingAndStashTests {
         defer { server.stop() }
         let first = try server.get("/example.com/slow/@v/v1.0.0.zip")
         #expect(first.status == 504)
-        usleep(1_500_000)
+        // The fetch goes on after the 504; once it has stored the version the next request is a hit.
+        #expect(try waitUntil { metric(try server.metrics(), "athens_fetches_total", labels: #"fetcher="c",result="ok""#) == 1 }, "the slow fetch completed")
         #expect(try server.get("/example.com/slow/@v/v1.0.0.zip").status == 200)
     }
 

@@ -1,6 +1,9 @@
 import Foundation
 import Testing
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 import S3Core
 import Digests
 
@@ -54,16 +57,6 @@ final class S3StorageTests {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         let line = status.split(separator: "\n").first { $0.hasPrefix(field + ":") } ?? ""
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1 // kB
-    }
-
-    /// Polls `condition` until it holds or `seconds` pass.
-    static func waitFor(_ seconds: Double, _ condition: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try condition() { return true }
-            usleep(20_000)
-        }
-        return try condition()
     }
 
     // MARK: - plugin-check and start-up
@@ -198,7 +191,7 @@ final class S3StorageTests {
         let first = try athens(storage: config, upstream: upstreamURL)
         let client = try RawClient(port: first.port)
         client.send("GET /example.com/killed/@v/v1.0.0.zip HTTP/1.1\r\nHost: x\r\n\r\n")
-        let uploading = try Self.waitFor(60) { try !RGW.uploadsInProgress(bucket).isEmpty }
+        let uploading = try waitUntil(timeout: 60) { try !RGW.uploadsInProgress(bucket).isEmpty }
         try #require(uploading, "no multipart upload seen")
         kill(first.process.process.processIdentifier, SIGKILL)
         first.process.process.waitUntilExit()
@@ -227,7 +220,7 @@ final class S3StorageTests {
         func startGateway() throws -> ChildProcess {
             let gateway = try ChildProcess(TestSupport.packageRoot + "/scripts/rgw.sh", ["gateway", String(port)],
                                            environment: ProcessInfo.processInfo.environment.merging(["RGW_DIR": RGW.runDirectory]) { $1 })
-            let up = Self.waitFor(30) { (try? RGW.send(.head, bucket: bucket, endpoint: endpoint))?.status == 200 }
+            let up = waitUntil(timeout: 30) { (try? RGW.send(.head, bucket: bucket, endpoint: endpoint))?.status == 200 }
             guard up else { throw TestFailure("gateway on \(port) did not answer: \(gateway.stderr)") }
             return gateway
         }
@@ -249,7 +242,7 @@ final class S3StorageTests {
 
         gateway = try startGateway()
         processes.append(gateway)
-        #expect(Self.waitFor(30) { (try? server.get("/readyz").status) == 200 })
+        #expect(waitUntil(timeout: 30) { (try? server.get("/readyz").status) == 200 })
         #expect(try server.get("/example.com/hello/@v/v1.0.0.info").status == 200)
         let zip = try server.get("/example.com/hello/@v/v1.1.0.zip")
         let expected = Array(try Data(contentsOf: URL(fileURLWithPath: tree + "/example.com/hello/@v/v1.1.0.zip")))

@@ -1,5 +1,8 @@
 import Foundation
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginCheck
+@testable import PluginHost
+@testable import RequestPath
 import Testing
 
 /// Collects what a SumDBProxy answers, whether at once or later from its pool.
@@ -17,8 +20,7 @@ private final class Answers: @unchecked Sendable {
 
     /// Waits (polling, bounded) until `count` answers are in.
     func wait(for count: Int, timeout: Double) -> [Response] {
-        let deadline = Date().addingTimeInterval(timeout)
-        while all.count < count, Date() < deadline { usleep(10_000) }
+        _ = waitUntil(timeout: timeout) { all.count >= count }
         return all
     }
 }

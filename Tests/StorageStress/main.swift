@@ -173,6 +173,8 @@ case "save":
     }
     let module = arguments[4], version = arguments[5]
     let zip = Content.bytes(size, seed: seed)
+    // Ready (plugin loaded, bytes made): the test creates the start file once every writer has said so.
+    say("waiting")
     while access(arguments[8], F_OK) != 0 { usleep(1000) }
     let (status, message) = storage.save(module: module, version: version, info: Content.info(version),
                                          mod: Content.mod(module, seed: seed), zip: zip)

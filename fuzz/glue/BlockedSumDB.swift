@@ -4,7 +4,9 @@
 import Glibc
 #endif
 import Foundation
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginHost
+@testable import RequestPath
 
 /// A loopback socket that listens and never accepts: a connection to it completes in the kernel's backlog
 /// and its request is never answered. Kept open for the process's life.

@@ -8,7 +8,9 @@
 // are JSON objects, the cross-key checks pass, and parsing is deterministic; after the environment, that
 // ATHENS_PORT ends up in a listen address `HTTPServer.parseListen` reads back, and the other overrides stay in range.
 import Foundation
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginHost
+@testable import RequestPath
 
 private let environmentNames = [
     "ATHENS_LISTEN", "ATHENS_PORT", "ATHENS_PLUGIN_DIR", "ATHENS_STORAGE_TYPE", "ATHENS_DISK_STORAGE_ROOT",

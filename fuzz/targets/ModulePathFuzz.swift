@@ -9,7 +9,9 @@
 // - a valid module path is a valid import path and file path; splitPathVersion's parts concatenate to the path;
 // - canonical versions are valid and canonical; compare is reflexive, antisymmetric and transitive; sorted sorts.
 import GoModule
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginHost
+@testable import RequestPath
 
 private func same(_ x: String, _ y: String) -> Bool { x.utf8.elementsEqual(y.utf8) }
 

@@ -5,7 +5,9 @@
 // a request consumed at most the buffer, ends on LF, has a target starting with "/" in visible ASCII,
 // parses the same from its own bytes alone, and is incomplete from any shorter prefix; a failure has a
 // status in the documented set; an incomplete head is within the limits (the server never buffers more).
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginHost
+@testable import RequestPath
 
 /// Every status `RequestParser.parse` may answer with (see `ParseResult.failure`).
 private let documentedStatuses: Set<Int> = [400, 405, 413, 414, 431, 505]

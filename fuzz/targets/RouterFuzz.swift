@@ -17,7 +17,9 @@ import Glibc
 import Foundation
 import GoModule
 import PluginABI
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginHost
+@testable import RequestPath
 
 /// Where run.sh puts the two plugin shims: beside the binary, in router-plugins/.
 private let pluginDirectory: String = {

@@ -13,7 +13,9 @@ import Glibc
 #endif
 import Foundation
 import GoModule
-@testable import AthensHost
+@testable import HostSupport
+@testable import PluginHost
+@testable import RequestPath
 
 private let policy = DownloadPolicy(rules: [
     RoutingRule(patterns: "private.example", action: .private(fetcher: "none")),

@@ -31,14 +31,6 @@ public enum RedisValue: Equatable, Sendable {
         return nil
     }
 
-    /// True for the null bulk string and the null array.
-    public var isNull: Bool {
-        switch self {
-        case .bulk(nil), .array(nil): return true
-        default: return false
-        }
-    }
-
     /// The value in RESP2 form; the reader accepts only this (canonical) form, so `encoded` of a parsed value
     /// gives back exactly the bytes it was parsed from.
     public var encoded: [UInt8] {

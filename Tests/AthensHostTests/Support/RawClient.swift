@@ -41,6 +41,22 @@ final class RawClient {
 
     deinit { close(fd) }
 
+    /// Turns Nagle's algorithm off, so every `send` leaves as its own segment (a byte at a time really is one).
+    func setNoDelay() {
+        var on: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// Sends `text` one byte per write with TCP_NODELAY, pausing `pause` µs after each byte: pacing as a slow
+    /// client sends, so the peer gets the bytes in separate reads.
+    func sendByteByByte(_ text: String, pause: useconds_t = 2_000) {
+        setNoDelay()
+        for byte in text.utf8 {
+            send([byte])
+            usleep(pause)
+        }
+    }
+
     func send(_ text: String) { send(Array(text.utf8)) }
 
     func send(_ bytes: [UInt8]) {

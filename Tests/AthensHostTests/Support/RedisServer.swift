@@ -52,12 +52,12 @@ final class RedisServer {
         var configuration = RedisConfiguration(endpoint: .unix(path: socket), password: password)
         configuration.connectTimeoutMs = 500
         configuration.commandTimeoutMs = 1000
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline, child.process.isRunning {
-            if let client = try? RedisClient(configuration), (try? client.command(["PING"]))?.string == "PONG" { return true }
-            usleep(20_000)
+        var ready = false
+        _ = waitUntil(timeout: 20) {
+            ready = (try? RedisClient(configuration)).flatMap { try? $0.command(["PING"]) }?.string == "PONG"
+            return ready || !child.process.isRunning
         }
-        return false
+        return ready
     }
 
     /// A client on this server with test-friendly timeouts.

@@ -59,6 +59,17 @@ final class AthensServer {
         return response
     }
 
+    /// The /metrics text (read a sample with `metric(_:_:labels:)`).
+    func metrics() throws -> String { try Self.metrics(port: port) }
+
+    /// The /metrics text of the athens on `port` (one started as a bare ChildProcess too).
+    static func metrics(port: UInt16) throws -> String {
+        let client = try RawClient(port: port)
+        client.send("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        guard let response = client.readResponse(timeout: 20), response.status == 200 else { throw TestFailure("/metrics on port \(port) did not answer 200") }
+        return String(decoding: response.body, as: UTF8.self)
+    }
+
     func stop() { process.stop() }
 }
 

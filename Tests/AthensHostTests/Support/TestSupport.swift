@@ -75,9 +75,7 @@ enum TestSupport {
         DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
         group.enter()
         DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(10_000) }
-        if process.isRunning {
+        if !waitUntil(timeout: timeout, { !process.isRunning }) {
             process.terminate()
             Issue.record("\(executable) \(arguments) timed out after \(timeout)s")
         }
@@ -95,6 +93,47 @@ enum TestSupport {
         guard result.status == 0 else { throw TestFailure("cc failed: \(result.stderr)") }
         return output
     }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` seconds pass; true when it held. Tests synchronise on
+/// conditions through this, never on fixed sleeps: a loaded machine makes the wait longer, never the test wrong.
+func waitUntil(timeout: Double = 30, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(10_000)
+    }
+    return try condition()
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text exposition (athens' /metrics), or nil when there is
+/// none. Name and labels must match a line's whole name and label set (`labels` as written between the braces,
+/// e.g. `pool="download"`), so `athens_http_connections` never matches `athens_http_connections_evicted_total`
+/// and a value is read in full (10 is not 100).
+func metric(_ body: String, _ name: String, labels: String = "") -> Double? {
+    for line in body.split(separator: "\n") where !line.hasPrefix("#") {
+        let chars = Array(line.utf8)
+        guard let nameEnd = chars.firstIndex(where: { $0 == UInt8(ascii: "{") || $0 == UInt8(ascii: " ") }),
+              String(decoding: chars[..<nameEnd], as: UTF8.self) == name else { continue }
+        var labelText = "", valueStart = nameEnd
+        if chars[nameEnd] == UInt8(ascii: "{") {
+            // The closing brace outside a quoted label value (values may hold braces and escaped quotes).
+            var i = nameEnd + 1, quoted = false
+            while i < chars.count, quoted || chars[i] != UInt8(ascii: "}") {
+                if chars[i] == UInt8(ascii: "\\"), quoted { i += 1 } else if chars[i] == UInt8(ascii: "\"") { quoted.toggle() }
+                i += 1
+            }
+            guard i < chars.count else { continue }
+            labelText = String(decoding: chars[(nameEnd + 1)..<i], as: UTF8.self)
+            valueStart = i + 1
+        }
+        guard labelText == labels else { continue }
+        // `value [timestamp]` after one space.
+        let rest = String(decoding: chars[valueStart...], as: UTF8.self)
+        guard rest.hasPrefix(" "), let value = rest.dropFirst().split(separator: " ").first else { return nil }
+        return Double(value)
+    }
+    return nil
 }
 
 /// A test-setup failure with a message.
@@ -156,13 +195,53 @@ final class ChildProcess: @unchecked Sendable {
     func stop() {
         if process.isRunning {
             kill(process.processIdentifier, SIGTERM)
-            let deadline = Date().addingTimeInterval(5)
-            while process.isRunning && Date() < deadline { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            if !waitUntil(timeout: 5, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
         }
         process.waitUntilExit()
         stderrPipe.fileHandleForReading.readabilityHandler = nil
     }
 
     deinit { stop() }
+}
+
+/// The helpers above decide whether other tests pass, so they are checked themselves.
+@Suite("test support: metric() and waitUntil")
+struct TestSupportTests {
+    static let exposition = #"""
+    # HELP athens_http_connections Open connections.
+    # TYPE athens_http_connections gauge
+    athens_http_connections 100
+    athens_http_connections_evicted_total 3
+    athens_http_connections_refused_total{reason="full"} 7
+    athens_pool_running{pool="download"} 4
+    athens_pool_running{pool="background"} 0
+    athens_odd_total{path="a}b\"c",code="200"} 2.5 1700000000
+    athens_http_request_duration_seconds_bucket{endpoint="zip",le="+Inf"} 12
+
+    """#
+
+    @Test("a sample is matched by its whole name and label set and read in full")
+    func metricMatchesWholeSamples() {
+        let body = Self.exposition
+        #expect(metric(body, "athens_http_connections") == 100)
+        #expect(metric(body, "athens_http_connections") != 10)
+        #expect(metric(body, "athens_http_connections_evicted_total") == 3)
+        #expect(metric(body, "athens_http_connections_refused_total") == nil, "labels must match too")
+        #expect(metric(body, "athens_http_connections_refused_total", labels: #"reason="full""#) == 7)
+        #expect(metric(body, "athens_pool_running", labels: #"pool="download""#) == 4)
+        #expect(metric(body, "athens_pool_running", labels: #"pool="background""#) == 0)
+        #expect(metric(body, "athens_pool_running", labels: #"pool="down""#) == nil)
+        #expect(metric(body, "athens_odd_total", labels: #"path="a}b\"c",code="200""#) == 2.5, "braces and quotes inside a value; a timestamp after")
+        #expect(metric(body, "athens_http_request_duration_seconds_bucket", labels: #"endpoint="zip",le="+Inf""#) == 12)
+        #expect(metric(body, "athens_http") == nil)
+        #expect(metric(body, "HELP") == nil, "comment lines are not samples")
+    }
+
+    @Test("waitUntil returns as soon as the condition holds, and false when it never does")
+    func waitUntilPolls() {
+        var calls = 0
+        #expect(waitUntil { calls += 1; return calls == 3 })
+        #expect(calls == 3)
+        #expect(!waitUntil(timeout: 0.05) { false })
+    }
 }

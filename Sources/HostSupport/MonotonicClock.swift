@@ -1,0 +1,11 @@
+import Glibc
+
+/// The host's one clock for durations and deadlines: CLOCK_MONOTONIC, which wall-clock changes do not move.
+package enum MonotonicClock {
+    /// Seconds since an arbitrary start (boot).
+    package static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}

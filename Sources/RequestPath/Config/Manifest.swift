@@ -1,0 +1,386 @@
+import HostSupport
+import PluginHost
+import Foundation
+
+/// A manifest error: one line naming the key and what is wrong with it.
+package struct ManifestError: Error, Equatable, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
+}
+
+/// The config manifest, read once at start-up; the request path is assembled from it (see main.swift).
+/// The schema is documented in README.md; keys are stable.
+package struct Manifest {
+    /// A plugin to load and the JSON config to create it with.
+    package struct PluginUse: Equatable {
+        /// Plugin name ("MemoryStorage" → <pluginDirectory>/libMemoryStorage.so) or a path to a .so.
+        package var plugin: String
+        /// The plugin's config object, re-serialized as JSON text.
+        package var configJSON: String
+    }
+
+    /// A fetcher with the name routing rules and logs use.
+    package struct FetcherUse: Equatable {
+        package var name: String
+        package var use: PluginUse
+    }
+
+    /// Address to listen on; stored in `server.listen`.
+    package var listen: String {
+        get { server.listen }
+        set { server.listen = newValue }
+    }
+    /// Where plugins named without a path are found; default: the folder of the athens executable.
+    package var pluginDirectory: String
+    package var storage: PluginUse
+    package var fetchers: [FetcherUse]
+    /// Where fetched zips are spooled while they are validated.
+    package var spoolDirectory = NSTemporaryDirectory()
+    /// Threads that run fetches (blocking plugin calls) and waiting room before 503.
+    package var downloadWorkers = 32
+    package var downloadQueue = 1024
+    package var server = ServerSettings()
+    package var logLevel = "info"
+
+    /// A stasher wrapper, applied in manifest order (the first listed is the outermost).
+    package enum StashWrapper: Equatable {
+        /// One fetch per module@version at a time; concurrent callers share its result.
+        case singleflight
+        /// At most `workers` fetch+save at once.
+        case pool(workers: Int)
+    }
+    /// Seconds a request waits for a fetch+save (the fetch goes on and is stored if it completes).
+    package var stashTimeout: Double = 600
+    package var stashWrappers: [StashWrapper] = [.singleflight, .pool(workers: 10)]
+    package var rules: [RoutingRule] = []
+    /// The fetcher of the default route; nil: every fetcher in order.
+    package var defaultFetcher: String?
+    package var downloadMode = DownloadMode.sync
+    package var downloadURL: String?
+    package var networkMode = NetworkMode.fallback
+    /// Seconds a fetcher's list/@latest answer is reused.
+    package var listCacheSeconds: Double = 60
+    /// Checksum databases proxied under /sumdb/<name>/: name and base URL.
+    package var sumDBs: [(name: String, url: String)] = [("sum.golang.org", "https://sum.golang.org")]
+    package var noSumPatterns = ""
+    /// In-memory cache of small stored files (.info, .mod, small zips): total and per-file bytes.
+    package var cacheMaxBytes = 64 << 20
+    package var cacheMaxFileBytes = 64 << 10
+    /// "logfmt" or "json".
+    package var logFormat = "logfmt"
+    /// One log line per request.
+    package var accessLog = true
+    /// Credentials required on every route but /healthz and /readyz.
+    package var basicAuth: (user: String, password: String)?
+    /// Seconds SIGTERM waits for in-flight requests before exiting.
+    package var shutdownTimeout: Double = 30
+
+    /// The working default: FileStorage in ./athens-data once that plugin is built, else MemoryStorage,
+    /// and the public proxy upstream.
+    package static func defaultManifest(pluginDirectory: String) -> Manifest {
+        let fileStorage = pluginDirectory + "/libFileStorage.so"
+        let storage = FileManager.default.fileExists(atPath: fileStorage)
+            ? PluginUse(plugin: "FileStorage", configJSON: #"{"root":"./athens-data"}"#)
+            : PluginUse(plugin: "MemoryStorage", configJSON: "{}")
+        return Manifest(pluginDirectory: pluginDirectory, storage: storage,
+                        fetchers: [FetcherUse(name: "upstream", use: PluginUse(plugin: "ProxyFetcher", configJSON: #"{"url":"https://proxy.golang.org"}"#))])
+    }
+
+    /// Parses manifest JSON text over the defaults. Unknown keys and wrong types are errors naming the key.
+    package static func parse(_ text: [UInt8], pluginDirectory: String) throws(ManifestError) -> Manifest {
+        guard let root = (try? JSONSerialization.jsonObject(with: Data(text))) else { throw ManifestError("manifest: not valid JSON") }
+        var manifest = defaultManifest(pluginDirectory: pluginDirectory)
+        let object = try Object(root, path: "manifest")
+        if let v = try object.string("listen") { manifest.listen = v }
+        if let v = try object.string("pluginDirectory") { manifest.pluginDirectory = v }
+        if let v = try object.string("spoolDirectory") { manifest.spoolDirectory = v }
+        if let v = try object.string("logLevel") {
+            guard ["debug", "info", "error"].contains(v) else { throw ManifestError("logLevel: must be debug, info or error") }
+            manifest.logLevel = v
+        }
+        if let storage = try object.object("storage") {
+            manifest.storage = try pluginUse(storage)
+            try storage.finish()
+        }
+        if let fetchers = try object.array("fetchers") {
+            manifest.fetchers = []
+            var names = Set<String>()
+            for (index, element) in fetchers.enumerated() {
+                let fetcher = try Object(element, path: "fetchers[\(index)]")
+                guard let name = try fetcher.string("name"), !name.isEmpty else { throw ManifestError("fetchers[\(index)].name: required") }
+                guard names.insert(name).inserted else { throw ManifestError("fetchers[\(index)].name: \"\(name)\" is used twice") }
+                manifest.fetchers.append(FetcherUse(name: name, use: try pluginUse(fetcher)))
+                try fetcher.finish()
+            }
+        }
+        if let download = try object.object("download") {
+            if let v = try download.int("workers", min: 1, max: 4096) { manifest.downloadWorkers = v }
+            if let v = try download.int("queue", min: 0, max: 1_000_000) { manifest.downloadQueue = v }
+            try download.finish()
+        }
+        if let server = try object.object("server") {
+            if let v = try server.int("threads", min: 0, max: 1024) { manifest.server.threads = v }
+            if let v = try server.int("maxConnections", min: 1, max: 10_000_000) { manifest.server.maxConnections = v }
+            if let v = try server.int("maxConnectionsPerClient", min: 1, max: 10_000_000) { manifest.server.maxConnectionsPerClient = v }
+            if let v = try server.seconds("headerTimeoutSeconds") { manifest.server.headerTimeout = v }
+            if let v = try server.seconds("idleTimeoutSeconds") { manifest.server.idleTimeout = v }
+            if let v = try server.seconds("writeTimeoutSeconds") { manifest.server.writeTimeout = v }
+            if let v = try server.int("maxRequestLineBytes", min: 256, max: 1 << 20) { manifest.server.limits.maxRequestLine = v }
+            if let v = try server.int("maxHeaderBytes", min: 256, max: 1 << 20) { manifest.server.limits.maxHeaderBytes = v }
+            if let v = try server.int("maxHeaderCount", min: 1, max: 10_000) { manifest.server.limits.maxHeaderCount = v }
+            try server.finish()
+        }
+        if let stash = try object.object("stash") {
+            if let v = try stash.seconds("timeoutSeconds") { manifest.stashTimeout = v }
+            if let wrappers = try stash.array("wrappers") {
+                manifest.stashWrappers = []
+                for (index, element) in wrappers.enumerated() {
+                    let wrapper = try Object(element, path: "\(stash.path).wrappers[\(index)]")
+                    switch try wrapper.string("type") {
+                    case "singleflight": manifest.stashWrappers.append(.singleflight)
+                    case "pool": manifest.stashWrappers.append(.pool(workers: try wrapper.int("workers", min: 1, max: 4096) ?? 10))
+                    default: throw ManifestError("\(wrapper.path).type: must be \"singleflight\" or \"pool\"")
+                    }
+                    try wrapper.finish()
+                }
+            }
+            try stash.finish()
+        }
+        if let v = try object.string("downloadMode") {
+            guard let mode = DownloadMode(rawValue: v) else { throw ManifestError("manifest.downloadMode: must be one of \(DownloadMode.allCases.map(\.rawValue).joined(separator: ", "))") }
+            manifest.downloadMode = mode
+        }
+        if let v = try object.string("downloadURL") { manifest.downloadURL = v }
+        if let v = try object.string("networkMode") {
+            guard let mode = NetworkMode(rawValue: v) else { throw ManifestError("manifest.networkMode: must be strict, fallback or offline") }
+            manifest.networkMode = mode
+        }
+        if let v = try object.seconds("listCacheSeconds", allowZero: true) { manifest.listCacheSeconds = v }
+        if let v = try object.string("defaultFetcher") { manifest.defaultFetcher = v }
+        if let rules = try object.array("rules") {
+            for (index, element) in rules.enumerated() {
+                let rule = try Object(element, path: "rules[\(index)]")
+                guard let patterns = try rule.string("match"), !patterns.isEmpty else { throw ManifestError("rules[\(index)].match: required (e.g. \"corp.example/*\")") }
+                let fetcher = try rule.string("fetcher")
+                var mode: DownloadMode?
+                if let v = try rule.string("mode") {
+                    guard let m = DownloadMode(rawValue: v) else { throw ManifestError("rules[\(index)].mode: must be one of \(DownloadMode.allCases.map(\.rawValue).joined(separator: ", "))") }
+                    mode = m
+                }
+                let action: RoutingRule.Action
+                switch try rule.string("action") ?? "fetch" {
+                case "private":
+                    guard let fetcher else { throw ManifestError("rules[\(index)].fetcher: required for a private rule") }
+                    action = .private(fetcher: fetcher)
+                case "exclude":
+                    action = .exclude
+                case "fetch":
+                    action = .fetch(fetcher: fetcher)
+                default:
+                    throw ManifestError("rules[\(index)].action: must be private, exclude or fetch")
+                }
+                manifest.rules.append(RoutingRule(patterns: patterns, action: action, mode: mode))
+                try rule.finish()
+            }
+        }
+        if let sumdbs = try object.array("sumdbs") {
+            manifest.sumDBs = []
+            for (index, element) in sumdbs.enumerated() {
+                let db = try Object(element, path: "sumdbs[\(index)]")
+                guard let name = try db.string("name"), !name.isEmpty, !name.contains("/") else { throw ManifestError("sumdbs[\(index)].name: required, a host name such as sum.golang.org") }
+                let url = try db.string("url") ?? "https://" + name
+                guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw ManifestError("sumdbs[\(index)].url: must be an http(s) URL") }
+                manifest.sumDBs.append((name, url))
+                try db.finish()
+            }
+        }
+        if let v = try object.string("noSumPatterns") { manifest.noSumPatterns = v }
+        if let v = try object.string("logFormat") {
+            guard v == "logfmt" || v == "json" else { throw ManifestError("manifest.logFormat: must be logfmt or json") }
+            manifest.logFormat = v
+        }
+        if let v = try object.bool("accessLog") { manifest.accessLog = v }
+        if let v = try object.seconds("shutdownTimeoutSeconds", allowZero: true) { manifest.shutdownTimeout = v }
+        if let auth = try object.object("basicAuth") {
+            // Bytes, not Characters: ":" followed by a combining mark is not the Character ":" (fuzzed).
+            guard let user = try auth.string("user"), !user.isEmpty, !user.utf8.contains(UInt8(ascii: ":")) else { throw ManifestError("manifest.basicAuth.user: required, without ':'") }
+            guard let password = try auth.string("password"), !password.isEmpty else { throw ManifestError("manifest.basicAuth.password: required") }
+            manifest.basicAuth = (user, password)
+            try auth.finish()
+        }
+        if let cache = try object.object("cache") {
+            if let v = try cache.int("maxBytes", min: 0, max: 1 << 40) { manifest.cacheMaxBytes = v }
+            if let v = try cache.int("maxFileBytes", min: 0, max: 1 << 30) { manifest.cacheMaxFileBytes = v }
+            try cache.finish()
+        }
+        try object.finish()
+        try manifest.validate()
+        return manifest
+    }
+
+    /// Cross-key checks: rules name configured fetchers; redirect modes have a URL.
+    package func validate() throws(ManifestError) {
+        let names = Set(fetchers.map(\.name))
+        if let defaultFetcher, !names.contains(defaultFetcher) {
+            throw ManifestError("manifest.defaultFetcher: no fetcher named \"\(defaultFetcher)\"")
+        }
+        for (index, rule) in rules.enumerated() {
+            switch rule.action {
+            case let .private(name), let .fetch(name?):
+                guard names.contains(name) else { throw ManifestError("rules[\(index)].fetcher: no fetcher named \"\(name)\"") }
+            default:
+                break
+            }
+        }
+        let modes = [downloadMode] + rules.compactMap(\.mode)
+        if modes.contains(where: { $0 == .redirect || $0 == .asyncRedirect }), downloadURL == nil {
+            throw ManifestError("manifest.downloadURL: required by the redirect download modes")
+        }
+    }
+
+    private static func pluginUse(_ object: Object) throws(ManifestError) -> PluginUse {
+        guard let plugin = try object.string("plugin"), !plugin.isEmpty else { throw ManifestError("\(object.path).plugin: required") }
+        var configJSON = "{}"
+        if let config = try object.object("config") {
+            guard let data = try? JSONSerialization.data(withJSONObject: config.dictionary, options: [.sortedKeys]) else {
+                throw ManifestError("\(object.path).config: cannot be serialized")
+            }
+            configJSON = String(decoding: data, as: UTF8.self)
+        }
+        return PluginUse(plugin: plugin, configJSON: configJSON)
+    }
+
+    /// Applies the environment overrides (named like Athens' where Athens has the knob).
+    package mutating func applyEnvironment(_ env: [String: String]) throws(ManifestError) {
+        if let listen = env["ATHENS_LISTEN"], !listen.isEmpty { self.listen = listen }
+        if let port = env["ATHENS_PORT"], !port.isEmpty {
+            let digits = port.hasPrefix(":") ? String(port.dropFirst()) : port
+            guard let number = UInt16(digits) else { throw ManifestError("ATHENS_PORT: \"\(port)\" is not a port") }
+            let host = (try? HTTPServer.parseListen(listen).host) ?? "127.0.0.1"
+            self.listen = (host.contains(":") ? "[\(host)]" : host) + ":\(number)"
+        }
+        if let dir = env["ATHENS_PLUGIN_DIR"], !dir.isEmpty { pluginDirectory = dir }
+        if let type = env["ATHENS_STORAGE_TYPE"], !type.isEmpty {
+            switch type {
+            case "memory": storage = PluginUse(plugin: "MemoryStorage", configJSON: "{}")
+            case "disk": storage = PluginUse(plugin: "FileStorage", configJSON: #"{"root":"./athens-data"}"#)
+            default: storage = PluginUse(plugin: type, configJSON: "{}")
+            }
+        }
+        if let root = env["ATHENS_DISK_STORAGE_ROOT"], !root.isEmpty {
+            guard storage.plugin == "FileStorage" else { throw ManifestError("ATHENS_DISK_STORAGE_ROOT: storage is \(storage.plugin), not FileStorage") }
+            storage.configJSON = Self.json(["root": root])
+        }
+        if let url = env["ATHENS_UPSTREAM_URL"], !url.isEmpty {
+            guard let index = fetchers.firstIndex(where: { $0.use.plugin == "ProxyFetcher" }) else {
+                throw ManifestError("ATHENS_UPSTREAM_URL: no ProxyFetcher in fetchers")
+            }
+            var config = (try? JSONSerialization.jsonObject(with: Data(fetchers[index].use.configJSON.utf8))) as? [String: Any] ?? [:]
+            config["url"] = url
+            fetchers[index].use.configJSON = Self.json(config)
+        }
+        if let workers = env["ATHENS_PROTOCOL_WORKERS"], !workers.isEmpty {
+            guard let n = Int(workers), n >= 1, n <= 4096 else { throw ManifestError("ATHENS_PROTOCOL_WORKERS: must be 1…4096") }
+            downloadWorkers = n
+        }
+        let user = env["ATHENS_BASIC_AUTH_USER"] ?? env["BASIC_AUTH_USER"] ?? ""
+        let password = env["ATHENS_BASIC_AUTH_PASS"] ?? env["BASIC_AUTH_PASS"] ?? ""
+        if !user.isEmpty || !password.isEmpty {
+            guard !user.isEmpty, !password.isEmpty, !user.utf8.contains(UInt8(ascii: ":")) else { throw ManifestError("BASIC_AUTH_USER/BASIC_AUTH_PASS: both required, user without ':'") }
+            basicAuth = (user, password)
+        }
+        if let format = env["ATHENS_LOG_FORMAT"], !format.isEmpty {
+            guard format == "logfmt" || format == "json" else { throw ManifestError("ATHENS_LOG_FORMAT: must be logfmt or json") }
+            logFormat = format
+        }
+        if let timeout = env["ATHENS_SHUTDOWN_TIMEOUT"], !timeout.isEmpty {
+            guard let seconds = Double(timeout), seconds >= 0, seconds <= 86400 else { throw ManifestError("ATHENS_SHUTDOWN_TIMEOUT: seconds, 0…86400") }
+            shutdownTimeout = seconds
+        }
+        if let level = env["ATHENS_LOG_LEVEL"], !level.isEmpty {
+            guard ["debug", "info", "error"].contains(level) else { throw ManifestError("ATHENS_LOG_LEVEL: must be debug, info or error") }
+            logLevel = level
+        }
+    }
+
+    private static func json(_ object: [String: Any]) -> String {
+        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// Path of a plugin's shared library: a name is looked up in `pluginDirectory` as lib<Name>.so.
+    package func libraryPath(for plugin: String) -> String {
+        plugin.contains("/") || plugin.hasSuffix(".so") ? plugin : pluginDirectory + "/lib" + plugin + ".so"
+    }
+}
+
+/// A JSON object being read key by key; `finish` refuses keys nobody read.
+private final class Object {
+    let dictionary: [String: Any]
+    let path: String
+    private var read = Set<String>()
+
+    init(_ value: Any, path: String) throws(ManifestError) {
+        guard let dictionary = value as? [String: Any] else { throw ManifestError("\(path): must be an object") }
+        self.dictionary = dictionary
+        self.path = path
+    }
+
+    private func value(_ key: String) -> Any? {
+        read.insert(key)
+        guard let value = dictionary[key], !(value is NSNull) else { return nil }
+        return value
+    }
+
+    func string(_ key: String) throws(ManifestError) -> String? {
+        guard let value = value(key) else { return nil }
+        guard let string = value as? String else { throw ManifestError("\(path).\(key): must be a string") }
+        return string
+    }
+
+    func bool(_ key: String) throws(ManifestError) -> Bool? {
+        guard let value = value(key) else { return nil }
+        guard let number = value as? NSNumber, String(cString: number.objCType) == "c" else { throw ManifestError("\(path).\(key): must be true or false") }
+        return number.boolValue
+    }
+
+    func object(_ key: String) throws(ManifestError) -> Object? {
+        guard let value = value(key) else { return nil }
+        return try Object(value, path: "\(path).\(key)")
+    }
+
+    func array(_ key: String) throws(ManifestError) -> [Any]? {
+        guard let value = value(key) else { return nil }
+        guard let array = value as? [Any] else { throw ManifestError("\(path).\(key): must be an array") }
+        return array
+    }
+
+    private func number(_ key: String) throws(ManifestError) -> Double? {
+        guard let value = value(key) else { return nil }
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else {
+            throw ManifestError("\(path).\(key): must be a number")
+        }
+        return number.doubleValue
+    }
+
+    func int(_ key: String, min: Int, max: Int) throws(ManifestError) -> Int? {
+        guard let number = try number(key) else { return nil }
+        guard number == number.rounded(), number >= Double(min), number <= Double(max) else {
+            throw ManifestError("\(path).\(key): must be an integer from \(min) to \(max)")
+        }
+        return Int(number)
+    }
+
+    func seconds(_ key: String, allowZero: Bool = false) throws(ManifestError) -> Double? {
+        guard let number = try number(key) else { return nil }
+        guard number > 0 || (allowZero && number == 0), number <= 86400 else {
+            throw ManifestError("\(path).\(key): must be \(allowZero ? "at least" : "more than") 0 and at most 86400")
+        }
+        return number
+    }
+
+    func finish() throws(ManifestError) {
+        if let unknown = dictionary.keys.sorted().first(where: { !read.contains($0) }) {
+            throw ManifestError("\(path).\(unknown): unknown key")
+        }
+    }
+}

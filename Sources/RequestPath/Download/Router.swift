@@ -1,0 +1,72 @@
+import HostSupport
+import PluginHost
+import Dispatch
+import PluginABI
+
+/// Routes requests: operational endpoints, then the GOPROXY download routes. Runs on the event loop.
+package final class Router: RequestHandler {
+    package let download: DownloadProtocol
+    package let sumdb: SumDBProxy?
+    package let version: String
+    /// Basic-auth credentials every route but /healthz and /readyz requires; nil for none.
+    package let auth: BasicAuth?
+
+    package init(download: DownloadProtocol, sumdb: SumDBProxy?, version: String, auth: BasicAuth? = nil) {
+        self.download = download
+        self.sumdb = sumdb
+        self.version = version
+        self.auth = auth
+    }
+
+    package func handle(_ request: Request, responder: Responder) {
+        let path = request.path
+        if let auth, path != "/healthz", path != "/readyz", !auth.accepts(request.header("authorization")) {
+            return responder.tagged("unauthorized").respond(Response(status: 401, headers: [
+                ("Content-Type", "text/plain; charset=utf-8"), ("WWW-Authenticate", "Basic realm=\"athens\""),
+            ], body: .bytes(Array("unauthorized\n".utf8))))
+        }
+        // The operational endpoints are short; download paths skip these comparisons (hot path).
+        switch path.utf8.count <= 11 ? path : "" {
+        case "/metrics":
+            let responder = responder.tagged("metrics")
+            return responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                                              body: .bytes(Array(Metrics.shared.render().utf8))))
+        case "/healthz":
+            return responder.tagged("health").respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: .bytes(Array("ok\n".utf8))))
+        case "/readyz":
+            // Probed off the loop: a stalled storage must not stall the server.
+            let responder = responder.tagged("health")
+            let storage = download.storage
+            DispatchQueue.global().async {
+                do {
+                    _ = try storage.exists(module: "athens.invalid/readyz", version: "v0.0.0")
+                    responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: .bytes(Array("ready\n".utf8))))
+                } catch {
+                    responder.respond(.text(503, "not ready: \(error)"))
+                }
+            }
+            return
+        case "/version":
+            return responder.tagged("info-page").respond(.json(Array(#"{"version":"\#(version)","pluginABI":"\#(ATH_ABI_MAJOR).\#(ATH_ABI_MINOR)"}"#.utf8)))
+        case "/catalog":
+            return download.catalog(query: request.query, responder: responder.tagged("catalog"))
+        case "/", "/index.html":
+            return responder.tagged("info-page").respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")],
+                                              body: .bytes(Array("athens Go module proxy\nUse: GOPROXY=http://<this host>[:port]\n".utf8))))
+        default:
+            break
+        }
+        if path.utf8.starts(with: "/sumdb/".utf8) {
+            guard let sumdb else { return responder.respond(.text(404, "not found: no checksum database is proxied here")) }
+            return sumdb.serve(path: path, responder: responder.tagged("sumdb"))
+        }
+        switch DownloadRequest.parse(path) {
+        case let .success(parsed):
+            download.serve(parsed, responder: responder.tagged(parsed.endpoint))
+        case .failure(.notARoute):
+            responder.respond(.text(404, "not found"))
+        case let .failure(.malformed(status, message)):
+            responder.respond(.text(status, message))
+        }
+    }
+}

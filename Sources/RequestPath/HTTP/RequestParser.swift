@@ -1,0 +1,272 @@
+/// Limits the parser enforces; each maps to the status the client gets when it is exceeded.
+import HostSupport
+import PluginHost
+package struct RequestLimits: Sendable {
+    /// Longest request line (method, target, version), CRLF excluded: 414 past it.
+    package var maxRequestLine = 8192
+    /// Largest header section (all header lines): 431 past it.
+    package var maxHeaderBytes = 16384
+    /// Most header fields: 431 past it.
+    package var maxHeaderCount = 100
+}
+
+/// A parsed HTTP/1.x request head. GET and HEAD only: this server never reads request bodies.
+package struct Request: Sendable {
+    package enum Method: Sendable { case get, head }
+
+    package var method: Method
+    /// The request target as sent, e.g. "/github.com/%21burnt/@v/list?x=1".
+    package var target: String
+    /// HTTP minor version: 0 or 1.
+    package var minorVersion: Int
+    /// Header fields in order, names lower-cased.
+    package var headers: [(name: String, value: String)]
+    /// Whether the connection stays open after the response.
+    package var keepAlive: Bool
+
+    /// The target's path part, still percent-encoded.
+    package var path: Substring {
+        guard let q = queryMark else { return target[...] }
+        return target[..<q]
+    }
+
+    /// The target's query part without "?", or "".
+    package var query: Substring {
+        guard let q = queryMark else { return "" }
+        return target[target.utf8.index(after: q)...]
+    }
+
+    /// Where the "?" is. A scan of the contiguous bytes: the generic UTF8View search cost ~1k instructions a request.
+    private var queryMark: String.Index? {
+        var t = target
+        guard let offset = t.withUTF8({ $0.firstIndex(of: UInt8(ascii: "?")) }) else { return nil }
+        return target.utf8.index(target.utf8.startIndex, offsetBy: offset)
+    }
+
+    /// First value of a header (name lower-case).
+    package func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
+}
+
+/// Outcome of one parse attempt over buffered bytes.
+package enum ParseResult {
+    /// More bytes are needed.
+    case incomplete
+    /// A request head of `consumed` bytes.
+    case request(Request, consumed: Int)
+    /// The bytes are not an acceptable request: answer `status` and close the connection.
+    case failure(status: Int, reason: String, allow: Bool = false)
+}
+
+/// Strict HTTP/1.x request-head parser: pure, allocation-light, never traps on any input (fuzzed).
+///
+/// Accepts CRLF or bare LF line ends (as nginx and Go do) but never a bare CR; refuses obsolete line
+/// folding, bodies (Content-Length > 0 or any Transfer-Encoding), missing or repeated Host on HTTP/1.1,
+/// and anything but GET and HEAD.
+package enum RequestParser {
+    package static func parse(_ buffer: UnsafeRawBufferPointer, limits: RequestLimits) -> ParseResult {
+        let count = buffer.count
+        // Request line. Leading empty lines are tolerated (RFC 9112 §2.2).
+        var start = 0
+        while start < count, buffer[start] == 0x0D || buffer[start] == 0x0A {
+            if start >= 8 { return .failure(status: 400, reason: "empty lines before request") }
+            start += 1
+        }
+        guard let lineEnd = findLF(buffer, from: start, limit: start + limits.maxRequestLine + 2) else {
+            return count - start > limits.maxRequestLine + 1
+                ? .failure(status: 414, reason: "request line too long")
+                : .incomplete
+        }
+        let line = trimCR(buffer, start, lineEnd)
+        guard let lineRange = line else { return .failure(status: 400, reason: "bare CR in request line") }
+        if lineRange.upperBound - lineRange.lowerBound > limits.maxRequestLine {
+            return .failure(status: 414, reason: "request line too long")
+        }
+
+        // Find the end of the header section before parsing it, so limits apply to unfinished heads too.
+        // Only counted here (no array of field ranges: the hit path allocates nothing); parsed below.
+        var cursor = lineEnd + 1
+        var fieldCount = 0
+        let headerStart = cursor
+        while true {
+            let limit = headerStart + limits.maxHeaderBytes + 2
+            guard let end = findLF(buffer, from: cursor, limit: limit) else {
+                return count - headerStart > limits.maxHeaderBytes + 1
+                    ? .failure(status: 431, reason: "header section too large")
+                    : .incomplete
+            }
+            guard let field = trimCR(buffer, cursor, end) else { return .failure(status: 400, reason: "bare CR in header") }
+            cursor = end + 1
+            if field.isEmpty { break }
+            if end - headerStart > limits.maxHeaderBytes { return .failure(status: 431, reason: "header section too large") }
+            fieldCount += 1
+            if fieldCount > limits.maxHeaderCount { return .failure(status: 431, reason: "too many header fields") }
+        }
+
+        // Request line: method SP target SP HTTP/1.x
+        let parts = split(buffer, lineRange)
+        guard let parts else { return .failure(status: 400, reason: "malformed request line") }
+        let (methodRange, targetRange, versionRange) = parts
+        let minor: Int
+        if equals(buffer, versionRange, "HTTP/1.1") {
+            minor = 1
+        } else if equals(buffer, versionRange, "HTTP/1.0") {
+            minor = 0
+        } else {
+            let v = versionRange.lowerBound
+            if versionRange.count == 8, equals(buffer, v..<(v + 5), "HTTP/"), buffer[v + 6] == UInt8(ascii: "."),
+               isDigit(buffer[v + 5]), isDigit(buffer[v + 7]) {
+                return .failure(status: 505, reason: "HTTP version not supported")
+            }
+            return .failure(status: 400, reason: "malformed HTTP version")
+        }
+        guard all(buffer, methodRange, isTokenChar) else { return .failure(status: 400, reason: "malformed method") }
+        let method: Request.Method
+        if equals(buffer, methodRange, "GET") {
+            method = .get
+        } else if equals(buffer, methodRange, "HEAD") {
+            method = .head
+        } else {
+            return .failure(status: 405, reason: "method not allowed", allow: true)
+        }
+        // Target: origin-form only; visible ASCII, no fragments.
+        guard buffer[targetRange.lowerBound] == UInt8(ascii: "/"),
+              all(buffer, targetRange, { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "#") }) else {
+            return .failure(status: 400, reason: "malformed request target")
+        }
+
+        // Header fields: the lines between the request line and the empty line, found again.
+        var headers: [(name: String, value: String)] = []
+        if fieldCount > 0 { headers.reserveCapacity(fieldCount) }
+        var hostCount = 0
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var contentLength: UInt64?
+        var lineStart = lineEnd + 1
+        while true {
+            let end = findLF(buffer, from: lineStart, limit: cursor)!
+            let field = trimCR(buffer, lineStart, end)!
+            lineStart = end + 1
+            if field.isEmpty { break }
+            let first = buffer[field.lowerBound]
+            if first == 0x20 || first == 0x09 { return .failure(status: 400, reason: "obsolete header line folding") }
+            var colon = field.lowerBound
+            while colon < field.upperBound, buffer[colon] != UInt8(ascii: ":") { colon += 1 }
+            guard colon < field.upperBound, colon > field.lowerBound else { return .failure(status: 400, reason: "malformed header field") }
+            let nameRange = field.lowerBound..<colon
+            guard all(buffer, nameRange, isTokenChar) else { return .failure(status: 400, reason: "malformed header name") }
+            var valueStart = colon + 1, valueEnd = field.upperBound
+            while valueStart < valueEnd, buffer[valueStart] == 0x20 || buffer[valueStart] == 0x09 { valueStart += 1 }
+            while valueEnd > valueStart, buffer[valueEnd - 1] == 0x20 || buffer[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+            let valueRange = valueStart..<valueEnd
+            // Field values: visible characters, space, tab, obs-text; never other controls (NUL, CR, DEL…).
+            guard all(buffer, valueRange, { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
+                return .failure(status: 400, reason: "control character in header value")
+            }
+            // Lower-cased in place of a copy: names up to 15 bytes are small strings (no allocation).
+            let name = String(unsafeUninitializedCapacity: nameRange.count) { out in
+                for (i, c) in zip(out.indices, UnsafeRawBufferPointer(rebasing: buffer[nameRange])) {
+                    out[i] = c >= 0x41 && c <= 0x5A ? c | 0x20 : c
+                }
+                return nameRange.count
+            }
+            let value = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[valueRange]), as: UTF8.self)
+            switch name {
+            case "host":
+                hostCount += 1
+            case "content-length":
+                guard !valueRange.isEmpty, valueRange.count <= 18, all(buffer, valueRange, isDigit),
+                      let length = UInt64(value), contentLength == nil || contentLength == length else {
+                    return .failure(status: 400, reason: "malformed Content-Length")
+                }
+                contentLength = length
+            case "transfer-encoding":
+                return .failure(status: 400, reason: "request bodies are not accepted")
+            case "connection":
+                for token in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
+                    let t = Substring(token).trimmingSpaces
+                    if t.utf8.count == 5, t.lowercased() == "close" { connectionClose = true }
+                    if t.utf8.count == 10, t.lowercased() == "keep-alive" { connectionKeepAlive = true }
+                }
+            default:
+                break
+            }
+            headers.append((name, value))
+        }
+        if minor == 1 && hostCount != 1 { return .failure(status: 400, reason: hostCount == 0 ? "missing Host header" : "repeated Host header") }
+        if let contentLength, contentLength > 0 { return .failure(status: 413, reason: "request bodies are not accepted") }
+        let keepAlive = minor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
+        let request = Request(method: method, target: String(decoding: UnsafeRawBufferPointer(rebasing: buffer[targetRange]), as: UTF8.self),
+                              minorVersion: minor, headers: headers, keepAlive: keepAlive)
+        return .request(request, consumed: cursor)
+    }
+
+    private static func findLF(_ buffer: UnsafeRawBufferPointer, from: Int, limit: Int) -> Int? {
+        var i = from
+        let end = min(buffer.count, limit)
+        while i < end {
+            if buffer[i] == 0x0A { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    /// The line [start, lfIndex) without a final CR; nil if a CR appears anywhere else in it.
+    private static func trimCR(_ buffer: UnsafeRawBufferPointer, _ start: Int, _ lf: Int) -> Range<Int>? {
+        var end = lf
+        if end > start, buffer[end - 1] == 0x0D { end -= 1 }
+        var i = start
+        while i < end {
+            if buffer[i] == 0x0D { return nil }
+            i += 1
+        }
+        return start..<end
+    }
+
+    /// Splits the request line on single spaces into exactly three non-empty parts.
+    private static func split(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> (Range<Int>, Range<Int>, Range<Int>)? {
+        var first = -1, second = -1
+        for i in range where buffer[i] == 0x20 {
+            if first < 0 { first = i } else if second < 0 { second = i } else { return nil }
+        }
+        guard second >= 0 else { return nil }
+        let a = range.lowerBound..<first, b = (first + 1)..<second, c = (second + 1)..<range.upperBound
+        guard !a.isEmpty, !b.isEmpty, !c.isEmpty else { return nil }
+        return (a, b, c)
+    }
+
+    /// Whether buffer[range] holds exactly the ASCII `literal`. Compared in place: no array per call.
+    private static func equals(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ literal: StaticString) -> Bool {
+        guard range.count == literal.utf8CodeUnitCount else { return false }
+        let bytes = literal.utf8Start
+        for i in 0..<range.count where buffer[range.lowerBound + i] != bytes[i] { return false }
+        return true
+    }
+
+    private static func all(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ test: (UInt8) -> Bool) -> Bool {
+        for i in range where !test(buffer[i]) { return false }
+        return true
+    }
+
+    private static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
+
+    /// RFC 9110 tchar.
+    private static func isTokenChar(_ c: UInt8) -> Bool {
+        switch c {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
+        default: false
+        }
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing spaces and tabs.
+    package var trimmingSpaces: Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return s
+    }
+}

@@ -1,0 +1,111 @@
+import HostSupport
+import PluginHost
+import Foundation
+import GoModule
+
+/// Puts a module version into storage. Blocking: run it on a `WorkerPool` thread.
+/// Wrappers (pool, single-flight, deadlines) conform to it too and wrap another stasher.
+package protocol Stasher: Sendable {
+    /// Makes module@version (canonical) complete in storage, or throws; never leaves part of it there.
+    func stash(module: String, version: String) throws(DownloadError)
+}
+
+/// Fetches a version, spools the zip to an unlinked temporary file, validates all three files with
+/// the go command's rules, then saves them. Nothing a fetcher produces reaches storage unchecked.
+/// The module's route names the fetchers, tried in order; the next is asked only after a not-found.
+/// A private module's route holds only its own fetcher, so private code never reaches an upstream.
+package final class FetchingStasher: Stasher {
+    package let policy: DownloadPolicy
+    package let storage: any Storage
+    /// Where zips are spooled while they are checked (unlinked at once, so nothing is left on a crash).
+    package let spoolDirectory: String
+
+    package init(policy: DownloadPolicy, storage: any Storage, spoolDirectory: String) {
+        self.policy = policy
+        self.storage = storage
+        self.spoolDirectory = spoolDirectory
+    }
+
+    package func stash(module: String, version: String) throws(DownloadError) {
+        var lastError = DownloadError(status: 404, message: "not found: \(module)@\(version): no fetcher for this module")
+        let route = policy.route(module)
+        guard !route.excluded else { throw DownloadError(status: 404, message: "not found: \(module) is excluded by this proxy's policy") }
+        // A caller that queued behind a finished flight finds the version stored: fetch nothing.
+        if (try? storage.exists(module: module, version: version)) == true { return }
+        for fetcher in route.fetchers {
+            let start = MonotonicClock.now()
+            do {
+                try stash(module: module, version: version, from: fetcher)
+                Metrics.shared.fetch(fetcher: fetcher.name, result: "ok", seconds: MonotonicClock.now() - start)
+                return
+            } catch where error.status == 404 {
+                Metrics.shared.fetch(fetcher: fetcher.name, result: "not_found", seconds: MonotonicClock.now() - start)
+                lastError = error
+            } catch {
+                Metrics.shared.fetch(fetcher: fetcher.name, result: error.status == 504 ? "timeout" : "error", seconds: MonotonicClock.now() - start)
+                throw error
+            }
+        }
+        throw lastError
+    }
+
+    private func stash(module: String, version: String, from fetcher: any Fetcher) throws(DownloadError) {
+        let spool: Spool
+        do {
+            spool = try Spool(directory: spoolDirectory)
+        } catch {
+            throw DownloadError(status: 503, message: error.message)
+        }
+        var info: [UInt8] = [], mod: [UInt8] = []
+        var zipBytes: UInt64 = 0
+        var refused: String?
+        do throws(PluginError) {
+            try fetcher.fetch(module: module, version: version, info: { bytes in
+                guard info.count + bytes.count <= ArtifactValidator.maxInfo else { refused = ".info larger than \(ArtifactValidator.maxInfo) bytes"; return false }
+                info += bytes
+                return true
+            }, mod: { bytes in
+                guard UInt64(mod.count + bytes.count) <= ModuleZip.maxGoMod else { refused = ".mod larger than \(ModuleZip.maxGoMod) bytes"; return false }
+                mod += bytes
+                return true
+            }, zip: { bytes in
+                guard zipBytes + UInt64(bytes.count) <= ModuleZip.maxZipFile else { refused = ".zip larger than \(ModuleZip.maxZipFile) bytes"; return false }
+                guard spool.append(bytes) else { refused = "spooling the zip failed: \(String(cString: strerror(errno)))"; return false }
+                zipBytes += UInt64(bytes.count)
+                return true
+            })
+        } catch {
+            if let refused { throw DownloadError(status: 502, message: "\(module)@\(version): \(refused)") }
+            throw DownloadError(error, module: module, version: version)
+        }
+        // A fetcher that ignores a refused write and reports success still fails here.
+        if let refused { throw DownloadError(status: 502, message: "\(module)@\(version): \(refused)") }
+        let what = "\(module)@\(version)"
+        do {
+            try ArtifactValidator.checkInfo(info, version: version)
+            try ArtifactValidator.checkMod(mod, module: module)
+            try ArtifactValidator.checkZip(fd: spool.fd, size: zipBytes, module: module, version: version)
+        } catch let error as ZipError {
+            throw DownloadError(status: 502, message: "\(what): fetcher \(fetcher.name) produced an invalid zip: \(error.message)")
+        } catch let error as ValidationError {
+            throw DownloadError(status: 502, message: "\(what): fetcher \(fetcher.name) produced \(error.message)")
+        } catch {
+            throw DownloadError(status: 502, message: "\(what): \(error)")
+        }
+        do {
+            try storage.save(module: module, version: version, info: info, mod: mod, zipFD: spool.fd, zipSize: zipBytes)
+        } catch let saveError {
+            // A save that failed half-way may have left files behind; served later they would be a truncated
+            // 200. Ask the storage to drop the version before answering. (Should another process have stored it
+            // meanwhile, the cost is one more fetch later, never a bad file.)
+            do throws(PluginError) {
+                try storage.remove(module: module, version: version)
+            } catch where error.code == .notFound {
+                // Nothing was left behind.
+            } catch {
+                Log.error("after a failed save, removing the version failed too: \(error) [\(module)@\(version)]")
+            }
+            throw DownloadError(saveError, module: module, version: version)
+        }
+    }
+}
