@@ -1,7 +1,7 @@
 import Foundation
 import PluginABI
 import Testing
-@testable import AthensHost
+@testable import PluginHost
 
 /// The other half of "1.1 is additions only": the C examples compiled against the 1.0 header, kept verbatim in
 /// Tests/Fixtures/abi-1.0 (as main had it before 1.1), are plugins a 1.0 author shipped. They must load and pass
@@ -55,8 +55,8 @@ extension ABICompatibilityTests {
     @Test("the C examples built against the 1.0 header load and pass plugin-check in this host")
     func examplesBuiltAgainst10PassPluginCheck() throws {
         let built = try Self.builtAgainst10.get()
-        // Known host defect, to be fixed on the host side of 1.1 (Sources/AthensHost is not this change's):
-        // PluginLibrary requires struct_size >= MemoryLayout<ath_plugin>.size, which is this header's 88 bytes,
+        // Known host defect, to be fixed on the host side of 1.1 (the loader is not this change's):
+        // Sources/PluginHost/Loader/PluginLibrary.swift requires struct_size >= MemoryLayout<ath_plugin>.size, which is this header's 88 bytes,
         // where the rule is 1.0's 72 (offset of `fetcher` + 8). When it is fixed, this block records no issue and
         // the test fails on purpose: remove the withKnownIssue wrapper then.
         withKnownIssue("the loader compares a descriptor with 1.1's size instead of 1.0's") {

@@ -1,7 +1,7 @@
 import Foundation
 import PluginABI
 import Testing
-@testable import AthensHost
+@testable import PluginHost
 
 /// The fetcher example's ABI 1.1 twin, called straight through its table as a 1.1 host will: `fetch_ctx` gives the
 /// same bytes as `fetch`, and stops with ATH_CANCELLED once its call is cancelled.
