@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "FileStorage", type: .dynamic, targets: ["FileStorage"]),
         .library(name: "GitFetcher", type: .dynamic, targets: ["GitFetcher"]),
         .library(name: "S3Storage", type: .dynamic, targets: ["S3Storage"]),
+        .library(name: "FileLock", type: .dynamic, targets: ["FileLock"]),
     ],
     targets: [
         // The whole host/plugin contract: one header, no code.
@@ -58,6 +59,8 @@ let package = Package(
         // RESP2 client (sockets, pool, strict reply reader) and the lease lock on it, ABI-independent; the RedisLock
         // plugin (lock kind, Plugin ABI 1.1) will wrap it from Plugins/RedisLock/Plugin.
         .target(name: "RedisClient", path: "Plugins/RedisLock/Client"),
+        // The lock kind (ABI 1.1) on flock in a shared directory; Digests names the lock files.
+        .target(name: "FileLock", dependencies: ["PluginKit", "Digests"], path: "Plugins/FileLock"),
         // Drives a storage plugin .so from another process, for the kill and multi-process tests.
         .executableTarget(name: "StorageStress", dependencies: ["PluginABI"], path: "Tests/StorageStress"),
         // Tests link the host's libraries only; the athens executable and the plugins are run and loaded from

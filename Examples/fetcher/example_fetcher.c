@@ -23,6 +23,7 @@
  * are canonical and cannot climb out of the root.
  */
 #include "athens_plugin.h"
+#include "athens_config.h" /* optional helper: reads flat JSON configs */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,7 +33,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#ifndef ATH_EXPORT /* ATH_EXPORT came with ABI 1.1; this example also builds against the 1.0 header */
+#define ATH_EXPORT __attribute__((visibility("default")))
+#endif
 #define PATH_CAPACITY 4096
 
 struct tree {
@@ -47,98 +50,27 @@ static ath_status fail(ath_error *err, ath_status status, const char *what, cons
     return status;
 }
 
-/* ---- config: a flat JSON object of string values (same small reader as the storage example) ----- */
-
-static const char *skip_space(const char *p) {
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    return p;
-}
-
-static const char *read_string(const char *p, char *out, size_t cap) {
-    if (*p != '"') return NULL;
-    p++;
-    size_t n = 0;
-    while (*p != '"') {
-        char c = *p++;
-        if (c == '\0' || (unsigned char)c < 0x20) return NULL;
-        if (c == '\\') {
-            c = *p++;
-            switch (c) {
-            case '"': case '\\': case '/': break;
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'u': {
-                unsigned v = 0;
-                for (int i = 0; i < 4; i++) {
-                    char h = *p++;
-                    v <<= 4;
-                    if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
-                    else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
-                    else if (h >= 'A' && h <= 'F') v |= (unsigned)(h - 'A' + 10);
-                    else return NULL;
-                }
-                if (v == 0 || v > 0x7f) return NULL;
-                c = (char)v;
-                break;
-            }
-            default: return NULL;
-            }
-        }
-        if (n + 1 >= cap) return NULL;
-        out[n++] = c;
-    }
-    out[n] = '\0';
-    return p + 1;
-}
+/* ---- config: read with the optional helper athens_config.h ----------------------------------------- */
 
 static ath_status parse_config(const char *json, struct tree *t, ath_error *err) {
-    const char *p = skip_space(json);
-    int have_root = 0;
-    if (*p != '{') {
-        ath_error_set(err, "config: must be a JSON object");
+    ath_config config;
+    char message[ATH_ERROR_MESSAGE_CAPACITY];
+    if (ath_config_parse(&config, json) != 0) {
+        ath_error_set(err, config.error);
         return ATH_INVALID;
     }
-    p = skip_space(p + 1);
-    if (*p != '}') {
-        for (;;) {
-            char key[64], message[ATH_ERROR_MESSAGE_CAPACITY];
-            p = read_string(p, key, sizeof key);
-            if (!p) {
-                ath_error_set(err, "config: expected a key (a short JSON string)");
-                return ATH_INVALID;
-            }
-            p = skip_space(p);
-            if (*p != ':') {
-                ath_error_set(err, "config: expected ':' after a key");
-                return ATH_INVALID;
-            }
-            p = skip_space(p + 1);
-            if (strcmp(key, "root") != 0) {
-                snprintf(message, sizeof message, "config: unknown key \"%s\" (this plugin takes root)", key);
-                ath_error_set(err, message);
-                return ATH_INVALID;
-            }
-            p = read_string(p, t->root, sizeof t->root);
-            if (!p || t->root[0] == '\0') {
-                ath_error_set(err, "config: root must be a non-empty JSON string");
-                return ATH_INVALID;
-            }
-            have_root = 1;
-            p = skip_space(p);
-            if (*p == ',') {
-                p = skip_space(p + 1);
-                continue;
-            }
-            if (*p == '}') break;
-            ath_error_set(err, "config: expected ',' or the end of the object");
-            return ATH_INVALID;
-        }
-    }
-    if (*skip_space(p + 1) != '\0') {
-        ath_error_set(err, "config: text after the object");
+    int found = ath_config_string(&config, "root", t->root, sizeof t->root);
+    if (found < 0 || (found == 1 && t->root[0] == '\0')) {
+        ath_error_set(err, "config: root must be a non-empty JSON string");
         return ATH_INVALID;
     }
-    if (!have_root) {
+    const char *unknown = ath_config_unknown(&config);
+    if (unknown != NULL) {
+        snprintf(message, sizeof message, "config: unknown key \"%s\" (this plugin takes root)", unknown);
+        ath_error_set(err, message);
+        return ATH_INVALID;
+    }
+    if (found == 0) {
         ath_error_set(err, "config: root is required: the directory of a GOPROXY tree");
         return ATH_INVALID;
     }
@@ -208,11 +140,26 @@ static int module_known(const struct tree *t, const char *module) {
     return tree_path(t, module, "", "", path) == 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Streams a whole file into a sink. Returns ATH_OK, or a failure with err set. */
-static ath_status stream_file(int fd, const ath_sink *sink, const char *what, const char *module, const char *version,
-                              ath_error *err) {
+/* ABI 1.1 gives fetch a per-call context (fetch_ctx): this example polls it between chunks, so that a fetch
+ * nobody waits for any more stops early. Built against the 1.0 header there is no ath_call, and the example has
+ * the 1.0 entries only. */
+#if ATH_ABI_MINOR >= 1
+typedef const ath_call *call_ref;
+#else
+typedef const void *call_ref;
+#endif
+
+/* Streams a whole file into a sink. Returns ATH_OK, or a failure with err set. call may be NULL (a 1.0 entry). */
+static ath_status stream_file(int fd, const ath_sink *sink, call_ref call, const char *what, const char *module,
+                              const char *version, ath_error *err) {
     uint8_t buffer[1 << 16];
     for (;;) {
+#if ATH_ABI_MINOR >= 1
+        if (call != NULL && ath_call_is_cancelled(call))
+            return fail(err, ATH_CANCELLED, what, module, version, "cancelled by the host");
+#else
+        (void)call;
+#endif
         ssize_t n = read(fd, buffer, sizeof buffer);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return fail(err, ATH_UNAVAILABLE, what, module, version, strerror(errno));
@@ -358,8 +305,9 @@ static ath_status each_listed_version(const struct tree *t, const char *module, 
 
 /* ---- the fetcher entries ------------------------------------------------------------------------ */
 
-static ath_status fetch(void *instance, const char *module, const char *version, const ath_sink *info,
-                        const ath_sink *mod, const ath_sink *zip, ath_error *err) {
+/* fetch, with or without a context (the 1.0 entry passes NULL). */
+static ath_status fetch_with(void *instance, call_ref call, const char *module, const char *version, const ath_sink *info,
+                             const ath_sink *mod, const ath_sink *zip, ath_error *err) {
     const struct tree *t = instance;
     const char *suffixes[3] = {".info", ".mod", ".zip"};
     const ath_sink *sinks[3] = {info, mod, zip};
@@ -377,10 +325,24 @@ static ath_status fetch(void *instance, const char *module, const char *version,
         }
     }
     ath_status status = ATH_OK;
-    for (int i = 0; i < 3 && status == ATH_OK; i++) status = stream_file(fds[i], sinks[i], "fetch", module, version, err);
+    for (int i = 0; i < 3 && status == ATH_OK; i++) status = stream_file(fds[i], sinks[i], call, "fetch", module, version, err);
     for (int i = 0; i < 3; i++) close(fds[i]);
     return status;
 }
+
+static ath_status fetch(void *instance, const char *module, const char *version, const ath_sink *info,
+                        const ath_sink *mod, const ath_sink *zip, ath_error *err) {
+    return fetch_with(instance, NULL, module, version, info, mod, zip, err);
+}
+
+#if ATH_ABI_MINOR >= 1
+/* The 1.1 twin of fetch: a 1.1 host calls it instead of fetch. list and resolve are quick here, so they have no
+ * twin (each twin is optional on its own; the host then calls the 1.0 entry). */
+static ath_status fetch_ctx(void *instance, const ath_call *call, const char *module, const char *version,
+                            const ath_sink *info, const ath_sink *mod, const ath_sink *zip, ath_error *err) {
+    return fetch_with(instance, call, module, version, info, mod, zip, err);
+}
+#endif
 
 struct emit_context {
     ath_emit_version_fn emit;
@@ -429,7 +391,7 @@ static ath_status resolve(void *instance, const char *module, const char *query,
         if (errno == ENOENT || errno == ENOTDIR) return fail(err, ATH_NOT_FOUND, "resolve", module, version, "not in the tree");
         return fail(err, ATH_UNAVAILABLE, "resolve", module, version, strerror(errno));
     }
-    ath_status status = stream_file(fd, info, "resolve", module, version, err);
+    ath_status status = stream_file(fd, info, NULL, "resolve", module, version, err);
     close(fd);
     return status;
 }
@@ -439,6 +401,9 @@ static const ath_fetcher_methods methods = {
     .fetch = fetch,
     .list = list,
     .resolve = resolve,
+#if ATH_ABI_MINOR >= 1
+    .fetch_ctx = fetch_ctx,
+#endif
 };
 
 static const ath_plugin descriptor = {
@@ -455,6 +420,6 @@ static const ath_plugin descriptor = {
     .fetcher = &methods,
 };
 
-EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
+ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
     return host_abi_major == ATH_ABI_MAJOR ? &descriptor : NULL;
 }

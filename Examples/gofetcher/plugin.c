@@ -55,6 +55,6 @@ static const ath_plugin descriptor = {
     .fetcher = &methods,
 };
 
-__attribute__((visibility("default"))) const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
+ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
     return host_abi_major == ATH_ABI_MAJOR ? &descriptor : NULL;
 }

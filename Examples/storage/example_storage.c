@@ -21,6 +21,7 @@
  *   - nothing the host passed in is kept: module, version, info and mod are copied, the zip is read to its end.
  */
 #include "athens_plugin.h"
+#include "athens_config.h" /* optional helper: reads flat JSON configs */
 
 #include <errno.h>
 #include <pthread.h>
@@ -29,7 +30,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define EXPORT __attribute__((visibility("default")))
+#ifndef ATH_EXPORT /* ATH_EXPORT came with ABI 1.1; this example also builds against the 1.0 header */
+#define ATH_EXPORT __attribute__((visibility("default")))
+#endif
 
 /* ---- stored versions ---------------------------------------------------------------------------- */
 
@@ -93,93 +96,29 @@ static ath_status fail(ath_error *err, ath_status status, const char *what, cons
     return status;
 }
 
-/* ---- config: a flat JSON object of string values ------------------------------------------------ */
-
-static const char *skip_space(const char *p) {
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
-    return p;
-}
-
-/* Reads a JSON string at p (which points at the opening quote) into out; returns the position after it,
- * or NULL if it is malformed, too long, or uses an escape this small reader does not take (\u beyond ASCII). */
-static const char *read_string(const char *p, char *out, size_t cap) {
-    if (*p != '"') return NULL;
-    p++;
-    size_t n = 0;
-    while (*p != '"') {
-        char c = *p++;
-        if (c == '\0' || (unsigned char)c < 0x20) return NULL;
-        if (c == '\\') {
-            c = *p++;
-            switch (c) {
-            case '"': case '\\': case '/': break;
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'u': {
-                unsigned v = 0;
-                for (int i = 0; i < 4; i++) {
-                    char h = *p++;
-                    v <<= 4;
-                    if (h >= '0' && h <= '9') v |= (unsigned)(h - '0');
-                    else if (h >= 'a' && h <= 'f') v |= (unsigned)(h - 'a' + 10);
-                    else if (h >= 'A' && h <= 'F') v |= (unsigned)(h - 'A' + 10);
-                    else return NULL;
-                }
-                if (v == 0 || v > 0x7f) return NULL;
-                c = (char)v;
-                break;
-            }
-            default: return NULL;
-            }
-        }
-        if (n + 1 >= cap) return NULL;
-        out[n++] = c;
-    }
-    out[n] = '\0';
-    return p + 1;
-}
+/* ---- config: read with the optional helper athens_config.h ----------------------------------------- */
 
 static ath_status parse_config(const char *json, struct store *s, ath_error *err) {
-    const char *p = skip_space(json);
-    if (*p != '{') {
-        ath_error_set(err, "config: must be a JSON object");
+    ath_config config;
+    char message[ATH_ERROR_MESSAGE_CAPACITY];
+    if (ath_config_parse(&config, json) != 0) {
+        ath_error_set(err, config.error);
         return ATH_INVALID;
     }
-    p = skip_space(p + 1);
-    if (*p == '}') return *skip_space(p + 1) == '\0' ? ATH_OK : (ath_error_set(err, "config: text after the object"), ATH_INVALID);
-    for (;;) {
-        char key[64], value[sizeof s->spool], message[ATH_ERROR_MESSAGE_CAPACITY];
-        p = read_string(p, key, sizeof key);
-        if (!p) {
-            ath_error_set(err, "config: expected a key (a short JSON string)");
-            return ATH_INVALID;
-        }
-        p = skip_space(p);
-        if (*p != ':') {
-            ath_error_set(err, "config: expected ':' after a key");
-            return ATH_INVALID;
-        }
-        p = skip_space(p + 1);
-        if (strcmp(key, "spoolDirectory") != 0) {
-            snprintf(message, sizeof message, "config: unknown key \"%s\" (this plugin takes spoolDirectory)", key);
-            ath_error_set(err, message);
-            return ATH_INVALID;
-        }
-        p = read_string(p, value, sizeof value);
-        if (!p || value[0] == '\0') {
-            ath_error_set(err, "config: spoolDirectory must be a non-empty JSON string");
-            return ATH_INVALID;
-        }
-        memcpy(s->spool, value, strlen(value) + 1);
-        p = skip_space(p);
-        if (*p == ',') {
-            p = skip_space(p + 1);
-            continue;
-        }
-        if (*p == '}' && *skip_space(p + 1) == '\0') return ATH_OK;
-        ath_error_set(err, "config: expected ',' or the end of the object");
+    char spool[sizeof s->spool];
+    int found = ath_config_string(&config, "spoolDirectory", spool, sizeof spool);
+    if (found < 0 || (found == 1 && spool[0] == '\0')) {
+        ath_error_set(err, "config: spoolDirectory must be a non-empty JSON string");
         return ATH_INVALID;
     }
+    const char *unknown = ath_config_unknown(&config);
+    if (unknown != NULL) {
+        snprintf(message, sizeof message, "config: unknown key \"%s\" (this plugin takes spoolDirectory)", unknown);
+        ath_error_set(err, message);
+        return ATH_INVALID;
+    }
+    if (found == 1) memcpy(s->spool, spool, strlen(spool) + 1);
+    return ATH_OK;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------------- */
@@ -494,6 +433,6 @@ static const ath_plugin descriptor = {
     .fetcher = NULL,
 };
 
-EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
+ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
     return host_abi_major == ATH_ABI_MAJOR ? &descriptor : NULL;
 }

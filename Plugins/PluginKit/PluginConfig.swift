@@ -5,9 +5,12 @@ import Foundation
 public final class PluginConfig {
     private let object: [String: Any]
     private var read: Set<String> = []
+    /// The host's services (its log), when the host handed them over (ABI 1.1); `.absent` otherwise.
+    public let host: HostServices
 
     /// Parses `json`, which must be a JSON object.
-    public init(json: String) throws(PluginFailure) {
+    public init(json: String, host: HostServices = .absent) throws(PluginFailure) {
+        self.host = host
         guard let data = json.data(using: .utf8),
               let value = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]),
               let object = value as? [String: Any] else {

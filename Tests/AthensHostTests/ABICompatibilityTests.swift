@@ -49,7 +49,7 @@ struct ABICompatibilityTests {
         struct future_plugin { ath_plugin v1_0; const char *added_in_1_1; void (*added_in_1_3)(void); };
         static struct future_storage_methods table;
         static struct future_plugin descriptor_future;
-        EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
+        ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
             const ath_plugin *inner = example_inner_query(major);
             if (!inner) return NULL;
             table.v1_0 = *inner->storage;
@@ -78,7 +78,7 @@ struct ABICompatibilityTests {
         #expect(try storage.exists(module: "example.com/m", version: "v1.0.0") == false)
         let result = try TestSupport.run(TestSupport.athens, ["plugin-check", path, "--large-zip-mib", "4"])
         #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
-        #expect(result.stdout.contains("ABI 1.3"))
+        #expect(result.stdout.contains("ABI 1.\(ATH_ABI_MINOR + 3)"))
     }
 
     @Test("a fetcher plugin built against a future minor loads and fetches")
@@ -91,7 +91,7 @@ struct ABICompatibilityTests {
         struct future_plugin { ath_plugin v1_0; uint64_t added_in_1_1; };
         static struct future_fetcher_methods table;
         static struct future_plugin descriptor_future;
-        EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
+        ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
             const ath_plugin *inner = example_inner_query(major);
             if (!inner) return NULL;
             table.v1_0 = *inner->fetcher;
@@ -132,7 +132,7 @@ struct ABICompatibilityTests {
             descriptor.storage = table;
             guarded = guarded_copy(&descriptor, sizeof descriptor);
         }
-        EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
+        ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
             if (major != ATH_ABI_MAJOR) return NULL;
             pthread_once(&once, build);
             return guarded;
@@ -184,7 +184,8 @@ struct ABICompatibilityTests {
     @Test("the loader's minimum sizes are the ends of the last required entries")
     func requiredSizes() {
         #expect(PluginLibrary.requiredStorageSize == UInt32(MemoryLayout<ath_storage_methods>.offset(of: \ath_storage_methods.catalog)!))
-        #expect(PluginLibrary.requiredFetcherSize == UInt32(MemoryLayout<ath_fetcher_methods>.size))
+        // The whole 1.0 table: the 1.1 twins after it are optional.
+        #expect(PluginLibrary.requiredFetcherSize == UInt32(MemoryLayout<ath_fetcher_methods>.offset(of: \ath_fetcher_methods.fetch_ctx)!))
     }
 
     @Test("a fetcher table missing a required entry's bytes is refused")
@@ -196,7 +197,7 @@ struct ABICompatibilityTests {
         #include <stddef.h>
         static ath_fetcher_methods table;
         static ath_plugin copy;
-        EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
+        ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
             const ath_plugin *inner = example_inner_query(major);
             if (!inner) return NULL;
             table = *inner->fetcher;
@@ -231,7 +232,7 @@ struct ABICompatibilityTests {
         let result = try TestSupport.run(TestSupport.athens, ["--config", manifest], timeout: 30)
         #expect(result.status != 0)
         #expect(result.stderr.contains("storage.plugin"))
-        #expect(result.stderr.contains("built for ABI 2.x, host speaks ABI 1.0"))
+        #expect(result.stderr.contains("built for ABI 2.x, host speaks ABI \(ATH_ABI_MAJOR).\(ATH_ABI_MINOR)"))
     }
 
     // MARK: - Toolchains

@@ -40,7 +40,7 @@ struct PluginCheckTests {
         \(code)
         static ath_storage_methods patched;
         static ath_plugin descriptor_copy;
-        EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
+        ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
             const ath_plugin *inner = example_inner_query(major);
             if (!inner) return NULL;
             patched = *inner->storage;
@@ -62,7 +62,7 @@ struct PluginCheckTests {
         \(code)
         static ath_fetcher_methods patched;
         static ath_plugin descriptor_copy;
-        EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
+        ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
             const ath_plugin *inner = example_inner_query(major);
             if (!inner) return NULL;
             patched = *inner->fetcher;
@@ -406,7 +406,7 @@ struct PluginCheckTests {
         let rows = CheckRow.parse(result.stdout)
         #expect(rows.count == 15)
         #expect(rows.first?.name == "load")
-        #expect(rows.first?.detail.contains("fetcher plugin \"ExampleFetcher\", ABI 1.0") == true)
+        #expect(rows.first?.detail.contains("fetcher plugin \"ExampleFetcher\", ABI 1.1") == true)
         // The config's keys are named, its values never (they may be credentials): the tree's path is a value.
         #expect(rows.first(where: { $0.name == "create" })?.detail == "config keys: root (values not shown)")
     }

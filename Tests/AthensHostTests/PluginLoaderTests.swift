@@ -46,7 +46,7 @@ struct PluginLoaderTests {
         ("NO_ENTRY", "no entry symbol ath_plugin_query"),
         ("DECLINE", "declined host ABI major 1"),
         ("BAD_MAGIC", "bad magic 0xdeadbeef"),
-        ("ABI_MAJOR_OVERRIDE=99", "built for ABI 99.x, host speaks ABI 1.0"),
+        ("ABI_MAJOR_OVERRIDE=99", "built for ABI 99.x, host speaks ABI 1.1"),
         ("SMALL_DESCRIPTOR", "descriptor struct_size 24 is smaller"),
         ("NULL_OPEN", "required storage entry open is NULL"),
         ("SMALL_TABLE", "storage table struct_size 16 is smaller"),

@@ -167,7 +167,9 @@ nonisolated(unsafe) private let storageTable = table(ath_storage_methods(
         let nextToken = end < all.count ? String(end) : ""
         _ = nextToken.withCString { strcpy(next, $0) }
         return ATH_OK
-    }))
+    },
+    // 1.0 entries only: the host calls them when the 1.1 twins are absent.
+    open_ctx: nil, save_ctx: nil, exists_ctx: nil, list_ctx: nil, remove_ctx: nil, catalog_ctx: nil, url: nil))
 
 nonisolated(unsafe) private let fetcherTable = table(ath_fetcher_methods(
     struct_size: UInt32(MemoryLayout<ath_fetcher_methods>.size), reserved: 0,
@@ -189,7 +191,8 @@ nonisolated(unsafe) private let fetcherTable = table(ath_fetcher_methods(
     resolve: { _, _, _, info, err in
         guard let bytes = script().resolve else { return fail(err, ATH_NOT_FOUND, "no such query") }
         return write(info, bytes) ? ATH_OK : fail(err, ATH_INVALID, "sink refused")
-    }))
+    },
+    fetch_ctx: nil, list_ctx: nil, resolve_ctx: nil))
 
 nonisolated(unsafe) private let instanceToken = UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 1)
 
@@ -203,7 +206,8 @@ private func descriptor(kind: ath_kind) -> UnsafeMutablePointer<ath_plugin> {
         create: { _, out, _ in out.pointee = instanceToken; return ATH_OK },
         destroy: { _ in },
         storage: kind == ATH_KIND_STORAGE ? UnsafePointer(storageTable) : nil,
-        fetcher: kind == ATH_KIND_FETCHER ? UnsafePointer(fetcherTable) : nil))
+        fetcher: kind == ATH_KIND_FETCHER ? UnsafePointer(fetcherTable) : nil,
+        create_with_host: nil, lock: nil))
     return plugin
 }
 

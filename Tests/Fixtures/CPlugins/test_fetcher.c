@@ -26,7 +26,6 @@
 #include <string.h>
 #include <time.h>
 
-#define EXPORT __attribute__((visibility("default")))
 
 static uint32_t crc_table[256];
 
@@ -205,6 +204,6 @@ static const ath_plugin descriptor = {
     .fetcher = &methods,
 };
 
-EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
+ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
     return host_abi_major == ATH_ABI_MAJOR ? &descriptor : NULL;
 }

@@ -25,7 +25,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define EXPORT __attribute__((visibility("default")))
 
 struct entry {
     struct entry *next;
@@ -318,7 +317,7 @@ static const ath_plugin descriptor = {
 };
 
 #ifndef NO_ENTRY
-EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
+ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
 #ifdef DECLINE
     (void)host_abi_major;
     (void)&descriptor;
@@ -328,5 +327,5 @@ EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
 #endif
 }
 #else
-EXPORT int not_the_entry(void) { return descriptor.magic == 0; }
+ATH_EXPORT int not_the_entry(void) { return descriptor.magic == 0; }
 #endif

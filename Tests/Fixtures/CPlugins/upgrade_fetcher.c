@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#define EXPORT __attribute__((visibility("default")))
 #ifndef BUILD_VERSION
 #define BUILD_VERSION "v1.0.0"
 #endif
@@ -70,6 +69,6 @@ static const ath_plugin descriptor = {
     .fetcher = &methods,
 };
 
-EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
+ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t host_abi_major) {
     return host_abi_major == ATH_ABI_MAJOR ? &descriptor : NULL;
 }
