@@ -67,10 +67,10 @@ max_len() {
 libraries() {
     case $1 in
         zip|gomod|s3_xml) echo "GoModule" ;;
-        tar_reader) echo "PluginKit" ;;
+        tar_reader) echo "PluginKit JSON" ;;
         sumdb_note) echo "SumDB Digests GoModule" ;;
         resp) echo "RedisClient" ;;
-        *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule" ;;
+        *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule JSON" ;;
     esac
 }
 # Plugin sources a target compiles into itself (plugins are not libraries the host links).
@@ -114,6 +114,10 @@ build_all() {
     swiftc "${swift_flags[@]}" -emit-library -static -module-name HTTPClient \
         -emit-module -emit-module-path "$out/HTTPClient.swiftmodule" \
         "$root"/Sources/HTTPClient/*.swift -o "$out/libHTTPClient.a"
+    # The one JSON reader: PluginKit and the host's RequestPath and PluginCheck import it.
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name JSON \
+        -emit-module -emit-module-path "$out/JSON.swiftmodule" \
+        "$root"/Sources/JSON/*.swift -o "$out/libJSON.a"
     swiftc "${swift_flags[@]}" -emit-library -static -module-name PluginKit \
         -emit-module -emit-module-path "$out/PluginKit.swiftmodule" \
         "$root"/Plugins/PluginKit/*.swift -o "$out/libPluginKit.a"
