@@ -18,7 +18,8 @@ let package = Package(
         // The one place that knows Go's rules: module paths and their encoding, semver, module zips.
         // Swift and the system zlib (to read module zips in full), linked statically into the host and into plugins that need it.
         .target(name: "GoModule", dependencies: ["CZlib"], path: "Sources/GoModule"),
-        // The one JSON reader (strict RFC 8259) of the manifest and the Swift plugins' configs; no Foundation.
+        // The one JSON reader (strict RFC 8259) of the manifest and the Swift plugins' configs, and the JSON
+        // string quoting the log and re-written configs use; no Foundation.
         .target(name: "JSON", path: "Sources/JSON"),
         // Swift adapter that turns a Swift backend into the C tables; linked statically into each Swift plugin.
         .target(name: "PluginKit", dependencies: ["PluginABI", "JSON"], path: "Plugins/PluginKit"),
@@ -26,7 +27,7 @@ let package = Package(
         .target(name: "SystemShims", path: "Sources/SystemShims"),
         // The host, in the order a request passes through it (README "Request path"):
         // the structured log and the one monotonic clock every host layer shares;
-        .target(name: "HostSupport", path: "Sources/HostSupport"),
+        .target(name: "HostSupport", dependencies: ["JSON"], path: "Sources/HostSupport"),
         // the plugin host: dlopen loader, private copies, crash labels, and the Swift faces of the C tables
         // (`Storage` and `Fetcher` protocols, implemented by the plugin-backed types);
         .target(name: "PluginHost", dependencies: ["PluginABI", "GoModule", "HostSupport", "SystemShims"], path: "Sources/PluginHost"),

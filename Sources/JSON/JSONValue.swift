@@ -56,8 +56,15 @@ public enum JSONValue: Equatable, Sendable {
         }
     }
 
-    /// A JSON string literal: quotes, backslashes and control characters escaped (U+0000 too, so the text
-    /// survives being passed on as a C string).
+    /// `string` as a JSON string literal (the log's JSON and logfmt values use it too).
+    public static func quoted(_ string: String) -> String {
+        var out = ""
+        quote(string, to: &out)
+        return out
+    }
+
+    /// A JSON string literal: quotes, backslashes, control characters and DEL escaped (U+0000 too, so the text
+    /// survives being passed on as a C string; a log line stays one line and prints plainly).
     private static func quote(_ string: String, to out: inout String) {
         out += "\""
         for scalar in string.unicodeScalars {
@@ -67,7 +74,7 @@ public enum JSONValue: Equatable, Sendable {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
                 let hex = String(scalar.value, radix: 16)
                 out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: out.unicodeScalars.append(scalar)

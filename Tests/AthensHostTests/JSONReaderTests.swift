@@ -172,6 +172,7 @@ struct JSONReaderTests {
         #expect(!written.utf8.contains(0) && !written.utf8.contains(0x1F))
         #expect(value.text(sortingKeys: true) == #"{"":"","a":{"q\"uote":"\\ \u0000 \u001f \t é 😀"},"b":[1,2.50,-3e+7,true,null]}"#)
         #expect(JSONValue.string("http://x/y").text() == #""http://x/y""#)
+        #expect(JSONValue.quoted("del\u{7F} nul\u{0} cr\r") == #""del\u007f nul\u0000 cr\r""#)
     }
 
     @Test("JSONObject edits keep the order: a new key goes last, a known one is replaced in place")
