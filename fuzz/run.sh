@@ -8,7 +8,7 @@
 #   fuzz/run.sh --repro zip FILE     # run one saved input through a target (after a crash)
 #
 # Targets: request_parser, module_path, manifest, zip, gomod, tar_reader, router, sumdb_path, s3_xml, sumdb_note,
-# resp (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
+# resp, json (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
 # Environment: FUZZ_BUILD (default <repo>/.build-fuzz, git-ignored: binaries, generated corpus, logs, crash
 # inputs), FUZZ_SANITIZERS (default "fuzzer,address"; "fuzzer" alone runs about 3x faster),
 # FUZZ_RUNS (default 10000000), FUZZ_SECONDS (default 0: no time limit).
@@ -32,6 +32,7 @@ repro=()
 targets=()
 all_targets=(request_parser module_path manifest zip gomod tar_reader router sumdb_path s3_xml sumdb_note)
 all_targets+=(resp)  # the RESP2 reply reader of Plugins/RedisLock/Client
+all_targets+=(json)  # the one JSON reader (Sources/JSON)
 
 while (($#)); do
     case $1 in
@@ -62,6 +63,7 @@ max_len() {
         s3_xml) echo 4096 ;;
         sumdb_note) echo 12288 ;;  # a lookup answer and three tiles of a 300-record tree
         resp) echo 4096 ;;
+        json) echo 4096 ;;
     esac
 }
 libraries() {
@@ -70,6 +72,7 @@ libraries() {
         tar_reader) echo "PluginKit JSON" ;;
         sumdb_note) echo "SumDB Digests GoModule" ;;
         resp) echo "RedisClient" ;;
+        json) echo "JSON" ;;
         *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule JSON" ;;
     esac
 }

@@ -27,7 +27,12 @@ public final class JSONFields<Failure: Error> {
     public var keys: [String] { members.keys }
 
     /// An error about `key` ("`path`.`key`: `message`"), for checks the caller makes on a value it read.
-    public func error(_ key: String, _ message: String) -> Failure { makeError("\(path).\(key): \(message)") }
+    public func error(_ key: String, _ message: String) -> Failure { makeError("\(path).\(Self.named(key)): \(message)") }
+
+    /// A key as paths show it: as is, or JSON-quoted when it holds control characters (an error stays one line).
+    private static func named(_ key: String) -> String {
+        key.unicodeScalars.allSatisfy { $0.value >= 0x20 && $0.value != 0x7F } ? key : JSONValue.quoted(key)
+    }
 
     /// The raw value of `key` (nil when absent or null); marks it read. Nested objects read this way are not
     /// checked by `finish()`.
@@ -90,7 +95,7 @@ public final class JSONFields<Failure: Error> {
     public func object(_ key: String, expected: String = "an object") throws(Failure) -> JSONFields? {
         guard let value = value(key) else { return nil }
         guard case .object = value else { throw error(key, "must be \(expected)") }
-        return try adopt(value, path: "\(path).\(key)")
+        return try adopt(value, path: "\(path).\(Self.named(key))")
     }
 
     /// A nested object taken whole, not read key by key (e.g. a plugin's config, handed on as text).
@@ -107,7 +112,7 @@ public final class JSONFields<Failure: Error> {
         guard let elements = try array(key, expected: expected) else { return nil }
         var objects: [JSONFields] = []
         for (index, element) in elements.enumerated() {
-            let elementPath = "\(path).\(key)[\(index)]"
+            let elementPath = "\(path).\(Self.named(key))[\(index)]"
             guard case .object = element else { throw makeError("\(elementPath): must be \(expectedEach)") }
             objects.append(try adopt(element, path: elementPath))
         }

@@ -72,8 +72,12 @@ public struct JSONReader {
 
     private func unexpected(_ expected: String) -> JSONError {
         guard let byte = peek else { return fail("") }
-        let shown = (0x21...0x7E).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x" + String(byte, radix: 16, uppercase: true)
-        return fail("expected \(expected), found \(shown)")
+        return fail("expected \(expected), found \(Self.shown(byte))")
+    }
+
+    /// A byte as an error message shows it: a visible ASCII character quoted, anything else in hex (one line).
+    private static func shown(_ byte: UInt8) -> String {
+        (0x21...0x7E).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x" + String(byte, radix: 16, uppercase: true)
     }
 
     private mutating func skipSpace() {
@@ -250,7 +254,7 @@ public struct JSONReader {
             // Every value left is a valid scalar (surrogates are handled above).
             decoded += Array(String(Unicode.Scalar(scalar)!).utf8)
         default:
-            throw fail("invalid escape '\\\(Character(Unicode.Scalar(letter)))'", at: start)
+            throw fail("invalid escape: backslash followed by \(Self.shown(letter))", at: start)
         }
     }
 

@@ -88,7 +88,9 @@ struct JSONReaderTests {
         ("tru", "invalid literal (expected true)", 0),
         ("nul1", "invalid literal (expected null)", 0),
         (#""abc"#, "unterminated string", 4),
-        (#""\x""#, #"invalid escape '\x'"#, 1),
+        (#""\x""#, "invalid escape: backslash followed by 'x'", 1),
+        ("\"\\\n\"", "invalid escape: backslash followed by byte 0xA", 1),      // found by fuzz/targets/JSONFuzz.swift
+        ("\"\\é\"", "invalid escape: backslash followed by byte 0xC3", 1),
         (#""\u12""#, #"\u escape needs four hex digits"#, 5),
         (#""\ud800""#, #"high surrogate \ud800 without a low surrogate after it"#, 1),
         (#""\ud800\u0041""#, #"high surrogate \ud800 followed by \u41, not a low surrogate"#, 1),

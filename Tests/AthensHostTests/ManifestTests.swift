@@ -78,6 +78,7 @@ struct ManifestTests {
         (#"{"server": {"idleTimeoutSeconds": 1e999}}"#, "manifest.server.idleTimeoutSeconds: must be more than 0 and at most 86400"),
         (#"{"accessLog": 1}"#, "manifest.accessLog: must be true or false"),
         (#"{"basicAuth": {"user": "u", "password": "p", "realm": "r"}}"#, "manifest.basicAuth.realm: unknown key"),
+        (#"{"server": {"thr\neads": 1}}"#, #"manifest.server."thr\neads": unknown key"#),
     ])
     func bad(json: String, message: String) {
         let error = #expect(throws: ManifestError.self) { _ = try Self.parse(json) }
