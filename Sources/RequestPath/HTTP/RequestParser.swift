@@ -57,6 +57,19 @@ package enum ParseResult {
     case failure(status: Int, reason: String, allow: Bool = false)
 }
 
+extension ParseResult: CustomStringConvertible {
+    /// The whole verdict as text (tests and the fuzz target compare two parses with it).
+    package var description: String {
+        switch self {
+        case .incomplete: "incomplete"
+        case let .failure(status, reason, allow): "failure \(status) \(reason)\(allow ? " (Allow)" : "")"
+        case let .request(r, consumed):
+            "request \(r.method) \(r.target) HTTP/1.\(r.minorVersion) keepAlive=\(r.keepAlive) consumed=\(consumed) "
+                + r.headers.map { "\($0.name)=\($0.value)" }.joined(separator: "|")
+        }
+    }
+}
+
 /// Strict HTTP/1.x request-head parser: allocation-light, never traps on any input (fuzzed), incremental.
 ///
 /// Accepts CRLF or bare LF line ends (as nginx and Go do) but never a bare CR; refuses obsolete line
