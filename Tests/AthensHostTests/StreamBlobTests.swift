@@ -19,15 +19,8 @@ private final class StreamHandler: RequestHandler {
     }
 }
 
-/// Polls `condition` until it holds or `seconds` pass; true when it held.
-private func eventually(_ seconds: Double = 30, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(5_000)
-    }
-    return condition()
-}
+/// Polls `condition` until it holds (30 s at most).
+private func eventually(_ condition: () -> Bool) -> Bool { ServerHardeningTests.eventually(30, condition) }
 
 /// Reads a response head from `fd`; returns its Content-Length and the body bytes that came with it.
 private func readHead(_ fd: Int32) -> (length: UInt64, rest: [UInt8])? {
@@ -212,9 +205,7 @@ final class SlowStreamStorageTests {
         let readsBefore = slowZipEvents("read"), releasesBefore = slowZipEvents("released")
         let slow = try Download(port: athens.port, path: Self.slowZip)
         // The download is under way once its first slow read has returned.
-        let started = Date().addingTimeInterval(60)
-        while slowZipEvents("read") == readsBefore && Date() < started { usleep(10_000) }
-        #expect(slowZipEvents("read") > readsBefore)
+        #expect(eventually { slowZipEvents("read") > readsBefore })
         for round in 0..<2 {
             for path in others {
                 let response = try athens.get(path)
@@ -224,26 +215,20 @@ final class SlowStreamStorageTests {
                 #expect(!slow.done, "\(path) answered after the slow zip completed")
             }
         }
-        let finished = Date().addingTimeInterval(120)
-        while !slow.done && Date() < finished { usleep(10_000) }
+        _ = ServerHardeningTests.eventually(120) { slow.done }
         let response = try #require(slow.response)
         #expect(response.status == 200)
         #expect(response.body == expected.body, "the slow zip arrives complete and byte-exact")
-        let releasedAfterOne = Date().addingTimeInterval(30)
-        while slowZipEvents("released") < releasesBefore + 1 && Date() < releasedAfterOne { usleep(10_000) }
-        #expect(slowZipEvents("released") == releasesBefore + 1)
+        #expect(eventually { slowZipEvents("released") == releasesBefore + 1 })
 
         // A client that leaves mid-stream: its blob is released (after the read in progress returns).
         do {
             let leaving = try RawClient(port: athens.port)
             leaving.send("GET \(Self.slowZip) HTTP/1.1\r\nHost: x\r\n\r\n")
             let before = slowZipEvents("read")
-            let underWay = Date().addingTimeInterval(60)
-            while slowZipEvents("read") == before && Date() < underWay { usleep(10_000) }
+            #expect(eventually { slowZipEvents("read") > before }, "its download got under way")
         }
-        let releasedAfterTwo = Date().addingTimeInterval(60)
-        while slowZipEvents("released") < releasesBefore + 2 && Date() < releasedAfterTwo { usleep(10_000) }
-        #expect(slowZipEvents("released") == releasesBefore + 2, "the blob of the client that left was released")
+        #expect(eventually { slowZipEvents("released") == releasesBefore + 2 }, "the blob of the client that left was released")
         #expect(try athens.get("/healthz").status == 200)
     }
 }

@@ -39,7 +39,7 @@ package final class StreamReaders: @unchecked Sendable {
         queue.append(stream)
         if queue.count - head > idle && started < maxThreads {
             started += 1
-            let thread = Thread { [unowned self] in work() }
+            let thread = Thread { [self] in work() }
             thread.name = "athens-stream"
             thread.start()
         }
