@@ -103,12 +103,28 @@ struct StreamBlobTests {
         #expect(eventually { server.streamReaders.streams.load(ordering: .relaxed) == 0 })
     }
 
+    /// A client whose receive buffer is small, so the kernel holds little of what it does not read.
+    private static func smallWindowClient(port: UInt16) throws -> RawClient {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var size: Int32 = 64 << 10
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { close(fd); throw TestFailure("connect: \(String(cString: strerror(errno)))") }
+        return RawClient(adopting: fd)
+    }
+
     @Test("a client that reads nothing makes the server hold at most one buffer of the blob, and stop reading it")
     func backpressure() throws {
         let source = StreamSource(size: 64 << 20)
         let server = try Self.server(source)
         defer { server.beginShutdown() }
-        let client = try RawClient(port: server.port)
+        let client = try Self.smallWindowClient(port: server.port)
         client.send("GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         let readers = server.streamReaders
         // Reading stops by itself once the socket buffers and the ring are full: no read queued or running.
@@ -118,7 +134,7 @@ struct StreamBlobTests {
         }
         #expect(stalled, "pulled \(source.pulled), buffered \(readers.bufferedBytes.load(ordering: .relaxed))")
         #expect(readers.bufferedBytes.load(ordering: .relaxed) <= BlobStream.capacity)
-        // What left the ring sits in the kernel's socket buffers (a few MiB on loopback), not in athens.
+        // What left the ring sits in the kernel's socket buffers (the server's send buffer: a few MiB), not in athens.
         #expect(source.pulled < 32 << 20, "pulled \(source.pulled) of \(source.size) bytes for a client that reads nothing")
         let head = try #require(readHead(client.fd))
         #expect(readPatternBody(client.fd, length: head.length, rest: head.rest), "the whole 64 MiB arrive, byte-exact")
