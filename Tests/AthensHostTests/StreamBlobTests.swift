@@ -20,7 +20,7 @@ private final class StreamHandler: RequestHandler {
 }
 
 /// Polls `condition` until it holds (30 s at most).
-private func eventually(_ condition: () -> Bool) -> Bool { ServerHardeningTests.eventually(30, condition) }
+private func eventually(_ condition: () -> Bool) -> Bool { waitUntil(timeout: 30, condition) }
 
 /// Reads a response head from `fd`; returns its Content-Length and the body bytes that came with it.
 private func readHead(_ fd: Int32) -> (length: UInt64, rest: [UInt8])? {
@@ -231,7 +231,7 @@ final class SlowStreamStorageTests {
                 #expect(!slow.done, "\(path) answered after the slow zip completed")
             }
         }
-        _ = ServerHardeningTests.eventually(120) { slow.done }
+        _ = waitUntil(timeout: 120) { slow.done }
         let response = try #require(slow.response)
         #expect(response.status == 200)
         #expect(response.body == expected.body, "the slow zip arrives complete and byte-exact")
