@@ -194,8 +194,11 @@ final class SlowStreamStorageTests {
         return text.split(separator: "\n").filter { $0 == "\(kind) example.com/ok/slow-read@v1.0.0 2" }.count
     }
 
-    @Test("a zip whose reads sleep streams while the same loop answers other files and /healthz; it arrives byte-exact; a client that leaves releases its blob")
-    func slowReadStallsNothing() throws {
+    /// With the memory cache on, the zip is small enough to be cached: its first hit on the loop must still not
+    /// read it there (it is streamed, and cached only by a later hit off the loop).
+    @Test("a zip whose reads sleep streams while the same loop answers other files and /healthz; it arrives byte-exact; a client that leaves releases its blob",
+          arguments: [#""cache": {"maxFileBytes": 0}"#, #""cache": {"maxFileBytes": 65536}"#])
+    func slowReadStallsNothing(cache: String) throws {
         // The expected bytes: the same fetcher's zip through MemoryStorage (a bytes blob, nothing slow).
         let reference = try AthensServer(manifest: """
             {"spoolDirectory": "\(work)", "storage": {"plugin": "MemoryStorage"}, "fetchers": [{"name": "c", "plugin": "\(fetcherPath)"}]}
@@ -208,7 +211,7 @@ final class SlowStreamStorageTests {
 
         let athens = try AthensServer(manifest: """
             {"spoolDirectory": "\(work)", "storage": {"plugin": "\(storagePath)"}, "fetchers": [{"name": "c", "plugin": "\(fetcherPath)"}],
-             "server": {"threads": 1}, "cache": {"maxFileBytes": 0}}
+             "server": {"threads": 1}, \(cache)}
             """, directory: work)
         defer { athens.stop() }
         // Store both versions (fetching a .info saves its zip too); only the slow module's zip reads are slow.
@@ -235,6 +238,15 @@ final class SlowStreamStorageTests {
         let response = try #require(slow.response)
         #expect(response.status == 200)
         #expect(response.body == expected.body, "the slow zip arrives complete and byte-exact")
+        let cached = cache.contains("65536")
+        if cached {
+            // Opened once on the loop (released unread), then read whole on the pool and cached.
+            #expect(eventually { slowZipEvents("released") == releasesBefore + 2 })
+            let readsAfter = slowZipEvents("read")
+            #expect(try athens.get(Self.slowZip).body == expected.body, "served from memory")
+            #expect(slowZipEvents("read") == readsAfter, "a cached zip is not read again")
+            return
+        }
         #expect(eventually { slowZipEvents("released") == releasesBefore + 1 })
 
         // A client that leaves mid-stream: its blob is released (after the read in progress returns).
