@@ -8,13 +8,19 @@ extension DownloadProtocol {
     /// The stored file as a response, or the failure (404 when not stored). Small files are served from
     /// memory after their first read.
     func hit(module: String, version: String, artifact: Artifact) -> Result<Response, DownloadError> {
+        let redirects = policy.storageRedirects.contains(artifact)
+        if redirects, let target = storage.url(module: module, version: version, artifact: artifact) {
+            return .success(Self.storageRedirect(target))
+        }
         let key = DownloadRequest.cacheKey(module: module, version: version, artifact: artifact)
-        if let bytes = cache.get(key) {
+        if !redirects, let bytes = cache.get(key) {
             return .success(Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes)))
         }
         do {
             let blob = try storage.open(module: module, version: version, artifact: artifact)
-            if blob.size <= UInt64(cache.maxFileBytes) {
+            // A file meant to be redirected is not cached: a cached copy would answer the next request before
+            // `url` is asked again (a storage that failed once would never redirect it).
+            if !redirects, blob.size <= UInt64(cache.maxFileBytes) {
                 // A small file that cannot be read whole is broken: serving the blob would send a 200 cut short.
                 guard let bytes = blob.readAll(limit: UInt64(cache.maxFileBytes)) else {
                     return .failure(DownloadError(PluginError(code: .contractViolation, plugin: storage.name, operation: "storage.open",
@@ -36,6 +42,12 @@ extension DownloadProtocol {
         var response = try hit(module: module, version: version, artifact: artifact).get()
         response.cacheResult = "miss"
         return response
+    }
+
+    /// `302` to a storage URL. Shared caches must not keep it (the URL is a credential for the object); the
+    /// client may reuse it for half its validity, so a reused redirect still leaves time to start the GET.
+    static func storageRedirect(_ target: (url: String, validSeconds: Int)) -> Response {
+        Response(status: 302, headers: [("Location", target.url), ("Cache-Control", "private, max-age=\(target.validSeconds / 2)")])
     }
 
     package static func headers(for artifact: Artifact) -> [(name: String, value: String)] {

@@ -16,6 +16,8 @@
  *   a module containing "fd-past-end"    open hands out an fd blob whose size runs 1000 bytes past the file's end
  *   a module containing "save-partial"   save keeps the files with half the zip, then fails (ATH_UNAVAILABLE)
  *   a module containing "crash-open"     open dereferences NULL (SIGSEGV inside the plugin)
+ * Hooks for a file that includes this one (redirect_storage.c): STORAGE_URL names a `url` entry for the table,
+ * SAVE_HOOK(entry) runs when a version's files are complete, before it becomes visible.
  */
 #include "athens_plugin.h"
 #include <pthread.h>
@@ -210,6 +212,9 @@ static ath_status storage_save(void *instance, const char *module, const char *v
     e->sizes[2] = got;
     int partial = strstr(module, "save-partial") != NULL;
     if (partial) e->sizes[2] = got / 2; /* as if the disk filled half-way through the zip */
+#ifdef SAVE_HOOK
+    SAVE_HOOK(e);
+#endif
     pthread_mutex_lock(&s->lock);
     if (find(s, module, version)) {
         pthread_mutex_unlock(&s->lock);
@@ -280,6 +285,9 @@ static const ath_storage_methods methods = {
     .list = storage_list,
     .remove = storage_remove,
     .catalog = NULL, /* optional: not implemented */
+#ifdef STORAGE_URL
+    .url = STORAGE_URL,
+#endif
 };
 
 #ifndef ABI_MAJOR_OVERRIDE
