@@ -27,7 +27,7 @@ extension S3StorageTests {
 
         let log = Self.logLines(proxy.log)
         let zipGets = log.filter { $0.hasPrefix("GET ") && $0.contains(".zip") }
-        for key in ["example.com/hello/%40v/v1.0.0.zip", "example.com/%21upper/%21case/%40v/v0.1.0.zip", "example.com/legacy/%40v/v2.0.0+incompatible.zip"] {
+        for key in ["example.com/hello/%40v/v1.0.0.zip", "example.com/%21upper/%21case/%40v/v0.1.0.zip", "example.com/legacy/%40v/v2.0.0%2Bincompatible.zip"] {
             #expect(zipGets.contains { $0.hasPrefix("GET /\(bucket)/\(key)?") && $0.contains("X-Amz-Signature=") && $0.hasSuffix(" 200") },
                     "the go command fetched \(key) from RGW by presigned URL: \(zipGets)")
         }
