@@ -102,7 +102,7 @@ package struct Manifest {
         }
         if let storage = try object.object("storage") {
             manifest.storage = try pluginUse(storage)
-            manifest.storageRedirects = try storageRedirects(storage)
+            manifest.storageRedirects = try storageRedirects(serve: storage.string("serve"), redirect: storage.array("redirect"), path: storage.path)
             try storage.finish()
         }
         if let fetchers = try object.array("fetchers") {
@@ -239,24 +239,6 @@ package struct Manifest {
         if modes.contains(where: { $0 == .redirect || $0 == .asyncRedirect }), downloadURL == nil {
             throw ManifestError("manifest.downloadURL: required by the redirect download modes")
         }
-    }
-
-    /// `storage.serve` ("bytes", the default, or "redirect") and `storage.redirect` (which files: default ["zip"]).
-    private static func storageRedirects(_ storage: Object) throws(ManifestError) -> Set<Artifact> {
-        let serve = try storage.string("serve") ?? "bytes"
-        guard serve == "bytes" || serve == "redirect" else { throw ManifestError("\(storage.path).serve: must be \"bytes\" or \"redirect\"") }
-        guard let names = try storage.array("redirect") else { return serve == "redirect" ? [.zip] : [] }
-        guard serve == "redirect" else { throw ManifestError("\(storage.path).redirect: only with \"serve\": \"redirect\"") }
-        let known: [String: Artifact] = ["zip": .zip, "info": .info, "mod": .mod]
-        var artifacts = Set<Artifact>()
-        for (index, name) in names.enumerated() {
-            guard let name = name as? String, let artifact = known[name] else {
-                throw ManifestError("\(storage.path).redirect[\(index)]: must be \"zip\", \"info\" or \"mod\"")
-            }
-            artifacts.insert(artifact)
-        }
-        guard !artifacts.isEmpty else { throw ManifestError("\(storage.path).redirect: names no file (use \"serve\": \"bytes\")") }
-        return artifacts
     }
 
     private static func pluginUse(_ object: Object) throws(ManifestError) -> PluginUse {
