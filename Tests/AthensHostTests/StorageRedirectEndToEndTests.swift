@@ -2,6 +2,7 @@
 // athens' 302s to a static file server on 127.0.0.1 that serves the very zips the storage holds.
 import Foundation
 import Testing
+import PluginABI
 @testable import PluginHost
 
 @Suite("storage url through the C header: answers, refusals, lies")
@@ -9,8 +10,9 @@ struct StorageURLPluginTests {
     static let directory = TestSupport.makeTemporaryDirectory("storage-url")
 
     /// A fixture instance holding module@v1.0.0 for each of `modules` (honest files).
-    func storage(holding modules: [String], source: String = "redirect_storage.c") throws -> StoragePlugin {
-        let path = try TestSupport.compileCPlugin(source, into: Self.directory, name: "lib\(source.prefix { $0 != "." })-\(UUID().uuidString).so")
+    func storage(holding modules: [String], source: String = "redirect_storage.c", defines: [String] = []) throws -> StoragePlugin {
+        let path = try TestSupport.compileCPlugin(source, defines: defines, into: Self.directory,
+                                                  name: "lib\(source.prefix { $0 != "." })-\(UUID().uuidString).so")
         let storage = try StoragePlugin(library: try PluginLibrary(path: path), configJSON: "{}")
         for module in modules {
             let files = FakeVersion.honest(module: module, version: "v1.0.0")
@@ -51,6 +53,16 @@ struct StorageURLPluginTests {
     func noEntry() throws {
         let storage = try storage(holding: ["example.com/plain"], source: "test_storage.c")
         #expect(storage.url(module: "example.com/plain", version: "v1.0.0", artifact: .zip) == nil)
+    }
+
+    @Test("a url entry past the table's struct_size (a table ending where 1.1 added url) is never called")
+    func entryPastStructSize() throws {
+        let offset = MemoryLayout<ath_storage_methods>.offset(of: \.url)!
+        let storage = try storage(holding: ["example.com/short"], defines: ["TABLE_SIZE=\(offset)"])
+        #expect(storage.url(module: "example.com/short", version: "v1.0.0", artifact: .zip) == nil)
+        // The same source with its full table does answer: the size alone made the difference.
+        let full = try self.storage(holding: ["example.com/short"])
+        #expect(full.url(module: "example.com/short", version: "v1.0.0", artifact: .zip) != nil)
     }
 }
 

@@ -10,6 +10,7 @@
  *   -DNULL_OPEN       storage table without open
  *   -DTOOLCHAIN=\"x\" claims a Swift toolchain
  *   -DWRONG_KIND      says fetcher but has a storage table only
+ *   -DTABLE_SIZE=N    storage table struct_size N
  * Run-time faults, by module path (for the fault-injection tests):
  *   a module containing "storage-fail"   save fails with ATH_UNAVAILABLE ("disk on fire")
  *   a module containing "storage-stall"  open sleeps 2 s first
@@ -269,7 +270,9 @@ static ath_status storage_remove(void *instance, const char *module, const char 
 }
 
 static const ath_storage_methods methods = {
-#ifdef SMALL_TABLE
+#if defined(TABLE_SIZE)
+    .struct_size = TABLE_SIZE, /* a table claiming to end early: entries past it must read as absent */
+#elif defined(SMALL_TABLE)
     .struct_size = 16,
 #else
     .struct_size = sizeof(ath_storage_methods),
