@@ -10,6 +10,9 @@ on FileStorage and on S3Storage, same manifest otherwise. Prints one table:
    off (every request reaches the storage) and on (the default 64 MiB cache): req/s, p50, p99.
 2. cold save: N distinct 20 MiB zips asked for one after another (each fetched from the upstream, saved, served):
    MB/s of zip bytes delivered (upstream fetch + save + serve, the cost a first request pays).
+3. a stored 1 MiB zip on S3Storage, streamed through athens ("serve": "bytes") vs redirected ("serve": "redirect":
+   302 to a presigned RGW URL, followed): --downloads sequential whole downloads, p50/p99 ms per download as the
+   client sees it, and athens' CPU ms per download (utime + stime from /proc: what the redirect saves the proxy).
 Needs: python3, wrk, the Ceph packages (scripts/rgw.sh installs them). Run `swift build -c release` first.
 """
 import argparse
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +53,8 @@ def make_tree(root, cold):
     zpath = os.path.join(root, "example.com/small/@v/v1.0.0.zip")
     with zipfile.ZipFile(zpath, "a", zipfile.ZIP_STORED) as z:
         z.writestr("example.com/small@v1.0.0/pad.txt", os.urandom(5000).hex()[:10000])
+    subprocess.run([sys.executable, os.path.join(ROOT, "Tests/Fixtures/make_big_module.py"), root, "example.com/mib", "v1.0.0", "1"],
+                   check=True, capture_output=True)
     for i in range(cold):
         subprocess.run([sys.executable, os.path.join(ROOT, "Tests/Fixtures/make_big_module.py"), root, "example.com/cold",
                         "v1.0.%d" % i, "20"], check=True, capture_output=True)
@@ -61,12 +67,67 @@ def s3_request(endpoint, method, path, access, secret):
                     "-H", "x-amz-content-sha256: " + empty, endpoint + path], check=True, capture_output=True)
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args):
+        return None
+
+
+def cpu_ms(pid):
+    """utime + stime of `pid` in milliseconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
+
+
+def streamed_vs_redirected(args, work, uport, storage, tree):
+    """Rows of table 3: the same stored 1 MiB zip served as bytes, then by 302 to the bucket."""
+    path = "/example.com/mib/@v/v1.0.0.zip"
+    with open(os.path.join(tree, path.lstrip("/")), "rb") as f:
+        expected = f.read()
+    rows = []
+    for serve in ["bytes", "redirect"]:
+        manifest = {"listen": "127.0.0.1:0", "pluginDirectory": args.plugins, "spoolDirectory": work,
+                    "storage": dict(storage, serve=serve),
+                    "fetchers": [{"name": "up", "plugin": "ProxyFetcher", "config": {"url": "http://127.0.0.1:%d" % uport}}]}
+        config = os.path.join(work, "athens-mib-%s.json" % serve)
+        with open(config, "w") as f:
+            json.dump(manifest, f)
+        print("[s3_bench] 1 MiB zip, serve %s" % serve, file=sys.stderr, flush=True)
+        athens, port = start([args.athens, "--config", config], config + ".log")
+        try:
+            base = "http://127.0.0.1:%d" % port
+            status, body = get(base + path, timeout=120)  # stores it (first run) or reads it back
+            assert status == 200 and body == expected, (serve, status, len(body))
+            try:
+                answer = urllib.request.build_opener(NoRedirect).open(base + path, timeout=30).status
+            except urllib.error.HTTPError as e:
+                answer = e.code
+            assert answer == (302 if serve == "redirect" else 200), (serve, answer)
+            times, cpu0 = [], cpu_ms(athens.pid)
+            for _ in range(args.downloads):
+                t0 = time.monotonic()
+                status, body = get(base + path)
+                times.append((time.monotonic() - t0) * 1000)
+                assert status == 200 and len(body) == len(expected)
+            cpu = (cpu_ms(athens.pid) - cpu0) / args.downloads
+            times.sort()
+            label = "1 MiB zip %s (%s)" % ("streamed" if serve == "bytes" else "redirected", "HTTP %d" % answer)
+            rows.append(("S3Storage", label, "p50 %.1f ms" % times[len(times) // 2], "p99 %.1f ms" % times[int(len(times) * 0.99) - 1],
+                         "athens CPU %.2f ms/download" % cpu))
+        finally:
+            athens.terminate()
+            athens.wait()
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--athens", default=os.path.join(ROOT, ".build/release/athens"))
     ap.add_argument("--plugins", default=os.path.join(ROOT, ".build/release"))
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--cold", type=int, default=8)
+    ap.add_argument("--downloads", type=int, default=100)
+    ap.add_argument("--only-redirect", action="store_true", help="only table 3 (streamed vs redirected)")
     args = ap.parse_args()
     for tool in ["wrk", "curl"]:
         if not shutil.which(tool):
@@ -96,8 +157,8 @@ def main():
             "S3Storage": {"plugin": "S3Storage", "config": {"endpoint": endpoint, "bucket": bucket, "accessKeyId": access,
                                                              "secretAccessKey": secret, "prefix": "bench"}},
         }
-        rows = []
-        for name, storage in storages.items():
+        rows = streamed_vs_redirected(args, work, uport, storages["S3Storage"], tree)
+        for name, storage in ({} if args.only_redirect else storages).items():
             for cache in ["off", "on"]:
                 manifest = {"listen": "127.0.0.1:0", "pluginDirectory": args.plugins, "spoolDirectory": work,
                             "storage": storage,

@@ -51,6 +51,7 @@ final class Assembly: @unchecked Sendable {
         // Routing: rules name fetchers by their manifest names (checked when the manifest was read).
         var policy = DownloadPolicy(rules: manifest.rules, mode: manifest.downloadMode, downloadURL: manifest.downloadURL,
                                     networkMode: manifest.networkMode, noSumPatterns: manifest.noSumPatterns)
+        policy.storageRedirects = manifest.storageRedirects
         for fetcher in fetchers { policy.fetchersByName[fetcher.name] = fetcher }
         policy.defaultFetchers = manifest.defaultFetcher.flatMap { policy.fetchersByName[$0] }.map { [$0] } ?? fetchers
 

@@ -14,7 +14,7 @@ import S3Core
 
 @_cdecl("ath_plugin_query")
 public func ath_plugin_query(_ hostABIMajor: UInt32) -> UnsafePointer<ath_plugin>? {
-    PluginEntry.storage(name: "S3Storage", hostABIMajor: hostABIMajor) { config throws(PluginFailure) in
+    PluginEntry.redirectingStorage(name: "S3Storage", hostABIMajor: hostABIMajor) { config throws(PluginFailure) in
         try S3Storage(settings: S3Settings(config))
     }
 }
@@ -28,6 +28,8 @@ struct S3Settings {
     var timeout: Duration
     var partSize: Int
     var retries: Int
+    /// Seconds a presigned GET URL (storage `url`, `"serve": "redirect"`) stays valid.
+    var urlSeconds: Int
 
     static let minPartSize = 5 << 20
     static let maxPartSize = 1 << 30
@@ -73,18 +75,25 @@ struct S3Settings {
         let retries = try config.number("retries") ?? 3
         guard retries <= 10, retries == retries.rounded() else { throw .invalid("config.retries: must be a whole number from 0 to 10") }
         self.retries = Int(retries)
+        let urlSeconds = try config.number("urlSeconds") ?? 300
+        guard urlSeconds >= 1, urlSeconds <= 604_800, urlSeconds == urlSeconds.rounded() else {
+            throw .invalid("config.urlSeconds: must be a whole number of seconds from 1 to 604800 (S3's limit for presigned URLs)")
+        }
+        self.urlSeconds = Int(urlSeconds)
         try config.finish()
     }
 }
 
 /// The storage backend.
-final class S3Storage: StorageBackend, @unchecked Sendable {
+final class S3Storage: RedirectingStorage, @unchecked Sendable {
     // @unchecked: all stored properties are immutable and thread-safe.
     let s3: S3Connection
     let layout: S3Layout
     let partSize: Int
     /// A lock older than this (by the server's clock) belongs to a saver that died; it is refreshed at a third of it.
     let lease: Double
+    /// Validity of presigned GET URLs.
+    let urlSeconds: Int
 
     /// Largest .info or .mod read whole (the host refuses bigger ones anyway).
     static let maxSmallFile: Int64 = 16 << 20
@@ -95,6 +104,7 @@ final class S3Storage: StorageBackend, @unchecked Sendable {
         layout = settings.prefix
         partSize = settings.partSize
         lease = max(10, 2 * Double(settings.timeout.components.seconds))
+        urlSeconds = settings.urlSeconds
         try checkBucket()
     }
 
@@ -167,6 +177,18 @@ final class S3Storage: StorageBackend, @unchecked Sendable {
             let stream = try S3ZipStream(storage: self, key: keys.zip, what: keys.description)
             return .stream(stream, size: stream.size)
         }
+    }
+
+    /// A presigned GET URL of the object, once the version's `.info` (its commit marker) exists: a URL for a
+    /// version not (completely) stored would send the client to a 404 instead of letting the host fetch it.
+    /// One HEAD, cheaper than `open`'s HEAD + GET; the signature itself is computed here, with no round trip.
+    func url(module: String, version: String, artifact: Artifact, call: CallContext) throws(PluginFailure) -> RedirectURL? {
+        let keys = try keys(module, version)
+        guard try head(keys.info) != nil else { throw .notFound("\(keys.description): not stored") }
+        let key = artifact == .info ? keys.info : artifact == .mod ? keys.mod : keys.zip
+        let url = s3.endpoint.presignedGetURL(key: key, signer: s3.signer, expires: urlSeconds, date: .now())
+        // The URL is valid from its signing time, which may be up to a second behind the server's.
+        return RedirectURL(url, validSeconds: UInt32(max(1, urlSeconds - 1)))
     }
 
     func list(module: String) throws(PluginFailure) -> [String] {

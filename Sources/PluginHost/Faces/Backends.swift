@@ -25,6 +25,15 @@ package protocol Storage: AnyObject, Sendable {
     var hasCatalog: Bool { get }
     /// One catalog page; `next` is "" on the last page.
     func catalog(token: String, pageSize: Int) throws(PluginError) -> (entries: [(module: String, version: String)], next: String)
+    /// A time-limited URL clients can GET the stored file from instead of the host serving it (ABI 1.1 `url`,
+    /// for `"serve": "redirect"`), or nil to serve the bytes: declined, not stored, or failed (the storage logs
+    /// why). Quick: called on the event loop.
+    func url(module: String, version: String, artifact: Artifact) -> (url: String, validSeconds: Int)?
+}
+
+extension Storage {
+    /// No URLs: every file is served as bytes (storages without the ABI 1.1 `url` entry).
+    package func url(module: String, version: String, artifact: Artifact) -> (url: String, validSeconds: Int)? { nil }
 }
 
 /// What the stash and the download protocol need of a fetcher: the seam in front of upstreams.

@@ -150,4 +150,51 @@ package final class StoragePlugin: Storage, @unchecked Sendable {
         let nextToken = next.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         return (entries, nextToken)
     }
+
+    /// Redirect causes already logged (a storage failing every `url` logs each cause once).
+    private let urlProblems = OnceLog()
+
+    /// A time-limited URL for one stored file (ABI 1.1 `url`), or nil: no `url` entry, the storage declines this
+    /// artifact, the version is not stored, or the call failed or wrote something unusable (logged once per cause).
+    /// nil always means "serve the bytes": a redirect is an optimisation, never the only way to them.
+    /// Quick (the ABI asks it of the plugin): called on the event loop.
+    package func url(module: String, version: String, artifact: Artifact) -> (url: String, validSeconds: Int)? {
+        // Inside the table's struct_size: the loader's copy is zero past it, so a 1.0 table reads as NULL here.
+        guard let entry = methods.url else { return nil }
+        var error = ath_error.empty()
+        var valid: UInt32 = 0
+        // The capacity the plugin is told; searched for its NUL within these bytes only, never read past.
+        var buffer = [UInt8](repeating: 0, count: Int(ATH_URL_CAPACITY))
+        let label = CallLabel(kind: "storage", plugin: name, entry: "url")
+        let request = CrashReporter.currentRequest()
+        let status = module.withCString { m in
+            version.withCString { v in
+                request.withCString { id in
+                    // A minimal context: no deadline, never cancelled (url is quick and runs on the event loop).
+                    var call = ath_call(struct_size: UInt32(MemoryLayout<ath_call>.size), reserved: 0, deadline_ns: 0,
+                                        request_id: id, cancelled: nil, host_data: nil)
+                    return buffer.withUnsafeMutableBytes { out in
+                        CrashReporter.during(label, module: m, version: v) {
+                            entry(instance, &call, m, v, artifact.cValue, out.baseAddress!.assumingMemoryBound(to: CChar.self), &valid, &error)
+                        }
+                    }
+                }
+            }
+        }
+        switch status {
+        case ATH_OK:
+            switch buffer.withUnsafeBufferPointer({ RedirectURL.check($0, validSeconds: valid) }) {
+            case let .success(target): return target
+            case let .failure(refusal):
+                urlProblems.error(cause: refusal.rawValue, "storage \(name): url wrote \(refusal.rawValue); serving bytes instead")
+                return nil
+            }
+        case ATH_DECLINED, ATH_NOT_FOUND:
+            return nil
+        default:
+            let failure = failure(status, "url", error)
+            urlProblems.error(cause: "status \(status.rawValue)", "\(failure.description); serving bytes instead of redirecting")
+            return nil
+        }
+    }
 }

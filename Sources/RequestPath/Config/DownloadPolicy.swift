@@ -73,6 +73,9 @@ package struct DownloadPolicy: Sendable {
     package var fetchersByName: [String: any Fetcher] = [:]
     /// Extra patterns (GONOSUMDB-style) whose checksum lookups are refused besides private rules.
     package var noSumPatterns = ""
+    /// Stored files answered with `302` to the storage's `url` (manifest `storage.serve: "redirect"`); empty:
+    /// every file is served as bytes. These are never kept in the memory cache (it would answer before `url`).
+    package var storageRedirects: Set<Artifact> = []
 
     package init(rules: [RoutingRule] = [], mode: DownloadMode = .sync, downloadURL: String? = nil, networkMode: NetworkMode = .fallback,
                  defaultFetchers: [any Fetcher] = [], fetchersByName: [String: any Fetcher] = [:], noSumPatterns: String = "") {

@@ -34,6 +34,8 @@ package struct Manifest {
     /// Where plugins named without a path are found; default: the folder of the athens executable.
     package var pluginDirectory: String
     package var storage: PluginUse
+    /// Stored files answered with `302` to the storage's `url` (`storage.serve` "redirect"); empty: bytes.
+    package var storageRedirects: Set<Artifact> = []
     package var fetchers: [FetcherUse]
     /// Where fetched zips are spooled while they are validated.
     package var spoolDirectory = NSTemporaryDirectory()
@@ -106,6 +108,7 @@ package struct Manifest {
         }
         if let storage = try object.object("storage") {
             manifest.storage = try pluginUse(storage)
+            manifest.storageRedirects = try storageRedirects(serve: storage.string("serve"), redirect: storage.array("redirect"), path: storage.path)
             try storage.finish()
         }
         if let fetchers = try object.array("fetchers") {

@@ -51,7 +51,7 @@ package final class DownloadProtocol: @unchecked Sendable {
             offload(responder) { () throws(DownloadError) in try self.latest(module: module, route: route) }
         case let .file(artifact, version):
             // The hot path: a file served before was validated before; memory answers without a storage call.
-            if let bytes = cache.get(request.cacheKey) {
+            if !policy.storageRedirects.contains(artifact), let bytes = cache.get(request.cacheKey) {
                 var response = Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes))
                 response.cacheResult = "hit"
                 return responder.respond(response)

@@ -10,13 +10,19 @@ extension DownloadProtocol {
     /// run (it may block for long): a small stream, which must be read whole before its status is known, then
     /// fails with `readOffTheLoop` and the caller asks again from the pool.
     func hit(module: String, version: String, artifact: Artifact, onLoop: Bool = false) -> Result<Response, DownloadError> {
+        let redirects = policy.storageRedirects.contains(artifact)
+        if redirects, let target = storage.url(module: module, version: version, artifact: artifact) {
+            return .success(Self.storageRedirect(target))
+        }
         let key = DownloadRequest.cacheKey(module: module, version: version, artifact: artifact)
-        if let bytes = cache.get(key) {
+        if !redirects, let bytes = cache.get(key) {
             return .success(Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes)))
         }
         do {
             let blob = try storage.open(module: module, version: version, artifact: artifact)
-            if blob.size <= UInt64(cache.maxFileBytes) {
+            // A file meant to be redirected is not cached: a cached copy would answer the next request before
+            // `url` is asked again (a storage that failed once would never redirect it).
+            if !redirects, blob.size <= UInt64(cache.maxFileBytes) {
                 if onLoop, case .stream = blob.shape { return .failure(Self.readOffTheLoop) }
                 // A small file that cannot be read whole is broken: serving the blob would send a 200 cut short.
                 guard let bytes = blob.readAll(limit: UInt64(cache.maxFileBytes)) else {
@@ -42,6 +48,12 @@ extension DownloadProtocol {
         var response = try hit(module: module, version: version, artifact: artifact).get()
         response.cacheResult = "miss"
         return response
+    }
+
+    /// `302` to a storage URL. Shared caches must not keep it (the URL is a credential for the object); the
+    /// client may reuse it for half its validity, so a reused redirect still leaves time to start the GET.
+    static func storageRedirect(_ target: (url: String, validSeconds: Int)) -> Response {
+        Response(status: 302, headers: [("Location", target.url), ("Cache-Control", "private, max-age=\(target.validSeconds / 2)")])
     }
 
     package static func headers(for artifact: Artifact) -> [(name: String, value: String)] {

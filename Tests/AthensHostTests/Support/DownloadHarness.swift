@@ -59,8 +59,10 @@ final class DownloadHarness: @unchecked Sendable {
     let router: Router
 
     init(mode: DownloadMode = .sync, network: NetworkMode = .fallback, rules: [RoutingRule] = [], downloadURL: String? = nil,
-         workers: Int = 2, queue: Int = 16, listTTL: Double = 60, cacheFileBytes: Int = 1 << 16, auth: BasicAuth? = nil) {
+         workers: Int = 2, queue: Int = 16, listTTL: Double = 60, cacheFileBytes: Int = 1 << 16, auth: BasicAuth? = nil,
+         storageRedirects: Set<Artifact> = []) {
         var policy = DownloadPolicy(rules: rules, mode: mode, downloadURL: downloadURL, networkMode: network)
+        policy.storageRedirects = storageRedirects
         policy.fetchersByName = ["public": upstream, "private": inhouse]
         policy.defaultFetchers = [upstream]
         self.policy = policy
@@ -79,9 +81,9 @@ final class DownloadHarness: @unchecked Sendable {
     }
 
     /// Sends `target` (path and query, as on the request line) through the router; does not wait for the answer.
-    func start(_ target: String, headers: [(name: String, value: String)] = []) -> PendingResponse {
+    func start(_ target: String, method: Request.Method = .get, headers: [(name: String, value: String)] = []) -> PendingResponse {
         let pending = PendingResponse(pool: pool)
-        router.handle(Request(method: .get, target: target, minorVersion: 1, headers: headers, keepAlive: true), responder: pending.responder)
+        router.handle(Request(method: method, target: target, minorVersion: 1, headers: headers, keepAlive: true), responder: pending.responder)
         return pending
     }
 

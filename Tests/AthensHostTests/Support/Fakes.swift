@@ -170,6 +170,22 @@ final class FakeStorage: Storage, @unchecked Sendable {
         if removed == nil { throw PluginError(code: .notFound, plugin: name, operation: "storage.remove", message: "not stored") }
     }
 
+    /// Scripted answers of `url` for stored versions (nil script: no URLs, as a storage without the entry).
+    private var urlScript: (@Sendable (String, String, Artifact) -> (url: String, validSeconds: Int)?)?
+    func scriptURL(_ script: (@Sendable (_ module: String, _ version: String, _ artifact: Artifact) -> (url: String, validSeconds: Int)?)?) {
+        lock.withLock { urlScript = script }
+    }
+
+    /// Counted as "url"; nil for a version not stored, as a plugin's ATH_NOT_FOUND.
+    func url(module: String, version: String, artifact: Artifact) -> (url: String, validSeconds: Int)? {
+        let script = lock.withLock {
+            counts["url", default: 0] += 1
+            return urlScript
+        }
+        guard stored(module, version) != nil else { return nil }
+        return script?(module, version, artifact)
+    }
+
     var hasCatalog: Bool { true }
 
     func catalog(token: String, pageSize: Int) throws(PluginError) -> (entries: [(module: String, version: String)], next: String) {

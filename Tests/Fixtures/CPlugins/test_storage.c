@@ -10,6 +10,7 @@
  *   -DNULL_OPEN       storage table without open
  *   -DTOOLCHAIN=\"x\" claims a Swift toolchain
  *   -DWRONG_KIND      says fetcher but has a storage table only
+ *   -DTABLE_SIZE=N    storage table struct_size N
  * Run-time faults, by module path (for the fault-injection tests):
  *   a module containing "storage-fail"   save fails with ATH_UNAVAILABLE ("disk on fire")
  *   a module containing "storage-stall"  open sleeps 2 s first
@@ -19,6 +20,8 @@
  *   a module containing "slow-read"      each read of its zip blob sleeps 1 s and returns at most 64 bytes
  * -DEVENTS_FILE=\"path\"   each blob release appends "released <module>@<version> <artifact index>\n" to path,
  *                          each slow read "read <module>@<version> <artifact index>\n" (tests poll it)
+ * Hooks for a file that includes this one (redirect_storage.c): STORAGE_URL names a `url` entry for the table,
+ * SAVE_HOOK(entry) runs when a version's files are complete, before it becomes visible.
  */
 #include "athens_plugin.h"
 #include <fcntl.h>
@@ -234,6 +237,9 @@ static ath_status storage_save(void *instance, const char *module, const char *v
     e->sizes[2] = got;
     int partial = strstr(module, "save-partial") != NULL;
     if (partial) e->sizes[2] = got / 2; /* as if the disk filled half-way through the zip */
+#ifdef SAVE_HOOK
+    SAVE_HOOK(e);
+#endif
     pthread_mutex_lock(&s->lock);
     if (find(s, module, version)) {
         pthread_mutex_unlock(&s->lock);
@@ -288,7 +294,9 @@ static ath_status storage_remove(void *instance, const char *module, const char 
 }
 
 static const ath_storage_methods methods = {
-#ifdef SMALL_TABLE
+#if defined(TABLE_SIZE)
+    .struct_size = TABLE_SIZE, /* a table claiming to end early: entries past it must read as absent */
+#elif defined(SMALL_TABLE)
     .struct_size = 16,
 #else
     .struct_size = sizeof(ath_storage_methods),
@@ -304,6 +312,9 @@ static const ath_storage_methods methods = {
     .list = storage_list,
     .remove = storage_remove,
     .catalog = NULL, /* optional: not implemented */
+#ifdef STORAGE_URL
+    .url = STORAGE_URL,
+#endif
 };
 
 #ifndef ABI_MAJOR_OVERRIDE
