@@ -12,7 +12,7 @@ struct RedisLockConnectionTests {
 
     @Test("Redis stopped: ATH_UNAVAILABLE within the timeout, naming the endpoint, logged once; back: it works again")
     func redisDownAndBack() throws {
-        var server = try RedisServer()
+        var server = try RedisServer(password: "down-Pa55")
         defer { server.stop() }
         let plugin = try LockPlugin(path: Self.library, config: Self.config(server.url(), ["commandTimeoutMilliseconds": 2000]))
         let held = plugin.acquire("k", leaseMs: 60_000, waitMs: 0)
@@ -29,6 +29,7 @@ struct RedisLockConnectionTests {
             let down = plugin.acquire("k2", waitMs: 60_000)
             #expect(down.status == ATH_UNAVAILABLE, "\(down)")
             #expect(down.message.contains("redis unavailable") && down.message.contains("127.0.0.1:\(server.port)"), "\(down.message)")
+            #expect(!down.message.contains("Pa55"))
             #expect(LockHarness.now() - started < 5, "a refused connection fails at once, not after wait_ms")
         }
         #expect(plugin.refresh(held.handle) == ATH_UNAVAILABLE)
@@ -42,6 +43,7 @@ struct RedisLockConnectionTests {
         #expect(back.status == ATH_OK, "\(back)")
         #expect(plugin.release(back.handle) == ATH_OK)
         #expect(plugin.logged.lines.last == "\(ATH_LOG_INFO.rawValue) RedisLock: redis://127.0.0.1:\(server.port)/0 reachable again", "\(plugin.logged.lines)")
+        #expect(!plugin.logged.lines.contains { $0.contains("Pa55") }, "no password in the log")
     }
 
     @Test("a Redis that accepts and never answers: ATH_UNAVAILABLE after the command timeout, ATH_TIMEOUT at an earlier deadline")

@@ -24,6 +24,14 @@ struct RedisLockPluginTests {
         return list.split(separator: "\n").count - 1
     }
 
+    /// How many times `command` (e.g. "set") ran on the server so far, from INFO commandstats.
+    static func calls(_ command: String, _ observer: RedisClient) throws -> Int {
+        let info = try observer.command(["INFO", "commandstats"]).string ?? ""
+        guard let line = info.split(separator: "\r\n").first(where: { $0.hasPrefix("cmdstat_\(command):") }),
+              let calls = line.split(separator: ",").first?.split(separator: "=").last else { return 0 }
+        return Int(calls) ?? 0
+    }
+
     @Test("the descriptor is a 1.1 lock plugin; bad configs are refused naming the key, never echoing a password")
     func loadAndConfig() throws {
         let server = try RedisServer()
@@ -35,7 +43,7 @@ struct RedisLockPluginTests {
                                   (Self.config("rediss://127.0.0.1:1"), "TLS"),
                                   (Self.config("redis://:pa55word-in-url@127.0.0.1:x"), "port must be"),
                                   (Self.config("unix://relative.sock"), "absolute socket path"),
-                                  (Self.config(server.url(), ["poolSize": 0]), "config.poolSize: must be an integer in 1...1024"),
+                                  (Self.config(server.url(), ["poolSize": 0]), "config.poolSize: must be an integer from 1 to 1024"),
                                   (Self.config(server.url(), ["pollMilliseconds": 2.5]), "config.pollMilliseconds"),
                                   (Self.config(server.url(), ["commandTimeoutMilliseconds": true]), "config.commandTimeoutMilliseconds"),
                                   (Self.config(server.url(), ["keyPrefix": String(repeating: "p", count: 257)]), "config.keyPrefix"),
@@ -67,10 +75,13 @@ struct RedisLockPluginTests {
         #expect(busy.status == ATH_BUSY, "\(busy)")
         #expect(LockHarness.now() - started < 1, "wait_ms = 0 never waits")
         #expect(busy.message.contains("held by another") && busy.message.contains(key), "\(busy.message)")
+        let setsBefore = try Self.calls("set", observer)
         started = LockHarness.now()
-        let waited = plugin.acquire(key, waitMs: 300)
+        let waited = try LockPlugin(path: Self.library, config: Self.config(server.url())).acquire(key, waitMs: 1000)
         #expect(waited.status == ATH_BUSY, "\(waited)")
-        #expect(LockHarness.now() - started >= 0.3, "the wait lasted wait_ms")
+        #expect(LockHarness.now() - started >= 1, "the wait lasted wait_ms")
+        let sets = try Self.calls("set", observer) - setsBefore
+        #expect(sets >= 2 && sets <= 13, "a 1 s wait with pollMilliseconds 100 tries about 10 times, no spinning (\(sets) SETs)")
 
         let other = plugin.acquire("fetch/example.com/m@v1.0.1", waitMs: 0)
         #expect(other.status == ATH_OK, "another key is another lock")

@@ -34,18 +34,10 @@ struct RedisLockSettings {
         }
         keyPrefix = try config.string("keyPrefix") ?? "athens:"
         guard keyPrefix.utf8.count <= 256 else { throw .invalid("config.keyPrefix: at most 256 bytes") }
-        redis.poolSize = try Self.integer(config, "poolSize", 1...1024) ?? 16
-        redis.connectTimeoutMs = try Self.integer(config, "connectTimeoutMilliseconds", 1...60_000) ?? 2000
-        redis.commandTimeoutMs = try Self.integer(config, "commandTimeoutMilliseconds", 1...600_000) ?? 5000
-        pollMilliseconds = try Self.integer(config, "pollMilliseconds", 1...10_000) ?? 100
+        redis.poolSize = try config.integer("poolSize", in: 1...1024) ?? 16
+        redis.connectTimeoutMs = try config.integer("connectTimeoutMilliseconds", in: 1...60_000) ?? 2000
+        redis.commandTimeoutMs = try config.integer("commandTimeoutMilliseconds", in: 1...600_000) ?? 5000
+        pollMilliseconds = try config.integer("pollMilliseconds", in: 1...10_000) ?? 100
         try config.finish()
-    }
-
-    private static func integer(_ config: PluginConfig, _ key: String, _ range: ClosedRange<Int>) throws(PluginFailure) -> Int? {
-        guard let value = try config.number(key) else { return nil }
-        guard value == value.rounded(), value >= Double(range.lowerBound), value <= Double(range.upperBound) else {
-            throw .invalid("config.\(key): must be an integer in \(range.lowerBound)...\(range.upperBound)")
-        }
-        return Int(value)
     }
 }
