@@ -141,26 +141,15 @@ struct FileLockTests {
     func mutualExclusionAcrossProcesses() throws {
         let (parent, locks) = Self.directory()
         defer { TestSupport.removeDirectory(parent) }
-        let holder = try LockHarness.holder.get()
-        let counter = parent + "/counter"
-        let children = try (0..<4).map { _ in
-            try ChildProcess(holder, [Self.library, Self.config(locks), "counter", "30000", "count", "150", counter])
-        }
-        for child in children {
-            let line = child.firstLine(timeout: 120)
-            #expect(line == "counted 150", "\(line ?? "no line"): \(child.stderr)")
-            child.stop()
-        }
-        let total = try String(contentsOfFile: counter, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(total == "600", "increments were lost: the processes were not excluded")
+        let total = try LockHarness.countUnderLock(library: Self.library, config: Self.config(locks), processes: 4, cycles: 150)
+        #expect(total == 600, "increments were lost: the processes were not excluded")
     }
 
     @Test("PluginKit reads nothing of ath_host and ath_call past their struct_size (8-byte structs before a guard page, in a child)")
     func shortHostStructs() throws {
         let (parent, locks) = Self.directory()
         defer { TestSupport.removeDirectory(parent) }
-        let result = try TestSupport.run(try LockHarness.holder.get(), [Self.library, Self.config(locks), "k", "1", "short"])
-        #expect(result.status == 0 && result.stdout == "short ok\n", "status \(result.status): \(result.stdout) \(result.stderr)")
+        try LockHarness.expectShortStructsWork(library: Self.library, config: Self.config(locks), leaseMs: 1)
     }
 
     @Test("a holder process killed with SIGKILL frees the lock for another process at once")

@@ -158,27 +158,15 @@ struct RedisLockPluginTests {
     func mutualExclusionAcrossProcesses() throws {
         let server = try RedisServer()
         defer { server.stop() }
-        let directory = TestSupport.makeTemporaryDirectory("redislock")
-        defer { TestSupport.removeDirectory(directory) }
-        let counter = directory + "/counter"
-        let children = try (0..<3).map { _ in
-            try ChildProcess(try LockHarness.holder.get(), [Self.library, Self.config(server.url()), "counter", "30000", "count", "60", counter])
-        }
-        for child in children {
-            let line = child.firstLine(timeout: 120)
-            #expect(line == "counted 60", "\(line ?? "no line"): \(child.stderr)")
-            child.stop()
-        }
-        let total = try String(contentsOfFile: counter, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        #expect(total == "180", "increments were lost: the processes were not excluded")
+        let total = try LockHarness.countUnderLock(library: Self.library, config: Self.config(server.url()), processes: 3, cycles: 60)
+        #expect(total == 180, "increments were lost: the processes were not excluded")
     }
 
     @Test("PluginKit and RedisLock read nothing of ath_host and ath_call past their struct_size (in a child)")
     func shortHostStructs() throws {
         let server = try RedisServer()
         defer { server.stop() }
-        let result = try TestSupport.run(try LockHarness.holder.get(), [Self.library, Self.config(server.url()), "k", "1000", "short"])
-        #expect(result.status == 0 && result.stdout == "short ok\n", "status \(result.status): \(result.stdout) \(result.stderr)")
+        try LockHarness.expectShortStructsWork(library: Self.library, config: Self.config(server.url()), leaseMs: 1000)
     }
 
     @Test("refresh of a lock whose lease ran out is ATH_NOT_FOUND and leaves the new holder's lock as it was")

@@ -16,6 +16,10 @@
 // changed password) → ATH_UNAVAILABLE naming the endpoint (never the password); the pool reconnects on the next
 // call. The call's deadline passing first → ATH_TIMEOUT. The host log gets one warning when Redis becomes
 // unusable and one line when it is back, not one per call.
+//
+// Known limit: when the call's deadline (or the command timeout) cuts a SET round trip short, the SET may still
+// have run; that lock then has no holder and frees itself when its lease ends (exclusion holds; others wait
+// longer). Waiting for the reply instead would let a slow Redis hold the call past its deadline.
 import Foundation
 import PluginKit
 import RedisClient

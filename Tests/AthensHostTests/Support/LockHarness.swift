@@ -150,6 +150,31 @@ enum LockHarness {
         guard cc.status == 0 else { throw TestFailure("cc lock_holder.c: \(cc.stderr)") }
         return output
     }
+
+    /// Runs `processes` holder children at once, each incrementing one counter file `cycles` times under the lock
+    /// "counter" of the plugin at `library`; returns the final count (processes × cycles unless increments got lost
+    /// because the lock let two processes in).
+    static func countUnderLock(library: String, config: String, processes: Int, cycles: Int) throws -> Int? {
+        let directory = TestSupport.makeTemporaryDirectory("lock-counter")
+        defer { TestSupport.removeDirectory(directory) }
+        let counter = directory + "/counter"
+        let children = try (0..<processes).map { _ in
+            try ChildProcess(try holder.get(), [library, config, "counter", "30000", "count", String(cycles), counter])
+        }
+        for child in children {
+            let line = child.firstLine(timeout: 120)
+            #expect(line == "counted \(cycles)", "\(line ?? "no line"): \(child.stderr)")
+            child.stop()
+        }
+        return Int(try String(contentsOfFile: counter, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Runs the holder's "short" mode (8-byte ath_host and ath_call before a guard page) on the plugin at `library`:
+    /// it faults if the plugin reads past either struct_size.
+    static func expectShortStructsWork(library: String, config: String, leaseMs: Int) throws {
+        let result = try TestSupport.run(try holder.get(), [library, config, "k", String(leaseMs), "short"])
+        #expect(result.status == 0 && result.stdout == "short ok\n", "status \(result.status): \(result.stdout) \(result.stderr)")
+    }
 }
 
 /// Runs `body` on a thread of its own (acquire blocks); the result arrives through the returned box.
