@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "GitFetcher", type: .dynamic, targets: ["GitFetcher"]),
         .library(name: "S3Storage", type: .dynamic, targets: ["S3Storage"]),
         .library(name: "FileLock", type: .dynamic, targets: ["FileLock"]),
+        .library(name: "RedisLock", type: .dynamic, targets: ["RedisLock"]),
     ],
     targets: [
         // The whole host/plugin contract: one header, no code.
@@ -59,9 +60,10 @@ let package = Package(
         .target(name: "S3Storage", dependencies: ["PluginKit", "GoModule", "S3Core", "Digests", "HTTPClient"], path: "Plugins/S3Storage/Plugin"),
         // Checksum-database client: h1 hashes (dirhash), signed notes, transparency-log proofs, a fetch-agnostic verifier.
         .target(name: "SumDB", dependencies: ["CCrypto", "CZlib", "Digests", "GoModule"], path: "Sources/SumDB"),
-        // RESP2 client (sockets, pool, strict reply reader) and the lease lock on it, ABI-independent; the RedisLock
-        // plugin (lock kind, Plugin ABI 1.1) will wrap it from Plugins/RedisLock/Plugin.
+        // RESP2 client (sockets, pool, strict reply reader) and the lease lock on it, ABI-independent;
         .target(name: "RedisClient", path: "Plugins/RedisLock/Client"),
+        // the RedisLock plugin (lock kind, ABI 1.1) wraps it.
+        .target(name: "RedisLock", dependencies: ["PluginKit", "RedisClient"], path: "Plugins/RedisLock/Plugin"),
         // The lock kind (ABI 1.1) on flock in a shared directory; Digests names the lock files.
         .target(name: "FileLock", dependencies: ["PluginKit", "Digests"], path: "Plugins/FileLock"),
         // Drives a storage plugin .so from another process, for the kill and multi-process tests.

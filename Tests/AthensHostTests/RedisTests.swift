@@ -33,12 +33,6 @@ private final class Shared<T>: @unchecked Sendable {
     var get: T { lock.withLock { value } }
 }
 
-/// Number of clients blocked (flag b) in `command` (e.g. "blpop"), from CLIENT LIST.
-private func clientsIn(_ command: String, _ client: RedisClient) -> Int {
-    guard let list = (try? client.command(["CLIENT", "LIST"]))?.string else { return 0 }
-    return list.split(separator: "\n").filter { $0.contains(" flags=b ") && $0.contains(" cmd=\(command) ") }.count
-}
-
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
 @Suite("RESP reader")

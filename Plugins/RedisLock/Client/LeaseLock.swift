@@ -43,11 +43,15 @@ public final class LeaseLock: @unchecked Sendable {  // `scriptHashes` guarded b
         self.pollIntervalMs = max(1, pollIntervalMs)
     }
 
-    /// Takes the lock for `leaseMs`, waiting up to `waitMs` (0: try once). nil when another holder kept it.
-    public func acquire(key: String, leaseMs: Int, waitMs: Int) throws(RedisError) -> Handle? {
+    /// Takes the lock for `leaseMs`, waiting up to `waitMs` (0: try once). nil when another holder kept it, when
+    /// `limit` (the caller's own deadline) passed first, or when `stop` (asked between two tries, e.g. "was the
+    /// call cancelled?") said so; the caller tells these apart. Every round trip ends by `limit` too (a reply not
+    /// in by then throws `.timeout`), so nothing runs past it by more than the system's scheduling.
+    public func acquire(key: String, leaseMs: Int, waitMs: Int, limit: Deadline? = nil,
+                        stop: () -> Bool = { false }) throws(RedisError) -> Handle? {
         try validate(key: key, leaseMs: leaseMs)
         guard waitMs >= 0 else { throw .invalidArgument("waitMs must not be negative") }
-        let deadline = Deadline(afterMilliseconds: waitMs)
+        let deadline = limit.map { min($0, Deadline(afterMilliseconds: waitMs)) } ?? Deadline(afterMilliseconds: waitMs)
         let token = try randomBytes(16).map { byte in
             let hex = Array("0123456789abcdef".utf8)
             return String(decoding: [hex[Int(byte >> 4)], hex[Int(byte & 15)]], as: UTF8.self)
@@ -55,11 +59,11 @@ public final class LeaseLock: @unchecked Sendable {  // `scriptHashes` guarded b
         let lockKey = Array((prefix + "lock:" + key).utf8), wakeKey = Array((prefix + "wake:" + key).utf8)
         let set: [[UInt8]] = [Array("SET".utf8), lockKey, Array(token.utf8), Array("NX".utf8), Array("PX".utf8), Array(String(leaseMs).utf8)]
         while true {
-            let replies = try client.pipeline([set, [Array("PTTL".utf8), lockKey]])
+            let replies = try client.pipeline([set, [Array("PTTL".utf8), lockKey]], timeoutMs: timeout(client.configuration.commandTimeoutMs, limit))
             if case .error(let text) = replies[0] { throw RedisError.server(text).redacting(client.configuration.password) }
             if replies[0] == .simple("OK") { return Handle(key: key, token: token) }
             let remaining = deadline.remaining
-            if remaining == 0 { return nil }
+            if remaining == 0 || stop() { return nil }
             var wait = min(remaining, pollIntervalMs)
             if let ttl = replies[1].integer {
                 if ttl == -2 { continue }  // released between SET and PTTL: try again at once
@@ -68,22 +72,30 @@ public final class LeaseLock: @unchecked Sendable {  // `scriptHashes` guarded b
             // BLPOP's timeout is in seconds with decimals; 0 would mean forever, and wait is at least 1 ms.
             let seconds = "\(wait / 1000).\(String(1000 + wait % 1000).dropFirst())"
             _ = try client.command([Array("BLPOP".utf8), wakeKey, Array(seconds.utf8)],
-                                   timeoutMs: wait + client.configuration.commandTimeoutMs)
+                                   timeoutMs: timeout(wait + client.configuration.commandTimeoutMs, limit))
+            if stop() { return nil }
         }
     }
 
+    /// `ms`, cut to what is left of `limit` (at least 1 ms, so a passed limit still gets a prompt `.timeout`).
+    private func timeout(_ ms: Int, _ limit: Deadline?) -> Int {
+        guard let limit else { return ms }
+        return max(1, min(ms, limit.remaining))
+    }
+
     /// Extends a held lock to `leaseMs` from now. False when the lock was lost (expired, and maybe taken).
-    public func refresh(_ handle: Handle, leaseMs: Int) throws(RedisError) -> Bool {
+    /// `limit` bounds the round trips as in `acquire`.
+    public func refresh(_ handle: Handle, leaseMs: Int, limit: Deadline? = nil) throws(RedisError) -> Bool {
         try validate(key: handle.key, leaseMs: leaseMs)
         let reply = try evaluate(LeaseLock.refreshScript, keys: [prefix + "lock:" + handle.key],
-                                 arguments: [handle.token, String(leaseMs)])
+                                 arguments: [handle.token, String(leaseMs)], limit: limit)
         return reply.integer == 1
     }
 
     /// Releases a held lock and wakes one waiter. False when the lock was no longer this handle's (nothing deleted).
     public func release(_ handle: Handle) throws(RedisError) -> Bool {
         let reply = try evaluate(LeaseLock.releaseScript, keys: [prefix + "lock:" + handle.key, prefix + "wake:" + handle.key],
-                                 arguments: [handle.token, String(LeaseLock.wakeTokenMs)])
+                                 arguments: [handle.token, String(LeaseLock.wakeTokenMs)], limit: nil)
         return reply.integer == 1
     }
 
@@ -112,20 +124,21 @@ public final class LeaseLock: @unchecked Sendable {  // `scriptHashes` guarded b
 
     /// `EVALSHA` of the script's hash (loaded once with `SCRIPT LOAD`), `EVAL` when the server lost it (`NOSCRIPT`:
     /// restarted or `SCRIPT FLUSH`ed).
-    private func evaluate(_ script: String, keys: [String], arguments: [String]) throws(RedisError) -> RedisValue {
+    private func evaluate(_ script: String, keys: [String], arguments: [String], limit: Deadline?) throws(RedisError) -> RedisValue {
         let tail = [String(keys.count)] + keys + arguments
+        func timeoutMs() -> Int { timeout(client.configuration.commandTimeoutMs, limit) }
         var hash = monitor.withLock { scriptHashes[script] }
         if hash == nil {
-            guard let loaded = try client.command(["SCRIPT", "LOAD", script]).string else {
+            guard let loaded = try client.command(["SCRIPT", "LOAD", script], timeoutMs: timeoutMs()).string else {
                 throw .protocolError("SCRIPT LOAD did not answer with a hash")
             }
             monitor.withLock { scriptHashes[script] = loaded }
             hash = loaded
         }
         do {
-            return try client.command(["EVALSHA", hash!] + tail)
+            return try client.command(["EVALSHA", hash!] + tail, timeoutMs: timeoutMs())
         } catch .server(let text) where text.hasPrefix("NOSCRIPT") {
-            return try client.command(["EVAL", script] + tail)
+            return try client.command(["EVAL", script] + tail, timeoutMs: timeoutMs())
         }
     }
 }

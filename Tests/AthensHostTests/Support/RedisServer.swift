@@ -91,6 +91,12 @@ final class RedisServer {
     }
 }
 
+/// Number of clients blocked (flag b) in `command` (e.g. "blpop"), from CLIENT LIST.
+func clientsIn(_ command: String, _ client: RedisClient) -> Int {
+    guard let list = (try? client.command(["CLIENT", "LIST"]))?.string else { return 0 }
+    return list.split(separator: "\n").filter { $0.contains(" flags=b ") && $0.contains(" cmd=\(command) ") }.count
+}
+
 /// A TCP listener on 127.0.0.1 that plays a broken or hostile Redis: each connection gets `behaviour`.
 final class FakeRedis: @unchecked Sendable {
     enum Behaviour: Sendable {

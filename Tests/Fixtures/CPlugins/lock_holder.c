@@ -10,7 +10,7 @@
  *   lock_holder <plugin.so> <config JSON> <key> <lease_ms> short
  *       As a host of a minor with smaller structs would: an ath_host and an ath_call of 8 bytes (struct_size and
  *       one more field), each laid right before a PROT_NONE page, so the plugin faults if it reads one byte past
- *       either struct_size. Takes and releases the lock, prints "short ok".
+ *       either struct_size. Takes the lock, refreshes it (same lease), releases it, prints "short ok".
  * Creates its instance with create_with_host (the host's log prints "log <level> <message>" on stderr). On
  * failure prints "error <status> <message>" and exits 1.
  */
@@ -65,7 +65,8 @@ int main(int argc, char **argv) {
         uint64_t handle = 0;
         status = plugin->lock->acquire(instance, tiny_call, argv[3], (uint32_t)atoi(argv[4]), 1000, &handle, &err);
         if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
-        status = plugin->lock->refresh(instance, tiny_call, handle, 1, &err);
+        /* refresh with the same lease: a 1 ms one could run out before the release (Redis expires keys) */
+        status = plugin->lock->refresh(instance, tiny_call, handle, (uint32_t)atoi(argv[4]), &err);
         if (status == ATH_OK) status = plugin->lock->release(instance, handle, &err);
         if (status != ATH_OK) { printf("error %d %s\n", (int)status, err.message); return 1; }
         plugin->destroy(instance);
