@@ -153,3 +153,58 @@ struct CallContextTests {
         #expect(!CallContext(requestID: "").isCancelled)
     }
 }
+
+/// The same fixture in the built athens: its log lines through `ath_host.log`, and shutdown past the timeout.
+@Suite("host services and shutdown cancellation in the server (C fixture)")
+struct HostServicesServerTests {
+    static func server(marker: String) throws -> AthensServer {
+        let path = try CallContextTests.built.get().v11
+        return try AthensServer(manifest: """
+            {"storage": {"plugin": "MemoryStorage"}, "shutdownTimeoutSeconds": 0.5, "stash": {"timeoutSeconds": 60},
+             "fetchers": [{"name": "ctx", "plugin": "\(path)", "config": {"marker": "\(marker)"}}]}
+            """, directory: CallContextTests.directory)
+    }
+
+    /// Sends one GET with an Athens-Request-ID and returns the connection (the answer may not come yet).
+    static func send(_ server: AthensServer, _ path: String, request: String) throws -> RawClient {
+        let client = try RawClient(port: server.port)
+        client.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAthens-Request-ID: \(request)\r\n\r\n")
+        return client
+    }
+
+    @Test("a plugin's log lines are the host's: plugin name, level, the request id of the call, one bounded line")
+    func pluginLogs() throws {
+        let marker = CallContextTests.directory + "/marker-\(UUID().uuidString)"
+        let server = try Self.server(marker: marker)
+        defer { server.stop() }
+        let client = try Self.send(server, "/example.com/log/@v/v1.0.0.info", request: "req-log-7")
+        #expect(client.readResponse(timeout: 30)?.status == 404)
+        var lines: [String] { server.process.stderr.split(separator: "\n").map(String.init) }
+        #expect(waitUntil { lines.contains { $0.contains("request_id=req-log-7") && $0.contains("plugin=CtxFetcher") } }, "\(server.process.stderr)")
+        let line = try #require(lines.first { $0.contains("plugin=CtxFetcher") && $0.contains("request_id=req-log-7") })
+        #expect(line.contains("level=info"))
+        #expect(line.contains(#"msg="fetch log\nsecond\tline xxx"#), "newline and tab escaped: \(line.prefix(200))")
+        #expect(line.contains("…"), "cut")
+        #expect(line.utf8.count < HostServices.messageLimit + 300, "bounded: \(line.utf8.count) bytes")
+        #expect(!lines.contains { $0.hasPrefix("second") })
+        // Logged during create: no request in flight, so none named.
+        let created = try #require(lines.first { $0.contains("created, marker file set") })
+        #expect(created.contains("level=warning") && created.contains("plugin=CtxFetcher") && !created.contains("request_id="))
+    }
+
+    @Test("SIGTERM with a fetch still running: past the shutdown timeout its context is cancelled, then athens exits 0")
+    func cancelledAtShutdown() throws {
+        let marker = CallContextTests.directory + "/marker-\(UUID().uuidString)"
+        let server = try Self.server(marker: marker)
+        let client = try Self.send(server, "/example.com/slow/@v/v1.0.0.info", request: "req-stop-1")
+        let lines = { ((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
+        #expect(waitUntil { lines().contains { $0.hasPrefix("fetch entry=fetch_ctx module=example.com/slow request=req-stop-1") } }, "\(lines())")
+        let pid = server.process.process.processIdentifier
+        kill(pid, SIGTERM)
+        #expect(waitUntil(timeout: 20) { !server.process.process.isRunning }, "athens still running after SIGTERM")
+        server.stop()
+        #expect(server.process.process.terminationStatus == 0)
+        #expect(lines().contains { $0.hasPrefix("cancelled at=") && $0.hasSuffix("request=req-stop-1") }, "\(lines())")
+        _ = client
+    }
+}
