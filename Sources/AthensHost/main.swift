@@ -20,7 +20,7 @@ import PluginABI
 import SystemShims
 
 let athensVersion = "0.1.0"
-HostServices.version = athensVersion
+HostServices.version = athensVersion  // what plugins read in ath_host.version
 
 // Memory: at most two malloc arenas (glibc's default is 8 per core, and each of ~40 worker threads kept
 // freed pages in its own), and a fixed mmap threshold, so a freed large buffer (a fetched zip) goes back

@@ -3,6 +3,7 @@
 // 1.0 build of the same fixture gets the 1.0 entries. Synchronised on the fixture's marker lines; the short stash
 // timeouts are the callers giving up (what is tested), and the latency bound (< 1 s) is loose on purpose.
 import Foundation
+import PluginABI
 import Testing
 @testable import HostSupport
 @testable import PluginHost
@@ -134,6 +135,21 @@ struct CallContextTests {
         #expect(Double(Int64(refused) - Int64(left)) / 1e6 < 1000)
         #expect(waitUntil { rig.chain.flights[0].running == 0 })
         #expect(rig.storage.keys.isEmpty)
+    }
+
+    @Test("a plugin's message is bounded (cut at a character, marked), repaired, and stays one line in either log format")
+    func logMessagesBounded() {
+        let long = String(repeating: "€", count: 2000) // 6000 bytes: the cut at 4096 falls between a character's bytes
+        let cut = long.withCString { HostServices.bounded($0) }
+        #expect(cut.hasSuffix("…") && cut.dropLast().allSatisfy { $0 == "€" })
+        #expect(cut.utf8.count <= HostServices.messageLimit + 3)
+        let invalid: [CChar] = [0x61, -1, 0x62, 0]
+        #expect(HostServices.bounded(invalid) == "a\u{FFFD}b")
+        for json in [false, true] {
+            let line = Log.line([("msg", "one\ntwo\u{7}", true), ("plugin", "P", true)], json: json)
+            #expect(line.filter { $0 == "\n" }.count == 1 && line.hasSuffix("\n"), "\(line)")
+        }
+        #expect(HostServices.level(ATH_LOG_WARNING) == .warning && HostServices.level(ath_log_level(rawValue: 99)) == .debug)
     }
 
     @Test("CallContext: cancel from another thread, deadline, and its ath_call")
