@@ -152,6 +152,26 @@ struct CallContextTests {
         #expect(HostServices.level(ATH_LOG_WARNING) == .warning && HostServices.level(ath_log_level(rawValue: 99)) == .debug)
     }
 
+    @Test("the stash calls fetch, exists and save with one context: the caller's request id and the fetch deadline")
+    func stashPassesItsContext() throws {
+        let storage = FakeStorage(), fetcher = FakeFetcher()
+        fetcher.add("example.com/a", "v1.0.0")
+        let fetching = FetchingStasher(policy: DownloadPolicy(defaultFetchers: [fetcher]), storage: storage, spoolDirectory: NSTemporaryDirectory())
+        let chain = StashChain(wrappers: [.singleflight], timeout: 30, fetching: fetching, callers: 2, queue: 4, fetchTimeout: 90)
+        defer { chain.retire() }
+        let start = MonotonicClock.nanoseconds()
+        CrashReporter.setRequest("req-ctx-9")
+        defer { CrashReporter.setRequest("") }
+        try chain.stasher.stash(module: "example.com/a", version: "v1.0.0")
+        let fetch = try #require(fetcher.lastCall("fetch")), save = try #require(storage.lastCall("save"))
+        #expect(fetch === save && storage.lastCall("exists") === fetch)
+        #expect(fetch.requestID == "req-ctx-9")
+        let deadline = try #require(fetch.deadline)
+        #expect(deadline >= start + 90_000_000_000 && deadline < MonotonicClock.nanoseconds() + 90_000_000_000)
+        #expect(!fetch.wasCancelled, "a stash that ended is not cancelled when its caller leaves")
+        #expect(StashChain.defaultFetchTimeout(600) == 2400 && StashChain.defaultFetchTimeout(10) == 600)
+    }
+
     @Test("CallContext: cancel from another thread, deadline, and its ath_call")
     func contextBasics() throws {
         let context = CallContext(requestID: "req-x", timeout: 3600)
@@ -216,11 +236,15 @@ struct HostServicesServerTests {
         let lines = { ((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init) }
         #expect(waitUntil { lines().contains { $0.hasPrefix("fetch entry=fetch_ctx module=example.com/slow request=req-stop-1") } }, "\(lines())")
         let pid = server.process.process.processIdentifier
+        let signalled = MonotonicClock.nanoseconds()
         kill(pid, SIGTERM)
         #expect(waitUntil(timeout: 20) { !server.process.process.isRunning }, "athens still running after SIGTERM")
         server.stop()
         #expect(server.process.process.terminationStatus == 0)
-        #expect(lines().contains { $0.hasPrefix("cancelled at=") && $0.hasSuffix("request=req-stop-1") }, "\(lines())")
+        let cancelled = try #require(lines().first { $0.hasPrefix("cancelled at=") && $0.hasSuffix("request=req-stop-1") }, "\(lines())")
+        // Not before the shutdown timeout (0.5 s): in-flight work gets its chance first. (CLOCK_MONOTONIC is system-wide.)
+        let at = try #require(UInt64(cancelled.split(separator: " ")[1].dropFirst(3)))
+        #expect(at >= signalled + 450_000_000, "cancelled \(Double(Int64(at) - Int64(signalled)) / 1e6) ms after SIGTERM")
         _ = client
     }
 }
