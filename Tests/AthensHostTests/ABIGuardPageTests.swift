@@ -60,4 +60,39 @@ extension ABICompatibilityTests {
         #expect(library.descriptor.struct_size == 72 && library.descriptor.create_with_host == nil && library.descriptor.lock == nil)
         #expect(library.fetcherMethods?.struct_size == 32 && library.fetcherMethods?.fetch_ctx == nil && library.fetcherMethods?.resolve_ctx == nil)
     }
+
+    @Test("a storage with 1.1 pointers past its 1.0 sizes, against a guard page, passes plugin-check on its 1.0 entries")
+    func guardedStorageAtOneZeroSizes() throws {
+        let path = try Self.storageVariant("GuardedStorage10", Self.guardedCopy + """
+            /* Junk where the 1.1 fields are in the plugin's own structs: only the 1.0 bytes are copied next to the
+             * guard page, so a host reading a 1.1 field faults, and one using these pointers would crash. */
+            static const ath_plugin *guarded;
+            static pthread_once_t once = PTHREAD_ONCE_INIT;
+            static void build(void) {
+                const ath_plugin *inner = example_inner_query(ATH_ABI_MAJOR);
+                ath_storage_methods methods = *inner->storage;
+                methods.open_ctx = (void *)(uintptr_t)0x10;
+                methods.url = (void *)(uintptr_t)0x18;
+                methods.struct_size = offsetof(ath_storage_methods, open_ctx);
+                const ath_storage_methods *table = guarded_copy(&methods, methods.struct_size);
+                if (!table) return;
+                ath_plugin descriptor = *inner;
+                descriptor.create_with_host = (void *)(uintptr_t)0x20;
+                descriptor.struct_size = offsetof(ath_plugin, create_with_host);
+                descriptor.abi_minor = 0;
+                descriptor.storage = table;
+                guarded = guarded_copy(&descriptor, descriptor.struct_size);
+            }
+            ATH_EXPORT const ath_plugin *ath_plugin_query(uint32_t major) {
+                if (major != ATH_ABI_MAJOR) return NULL;
+                pthread_once(&once, build);
+                return guarded;
+            }
+            """)
+        let result = try TestSupport.run(TestSupport.athens, ["plugin-check", path, "--large-zip-mib", "4"])
+        try #require(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+        let library = try PluginLibrary(path: path)
+        #expect(library.descriptor.create_with_host == nil && library.storageMethods?.open_ctx == nil && library.storageMethods?.url == nil)
+        #expect(library.storageMethods?.catalog != nil)
+    }
 }
