@@ -20,6 +20,7 @@ import PluginABI
 import SystemShims
 
 let athensVersion = "0.1.0"
+HostServices.version = athensVersion  // what plugins read in ath_host.version
 
 // Memory: at most two malloc arenas (glibc's default is 8 per core, and each of ~40 worker threads kept
 // freed pages in its own), and a fixed mmap threshold, so a freed large buffer (a fetched zip) goes back
@@ -181,6 +182,13 @@ while true {
         return server.inFlight > 0 || background.waiting + background.running > 0
     }
     while busy() && Date() < deadline { usleep(20_000) }
+    if busy() {
+        // Past the timeout: cancel every plugin call's context (1.1 plugins poll it, 1.0 fetchers meet a refusing
+        // sink), and give them a moment to return what they hold before the process goes.
+        CallContext.cancelAll()
+        let grace = Date().addingTimeInterval(2)
+        while busy() && Date() < grace { usleep(20_000) }
+    }
     if server.inFlight > 0 { Log.error("shutdown timeout: abandoning requests", [("in_flight", String(server.inFlight))]) }
     PluginStore.shared.removeCopies()
     exit(0)

@@ -5,7 +5,7 @@ import JSON
 /// Messages never carry credentials: callers pass URLs through `SumDBProxy.redacted`-style scrubbing.
 package enum Log {
     package enum Level: Int, Comparable {
-        case debug, info, error
+        case debug, info, warning, error
         package static func < (a: Level, b: Level) -> Bool { a.rawValue < b.rawValue }
     }
 
@@ -20,10 +20,13 @@ package enum Log {
     package static func info(_ message: String, _ fields: [(String, String)] = []) { write(.info, message, fields) }
     package static func error(_ message: String, _ fields: [(String, String)] = []) { write(.error, message, fields) }
     package static func debug(_ message: String, _ fields: [(String, String)] = []) { write(.debug, message, fields) }
+    package static func warning(_ message: String, _ fields: [(String, String)] = []) { write(.warning, message, fields) }
+    /// A line at `level` (plugins log through `ath_host.log` at any of the four).
+    package static func at(_ level: Level, _ message: String, _ fields: [(String, String)] = []) { write(level, message, fields) }
 
     private static func write(_ level: Level, _ message: String, _ fields: [(String, String)]) {
         guard level >= Self.level else { return }
-        let name = level == .debug ? "debug" : level == .info ? "info" : "error"
+        let name = level == .debug ? "debug" : level == .info ? "info" : level == .warning ? "warning" : "error"
         let line = Self.line([("ts", timestamp(), true), ("level", name, true), ("msg", message, true)] + fields.map { ($0.0, $0.1, true) }, json: json)
         _ = line.withCString { Glibc.write(2, $0, strlen($0)) }
     }

@@ -9,3 +9,12 @@ package enum MonotonicClock {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }
+
+extension MonotonicClock {
+    /// Nanoseconds of the same clock, as the plugin ABI's deadlines count them (`ath_call.deadline_ns`).
+    package static func nanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

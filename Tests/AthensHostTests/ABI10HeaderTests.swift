@@ -55,21 +55,15 @@ extension ABICompatibilityTests {
     @Test("the C examples built against the 1.0 header load and pass plugin-check in this host")
     func examplesBuiltAgainst10PassPluginCheck() throws {
         let built = try Self.builtAgainst10.get()
-        // Known host defect, to be fixed on the host side of 1.1 (the loader is not this change's):
-        // Sources/PluginHost/Loader/PluginLibrary.swift requires struct_size >= MemoryLayout<ath_plugin>.size, which is this header's 88 bytes,
-        // where the rule is 1.0's 72 (offset of `fetcher` + 8). When it is fixed, this block records no issue and
-        // the test fails on purpose: remove the withKnownIssue wrapper then.
-        withKnownIssue("the loader compares a descriptor with 1.1's size instead of 1.0's") {
-            let library = try PluginLibrary(path: built.storage)
-            #expect(library.abiMinor == 0)
-            #expect(library.descriptor.create_with_host == nil, "1.1 fields read as absent")
-            #expect(library.storageMethods?.open_ctx == nil && library.storageMethods?.url == nil)
-            let storage = try TestSupport.run(TestSupport.athens, ["plugin-check", built.storage, "--large-zip-mib", "4"], timeout: 300)
-            #expect(storage.status == 0, "\(storage.stdout)\n\(storage.stderr)")
-            #expect(CheckRow.parse(storage.stdout).first?.detail.contains("ABI 1.0") == true)
-            let fetcher = try TestSupport.run(TestSupport.athens, ["plugin-check", built.fetcher, "--config", CPluginBuild.rootConfig(CPluginBuild.tree),
-                                                                   "--module", "example.com/hello", "--version", "v1.1.0"])
-            #expect(fetcher.status == 0, "\(fetcher.stdout)\n\(fetcher.stderr)")
-        }
+        let library = try PluginLibrary(path: built.storage)
+        #expect(library.abiMinor == 0)
+        #expect(library.descriptor.create_with_host == nil, "1.1 fields read as absent")
+        #expect(library.storageMethods?.open_ctx == nil && library.storageMethods?.url == nil)
+        let storage = try TestSupport.run(TestSupport.athens, ["plugin-check", built.storage, "--large-zip-mib", "4"], timeout: 300)
+        #expect(storage.status == 0, "\(storage.stdout)\n\(storage.stderr)")
+        #expect(CheckRow.parse(storage.stdout).first?.detail.contains("ABI 1.0") == true)
+        let fetcher = try TestSupport.run(TestSupport.athens, ["plugin-check", built.fetcher, "--config", CPluginBuild.rootConfig(CPluginBuild.tree),
+                                                               "--module", "example.com/hello", "--version", "v1.1.0"])
+        #expect(fetcher.status == 0, "\(fetcher.stdout)\n\(fetcher.stderr)")
     }
 }

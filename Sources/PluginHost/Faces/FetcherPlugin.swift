@@ -30,14 +30,21 @@ package final class FetcherPlugin: Fetcher, @unchecked Sendable {
         PluginError(code: .init(status), plugin: name, operation: "fetcher." + operation, message: error.text, library: library.path)
     }
 
-    /// Fetches module@version (canonical) into the three sinks.
-    package func fetch(module: String, version: String, info: FetchSink, mod: FetchSink, zip: FetchSink) throws(PluginError) {
+    /// Fetches module@version (canonical) into the three sinks: through `fetch_ctx` when the plugin has it, else
+    /// 1.0's `fetch`. Either way the sinks refuse more bytes once `call` is cancelled, so a 1.0 fetcher stops at its
+    /// next write.
+    package func fetch(module: String, version: String, info: FetchSink, mod: FetchSink, zip: FetchSink, call: CallContext) throws(PluginError) {
         var error = ath_error.empty()
-        let status = withSink(info) { i in
-            withSink(mod) { m in
-                withSink(zip) { z in
+        let status = withSink({ !call.isCancelled && info($0) }) { i in
+            withSink({ !call.isCancelled && mod($0) }) { m in
+                withSink({ !call.isCancelled && zip($0) }) { z in
                     module.withCString { mp in
-                        version.withCString { vp in CrashReporter.during(labels.fetch, module: mp, version: vp) { methods.fetch!(instance, mp, vp, i, m, z, &error) } }
+                        version.withCString { vp in
+                            CrashReporter.during(labels.fetch, module: mp, version: vp) {
+                                if let twin = methods.fetch_ctx { return call.withCCall { twin(instance, $0, mp, vp, i, m, z, &error) } }
+                                return methods.fetch!(instance, mp, vp, i, m, z, &error)
+                            }
+                        }
                     }
                 }
             }
@@ -46,28 +53,37 @@ package final class FetcherPlugin: Fetcher, @unchecked Sendable {
     }
 
     /// The versions the source knows (unsorted, may include junk: the caller filters).
-    package func list(module: String) throws(PluginError) -> [String] {
+    package func list(module: String, call: CallContext) throws(PluginError) -> [String] {
         var error = ath_error.empty()
         let collector = VersionCollector()
         let status = module.withCString { m in
-            CrashReporter.during(labels.list, module: m) { methods.list!(instance, m, VersionCollector.emit, collector.context, &error) }
+            CrashReporter.during(labels.list, module: m) {
+                if let twin = methods.list_ctx { return call.withCCall { twin(instance, $0, m, VersionCollector.emit, collector.context, &error) } }
+                return methods.list!(instance, m, VersionCollector.emit, collector.context, &error)
+            }
         }
         guard status == ATH_OK else { throw failure(status, "list", error) }
         return collector.versions
     }
 
     /// Resolves a query ("latest", branch, commit, version) to the .info JSON of a canonical version.
-    package func resolve(module: String, query: String, limit: Int) throws(PluginError) -> [UInt8] {
+    package func resolve(module: String, query: String, limit: Int, call: CallContext) throws(PluginError) -> [UInt8] {
         var error = ath_error.empty()
         var info: [UInt8] = []
         var overflow = false
         let status = withSink({ bytes in
             guard info.count + bytes.count <= limit else { overflow = true; return false }
+            guard !call.isCancelled else { return false }
             info += bytes
             return true
         }) { sink in
             module.withCString { m in
-                query.withCString { q in CrashReporter.during(labels.resolve, module: m, version: q) { methods.resolve!(instance, m, q, sink, &error) } }
+                query.withCString { q in
+                    CrashReporter.during(labels.resolve, module: m, version: q) {
+                        if let twin = methods.resolve_ctx { return call.withCCall { twin(instance, $0, m, q, sink, &error) } }
+                        return methods.resolve!(instance, m, q, sink, &error)
+                    }
+                }
             }
         }
         if overflow { throw PluginError(code: .invalid, plugin: name, operation: "fetcher.resolve", message: "info larger than \(limit) bytes") }

@@ -44,7 +44,13 @@ package final class StoragePlugin: Storage, @unchecked Sendable {
         var raw = ath_blob()
         raw.fd = -1
         let status = module.withCString { m in
-            version.withCString { v in CrashReporter.during(labels.open, module: m, version: v) { methods.open!(instance, m, v, artifact.cValue, &raw, &error) } }
+            version.withCString { v in
+                CrashReporter.during(labels.open, module: m, version: v) {
+                    // open has no caller context (it is quick, on the event loop): the twin gets the thread's request id.
+                    if let twin = methods.open_ctx { return CallContext.withAmbientCCall { twin(instance, $0, m, v, artifact.cValue, &raw, &error) } }
+                    return methods.open!(instance, m, v, artifact.cValue, &raw, &error)
+                }
+            }
         }
         guard status == ATH_OK else { throw failure(status, "open", error) }
         return try Blob(taking: raw, plugin: name, library: library.path, labels: (labels.blobRead, labels.blobRelease), owner: created)
@@ -52,7 +58,7 @@ package final class StoragePlugin: Storage, @unchecked Sendable {
 
     /// Saves a version; the zip is read from `zipFD` (`zipSize` bytes from offset 0) with pread.
     /// `alreadyExists` is reported as success: the version is there either way.
-    package func save(module: String, version: String, info: [UInt8], mod: [UInt8], zipFD: Int32, zipSize: UInt64) throws(PluginError) {
+    package func save(module: String, version: String, info: [UInt8], mod: [UInt8], zipFD: Int32, zipSize: UInt64, call: CallContext) throws(PluginError) {
         struct Source { var fd: Int32; var offset: UInt64; var size: UInt64 }
         var source = Source(fd: zipFD, offset: 0, size: zipSize)
         var error = ath_error.empty()
@@ -75,7 +81,11 @@ package final class StoragePlugin: Storage, @unchecked Sendable {
                             let empty: UInt8 = 0
                             return withUnsafePointer(to: empty) { e in
                                 CrashReporter.during(labels.save, module: m, version: v) {
-                                    methods.save!(instance, m, v, i.baseAddress ?? e, UInt64(i.count), d.baseAddress ?? e, UInt64(d.count), &reader, &error)
+                                    let (info, mod) = (i.baseAddress ?? e, d.baseAddress ?? e)
+                                    if let twin = methods.save_ctx {
+                                        return call.withCCall { twin(instance, $0, m, v, info, UInt64(i.count), mod, UInt64(d.count), &reader, &error) }
+                                    }
+                                    return methods.save!(instance, m, v, info, UInt64(i.count), mod, UInt64(d.count), &reader, &error)
                                 }
                             }
                         }
@@ -88,42 +98,55 @@ package final class StoragePlugin: Storage, @unchecked Sendable {
     }
 
     /// Whether the version is completely stored.
-    package func exists(module: String, version: String) throws(PluginError) -> Bool {
+    package func exists(module: String, version: String, call: CallContext) throws(PluginError) -> Bool {
         var error = ath_error.empty()
         var out: Int32 = 0
         let status = module.withCString { m in
-            version.withCString { v in CrashReporter.during(labels.exists, module: m, version: v) { methods.exists!(instance, m, v, &out, &error) } }
+            version.withCString { v in
+                CrashReporter.during(labels.exists, module: m, version: v) {
+                    if let twin = methods.exists_ctx { return call.withCCall { twin(instance, $0, m, v, &out, &error) } }
+                    return methods.exists!(instance, m, v, &out, &error)
+                }
+            }
         }
         guard status == ATH_OK else { throw failure(status, "exists", error) }
         return out != 0
     }
 
     /// Every stored version of `module`, unsorted.
-    package func list(module: String) throws(PluginError) -> [String] {
+    package func list(module: String, call: CallContext) throws(PluginError) -> [String] {
         var error = ath_error.empty()
         let collector = VersionCollector()
         let status = module.withCString { m in
-            CrashReporter.during(labels.list, module: m) { methods.list!(instance, m, VersionCollector.emit, collector.context, &error) }
+            CrashReporter.during(labels.list, module: m) {
+                if let twin = methods.list_ctx { return call.withCCall { twin(instance, $0, m, VersionCollector.emit, collector.context, &error) } }
+                return methods.list!(instance, m, VersionCollector.emit, collector.context, &error)
+            }
         }
         guard status == ATH_OK else { throw failure(status, "list", error) }
         return collector.versions
     }
 
     /// Deletes a version.
-    package func remove(module: String, version: String) throws(PluginError) {
+    package func remove(module: String, version: String, call: CallContext) throws(PluginError) {
         var error = ath_error.empty()
         let status = module.withCString { m in
-            version.withCString { v in CrashReporter.during(labels.remove, module: m, version: v) { methods.remove!(instance, m, v, &error) } }
+            version.withCString { v in
+                CrashReporter.during(labels.remove, module: m, version: v) {
+                    if let twin = methods.remove_ctx { return call.withCCall { twin(instance, $0, m, v, &error) } }
+                    return methods.remove!(instance, m, v, &error)
+                }
+            }
         }
         guard status == ATH_OK else { throw failure(status, "remove", error) }
     }
 
     /// Whether the plugin implements `catalog`.
-    package var hasCatalog: Bool { methods.catalog != nil }
+    package var hasCatalog: Bool { methods.catalog != nil || methods.catalog_ctx != nil }
 
     /// One catalog page; `next` is "" on the last page.
-    package func catalog(token: String, pageSize: Int) throws(PluginError) -> (entries: [(module: String, version: String)], next: String) {
-        guard let catalog = methods.catalog else {
+    package func catalog(token: String, pageSize: Int, call: CallContext) throws(PluginError) -> (entries: [(module: String, version: String)], next: String) {
+        guard hasCatalog else {
             throw PluginError(code: .invalid, plugin: name, operation: "storage.catalog", message: "not implemented by this storage", library: library.path)
         }
         var error = ath_error.empty()
@@ -133,11 +156,14 @@ package final class StoragePlugin: Storage, @unchecked Sendable {
             token.withCString { t in
                 next.withUnsafeMutableBufferPointer { n in
                     CrashReporter.during(labels.catalog) {
-                    catalog(instance, t, UInt32(clamping: pageSize), { ctx, module, version in
-                        ctx!.assumingMemoryBound(to: [(module: String, version: String)].self).pointee
-                            .append((String(cString: module), String(cString: version)))
-                        return 0
-                    }, out, n.baseAddress!, &error)
+                        let emit: ath_emit_module_version_fn = { ctx, module, version in
+                            ctx!.assumingMemoryBound(to: [(module: String, version: String)].self).pointee
+                                .append((String(cString: module), String(cString: version)))
+                            return 0
+                        }
+                        let size = UInt32(clamping: pageSize)
+                        if let twin = methods.catalog_ctx { return call.withCCall { twin(instance, $0, t, size, emit, out, n.baseAddress!, &error) } }
+                        return methods.catalog!(instance, t, size, emit, out, n.baseAddress!, &error)
                     }
                 }
             }

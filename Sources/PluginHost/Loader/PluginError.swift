@@ -16,6 +16,8 @@ package struct PluginError: Error, Equatable, Sendable, CustomStringConvertible 
         package static let unavailable = Code(raw: ATH_UNAVAILABLE.rawValue)
         /// A deadline passed. C: `ATH_TIMEOUT`.
         package static let timeout = Code(raw: ATH_TIMEOUT.rawValue)
+        /// The call's context was cancelled (waiters gone, shutdown). C: `ATH_CANCELLED` (1.1).
+        package static let cancelled = Code(raw: ATH_CANCELLED.rawValue)
         /// Anything else, including status codes the host does not know. C: `ATH_INTERNAL`.
         package static let `internal` = Code(raw: ATH_INTERNAL.rawValue)
         /// The plugin broke the ABI contract (e.g. returned OK without filling its result).
@@ -24,7 +26,7 @@ package struct PluginError: Error, Equatable, Sendable, CustomStringConvertible 
         /// Reads a C status; unknown codes are `internal`.
         package init(_ status: ath_status) {
             switch status {
-            case ATH_NOT_FOUND, ATH_ALREADY_EXISTS, ATH_INVALID, ATH_UNAVAILABLE, ATH_TIMEOUT: raw = status.rawValue
+            case ATH_NOT_FOUND, ATH_ALREADY_EXISTS, ATH_INVALID, ATH_UNAVAILABLE, ATH_TIMEOUT, ATH_CANCELLED: raw = status.rawValue
             default: raw = ATH_INTERNAL.rawValue
             }
         }
@@ -38,6 +40,7 @@ package struct PluginError: Error, Equatable, Sendable, CustomStringConvertible 
             case .invalid: "invalid"
             case .unavailable: "unavailable"
             case .timeout: "timeout"
+            case .cancelled: "cancelled"
             case .contractViolation: "contract violation"
             default: "internal"
             }

@@ -70,10 +70,13 @@ package final class PluginLibrary: @unchecked Sendable {
         guard major == ATH_ABI_MAJOR else {
             throw reject("built for ABI \(major).x, host speaks ABI \(ATH_ABI_MAJOR).\(ATH_ABI_MINOR)")
         }
-        guard declaredSize >= UInt32(MemoryLayout<ath_plugin>.size) else {
-            throw reject("descriptor struct_size \(declaredSize) is smaller than ABI 1.0's \(MemoryLayout<ath_plugin>.size)")
+        // 1.0's fields are required; later ones (create_with_host, lock) read as absent past struct_size.
+        guard declaredSize >= Self.requiredDescriptorSize else {
+            throw reject("descriptor struct_size \(declaredSize) is smaller than ABI 1.0's \(Self.requiredDescriptorSize)")
         }
         let descriptor = Self.copy(ath_plugin.self, from: raw, declaredSize: declaredSize)
+        // Reserved fields must be zero, so that a later minor can give them a meaning (athens_plugin.h).
+        guard descriptor.reserved == 0 else { throw reject("descriptor field reserved is \(descriptor.reserved), must be 0") }
         self.descriptor = descriptor
         self.abiMinor = descriptor.abi_minor
         self.name = String(cString: descriptor.name)
@@ -99,6 +102,7 @@ package final class PluginLibrary: @unchecked Sendable {
                 throw reject("storage table struct_size \(size) is smaller than the \(needed) bytes that ABI 1.0's required entries need")
             }
             let methods = Self.copy(ath_storage_methods.self, from: UnsafeRawPointer(table), declaredSize: size)
+            guard methods.reserved == 0 else { throw reject("storage table field reserved is \(methods.reserved), must be 0") }
             let required: [(String, Bool)] = [("open", methods.open != nil), ("save", methods.save != nil),
                                               ("exists", methods.exists != nil), ("list", methods.list != nil),
                                               ("remove", methods.remove != nil)]
@@ -114,6 +118,7 @@ package final class PluginLibrary: @unchecked Sendable {
                 throw reject("fetcher table struct_size \(size) is smaller than the \(needed) bytes that ABI 1.0's required entries need")
             }
             let methods = Self.copy(ath_fetcher_methods.self, from: UnsafeRawPointer(table), declaredSize: size)
+            guard methods.reserved == 0 else { throw reject("fetcher table field reserved is \(methods.reserved), must be 0") }
             let required: [(String, Bool)] = [("fetch", methods.fetch != nil), ("list", methods.list != nil),
                                               ("resolve", methods.resolve != nil)]
             if let missing = required.first(where: { !$0.1 }) { throw reject("required fetcher entry \(missing.0) is NULL") }
@@ -124,6 +129,9 @@ package final class PluginLibrary: @unchecked Sendable {
         }
     }
 
+    /// Bytes of `ath_plugin` in ABI 1.0 (through `fetcher`): every field a plugin of major 1 has.
+    package static let requiredDescriptorSize = UInt32(MemoryLayout<ath_plugin>.offset(of: \ath_plugin.fetcher)!
+                                               + MemoryLayout<UnsafeRawPointer>.size)
     /// Bytes of `ath_storage_methods` up to the end of its last required entry (`remove`); `catalog`, which
     /// follows, is optional and reads as absent in a table that stops before it.
     package static let requiredStorageSize = UInt32(MemoryLayout<ath_storage_methods>.offset(of: \ath_storage_methods.remove)!
@@ -158,7 +166,8 @@ package final class PluginInstance: @unchecked Sendable {
     /// The plugin's opaque instance, passed first to every table entry.
     package let pointer: UnsafeMutableRawPointer?
 
-    /// Calls `create` with the plugin's JSON config; `expected` is the kind the caller needs.
+    /// Calls `create_with_host` (1.1, with `HostServices`) or else `create` with the plugin's JSON config;
+    /// `expected` is the kind the caller needs.
     package init(library: PluginLibrary, configJSON: String, name: String?, expected: PluginKind) throws(PluginError) {
         // A manifest may name a plugin by its file ("/opt/athens/libX.so"); error bodies must not show clients that
         // path, so such an instance goes by the plugin's own name.
@@ -170,7 +179,13 @@ package final class PluginInstance: @unchecked Sendable {
         var error = ath_error.empty()
         var instance: UnsafeMutableRawPointer?
         let status = CrashReporter.during(CallLabel(kind: "\(expected)", plugin: name, entry: "create")) {
-            configJSON.withCString { library.descriptor.create!($0, &instance, &error) }
+            configJSON.withCString { config in
+                // 1.1: the variant with host services when the plugin has it, else 1.0's create (never both).
+                if let createWithHost = library.descriptor.create_with_host {
+                    return createWithHost(HostServices.host(for: library.name), config, &instance, &error)
+                }
+                return library.descriptor.create!(config, &instance, &error)
+            }
         }
         guard status == ATH_OK else {
             throw PluginError(code: .init(status), plugin: name, operation: "create", message: error.text)

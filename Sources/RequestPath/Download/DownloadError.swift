@@ -27,6 +27,10 @@ package struct DownloadError: Error, Equatable, CustomStringConvertible {
         case .timeout:
             status = 504
             message = "\(error.plugin) timed out: " + error.message
+        case .cancelled:
+            // Nobody was waiting for it any more, or the host is stopping: whoever asks next starts afresh.
+            status = 503
+            message = "\(error.plugin) cancelled: " + error.message
         case .contractViolation:
             // A plugin's broken answer (e.g. a blob range past its file's end) is a bad gateway, not our bug;
             // the details, with the library's path, go to the log only.

@@ -28,7 +28,8 @@ extension DownloadProtocol {
             CrashReporter.setRequest(request)
             defer { CrashReporter.setRequest("") }
             do {
-                try stasher.stash(module: module, version: version)
+                // Kept: nobody waits for a background stash, yet later requests want it stored.
+                try stasher.stash(module: module, version: version, keep: true)
             } catch {
                 Log.debug("background fetch of \(module)@\(version) failed: \(error)")
             }

@@ -1,19 +1,38 @@
+import PluginHost
+
 /// The caller's side of the stash chain: starts (or joins) the stash at the outermost stage and waits for it at most
-/// `timeout` seconds. Plugin calls cannot be interrupted, so on timeout the stash goes on (and is stored if it
-/// completes) while the caller gets 504; a retry finds the flight still registered and waits on it again.
+/// `timeout` seconds. On timeout the caller gets 504 and the stash goes on (and is stored if it completes): a retry
+/// finds the flight still registered and waits on it again. A stash nobody waits for any more is cancelled
+/// (`CallContext.cancel`, which a 1.1 plugin polls and a 1.0 fetcher meets at its next sink write) once
+/// `abandonGrace` seconds pass with no caller joining, unless a caller keeps it (the async modes).
 package final class DeadlineStasher: Stasher {
     package let stage: any StashStage
     package let timeout: Double
+    /// Seconds a stash whose every waiter timed out goes on for a retry to join before it is cancelled.
+    package let abandonGrace: Double
+    /// Seconds a fetch (and its save) may run in all, whoever waits: the `deadline_ns` plugins see.
+    package let fetchTimeout: Double
 
-    package init(waitingFor stage: any StashStage, timeout: Double) {
+    package init(waitingFor stage: any StashStage, timeout: Double, abandonGrace: Double, fetchTimeout: Double) {
         self.stage = stage
         self.timeout = timeout
+        self.abandonGrace = abandonGrace
+        self.fetchTimeout = fetchTimeout
     }
 
     package func stash(module: String, version: String) throws(DownloadError) {
-        guard let outcome = stage.start(module: module, version: version).wait(timeout: timeout) else {
+        try stash(module: module, version: version, keep: false)
+    }
+
+    package func stash(module: String, version: String, keep: Bool) throws(DownloadError) {
+        // The thread's request id goes with the fetch (plugins' log lines name it), and the fetch's deadline.
+        let pending = stage.start(module: module, version: version, context: CallContext(timeout: fetchTimeout))
+        pending.attach(keep: keep)
+        guard let outcome = pending.wait(timeout: timeout) else {
+            pending.detach(grace: abandonGrace)
             throw DownloadError(status: 504, message: "\(module)@\(version): fetching took longer than \(Int(timeout)) s; it goes on in the background, retry later")
         }
+        pending.detach(grace: abandonGrace)
         try outcome.get()
     }
 }

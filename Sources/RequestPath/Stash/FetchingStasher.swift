@@ -22,9 +22,9 @@ package final class FetchingStasher: Stasher, StashStage {
     }
 
     /// Runs the stash on this thread and returns it ended.
-    package func start(module: String, version: String) -> PendingStash {
+    package func start(module: String, version: String, context: CallContext) -> PendingStash {
         do throws(DownloadError) {
-            try stash(module: module, version: version)
+            try stash(module: module, version: version, context: context)
             return PendingStash(ended: .success(()))
         } catch {
             return PendingStash(ended: .failure(error))
@@ -32,15 +32,20 @@ package final class FetchingStasher: Stasher, StashStage {
     }
 
     package func stash(module: String, version: String) throws(DownloadError) {
+        try stash(module: module, version: version, context: CallContext())
+    }
+
+    /// The stash with `context` for every plugin call (its deadline, its cancellation, its request id).
+    package func stash(module: String, version: String, context: CallContext) throws(DownloadError) {
         var lastError = DownloadError(status: 404, message: "not found: \(module)@\(version): no fetcher for this module")
         let route = policy.route(module)
         guard !route.excluded else { throw DownloadError(status: 404, message: "not found: \(module) is excluded by this proxy's policy") }
         // A caller that queued behind a finished flight finds the version stored: fetch nothing.
-        if (try? storage.exists(module: module, version: version)) == true { return }
+        if (try? storage.exists(module: module, version: version, call: context)) == true { return }
         for fetcher in route.fetchers {
             let start = MonotonicClock.now()
             do {
-                try stash(module: module, version: version, from: fetcher)
+                try stash(module: module, version: version, from: fetcher, context: context)
                 Metrics.shared.fetch(fetcher: fetcher.name, result: "ok", seconds: MonotonicClock.now() - start)
                 return
             } catch where error.status == 404 {
@@ -54,7 +59,7 @@ package final class FetchingStasher: Stasher, StashStage {
         throw lastError
     }
 
-    private func stash(module: String, version: String, from fetcher: any Fetcher) throws(DownloadError) {
+    private func stash(module: String, version: String, from fetcher: any Fetcher, context: CallContext) throws(DownloadError) {
         let spool: Spool
         do {
             spool = try Spool(directory: spoolDirectory)
@@ -78,8 +83,10 @@ package final class FetchingStasher: Stasher, StashStage {
                 guard spool.append(bytes) else { refused = "spooling the zip failed: \(String(cString: strerror(errno)))"; return false }
                 zipBytes += UInt64(bytes.count)
                 return true
-            })
+            }, call: context)
         } catch {
+            // A fetch stopped by its context says so, whatever status the plugin chose on the way out.
+            if context.isCancelled { throw Self.stopped(context, "\(module)@\(version)") }
             if let refused { throw DownloadError(status: 502, message: "\(module)@\(version): \(refused)") }
             throw DownloadError(error, module: module, version: version)
         }
@@ -98,13 +105,14 @@ package final class FetchingStasher: Stasher, StashStage {
             throw DownloadError(status: 502, message: "\(what): \(error)")
         }
         do {
-            try storage.save(module: module, version: version, info: info, mod: mod, zipFD: spool.fd, zipSize: zipBytes)
+            try storage.save(module: module, version: version, info: info, mod: mod, zipFD: spool.fd, zipSize: zipBytes, call: context)
         } catch let saveError {
             // A save that failed half-way may have left files behind; served later they would be a truncated
             // 200. Ask the storage to drop the version before answering. (Should another process have stored it
             // meanwhile, the cost is one more fetch later, never a bad file.)
             do throws(PluginError) {
-                try storage.remove(module: module, version: version)
+                // Not cancellable: what a failed save left behind must go.
+                try storage.remove(module: module, version: version, call: CallContext(requestID: context.requestID))
             } catch where error.code == .notFound {
                 // Nothing was left behind.
             } catch {
@@ -112,5 +120,14 @@ package final class FetchingStasher: Stasher, StashStage {
             }
             throw DownloadError(saveError, module: module, version: version)
         }
+    }
+
+    /// The error of a stash its context stopped: 503 when cancelled (nobody wants it, or shutdown), 504 past the
+    /// fetch deadline.
+    static func stopped(_ context: CallContext, _ what: String) -> DownloadError {
+        if context.wasCancelled || context.deadline.map({ MonotonicClock.nanoseconds() < $0 }) ?? true {
+            return DownloadError(status: 503, message: "\(what): the fetch was cancelled (nobody waited for it, or the server is stopping)")
+        }
+        return DownloadError(status: 504, message: "\(what): the fetch ran past its deadline")
     }
 }

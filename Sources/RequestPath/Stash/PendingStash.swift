@@ -1,5 +1,7 @@
+import Dispatch
 import HostSupport
 import Glibc
+import PluginHost
 
 /// The outcome of one stash once it ends: ended exactly once, by whoever runs the stash; waited on by any number
 /// of callers, each with its own deadline (a caller that gives up leaves the stash running); observed by the stage
@@ -13,9 +15,18 @@ package final class PendingStash: @unchecked Sendable {
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var outcome: Outcome?
     private var observers: [@Sendable (Outcome) -> Void] = []
+    /// Callers waiting on this stash now (`attach` … `detach`), and whether one of them wants it kept regardless.
+    private var waiters = 0
+    private var kept = false
+    /// Bumped at every attach, so a cancellation scheduled at a detach knows whether anyone came meanwhile.
+    private var attachments = 0
 
-    /// A stash still running.
-    package init() {
+    /// What the stash's plugin calls are made with; cancelled when its last waiter has gone and nobody keeps it.
+    package let context: CallContext
+
+    /// A stash still running, whose plugin calls use `context`.
+    package init(context: CallContext = CallContext(requestID: "")) {
+        self.context = context
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -79,6 +90,38 @@ package final class PendingStash: @unchecked Sendable {
             }
         }
         return outcome
+    }
+
+    /// A caller starts waiting for the outcome; `keep`: it wants the stash to complete even if it stops waiting
+    /// (the async modes), so it is never cancelled for want of waiters.
+    package func attach(keep: Bool) {
+        pthread_mutex_lock(mutex)
+        waiters += 1
+        attachments += 1
+        kept = kept || keep
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// A caller stopped waiting (its deadline passed). When it was the last and nobody keeps the stash, the stash is
+    /// cancelled after `grace` seconds unless a caller attached meanwhile (a retry that joins the flight) or it ended.
+    package func detach(grace: Double) {
+        pthread_mutex_lock(mutex)
+        waiters -= 1
+        let abandoned = waiters == 0 && !kept && outcome == nil
+        let generation = attachments
+        pthread_mutex_unlock(mutex)
+        guard abandoned else { return }
+        let cancelIfStillAbandoned: @Sendable () -> Void = { [self] in
+            pthread_mutex_lock(mutex)
+            let still = waiters == 0 && attachments == generation && outcome == nil
+            pthread_mutex_unlock(mutex)
+            if still { context.cancel() }
+        }
+        if grace <= 0 {
+            cancelIfStillAbandoned()
+        } else {
+            DispatchQueue.global().asyncAfter(deadline: .now() + grace, execute: cancelIfStillAbandoned)
+        }
     }
 
     /// Whether the stash has ended (for tests and gauges).

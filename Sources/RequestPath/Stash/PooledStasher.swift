@@ -19,15 +19,15 @@ package final class PooledStasher: StashStage, @unchecked Sendable {
         pool = WorkerPool(name: name, threads: self.workers, capacity: queue)
     }
 
-    package func start(module: String, version: String) -> PendingStash {
-        let pending = PendingStash()
+    package func start(module: String, version: String, context: CallContext) -> PendingStash {
+        let pending = PendingStash(context: context)
         let inner = self.inner
         // A plugin crash on the worker names the request that started the stash.
         let request = CrashReporter.currentRequest()
         let queued = pool.submit {
             CrashReporter.setRequest(request)
             defer { CrashReporter.setRequest("") }
-            pending.end(inner.start(module: module, version: version).wait()!)
+            pending.end(inner.start(module: module, version: version, context: context).wait()!)
         }
         if !queued {
             pending.end(.failure(DownloadError(status: 503, message: "service unavailable: \(module)@\(version): too many fetches waiting, retry shortly")))

@@ -1,4 +1,5 @@
 import Foundation
+import PluginHost
 
 /// Runs at most one stash per module@version at a time; callers arriving meanwhile join it and get its result or
 /// its error. Errors are not remembered: the next caller after a failure starts a new flight.
@@ -20,20 +21,21 @@ package final class SingleFlightStasher: StashStage, @unchecked Sendable {
     /// Flights registered now.
     package var running: Int { lock.withLock { flights.count } }
 
-    package func start(module: String, version: String) -> PendingStash {
+    package func start(module: String, version: String, context: CallContext) -> PendingStash {
         let key = module + "@" + version
         let (flight, isNew): (PendingStash, Bool) = lock.withLock {
             if let flight = flights[key] {
                 joinCount += 1
                 return (flight, false)
             }
-            let flight = PendingStash()
+            // The first caller's context is the flight's: its waiters, joiners included, decide when it is cancelled.
+            let flight = PendingStash(context: context)
             flights[key] = flight
             return (flight, true)
         }
         guard isNew else { return flight }
         // Outside the lock: an inline inner stage runs the whole fetch here.
-        inner.start(module: module, version: version).whenEnded { outcome in
+        inner.start(module: module, version: version, context: context).whenEnded { outcome in
             // The key goes first: a caller told of a failure that retries at once starts a new flight.
             self.lock.withLock { self.flights[key] = nil }
             flight.end(outcome)

@@ -17,7 +17,11 @@ package final class StashChain: @unchecked Sendable {
     ///   - fetching: the innermost stage (fetch → validate → save), run inline on a pool worker.
     ///   - callers: threads that may call the stash at once (workers of the implicit pool).
     ///   - queue: stashes each pool lets wait for a worker before it refuses one (503).
-    package init(wrappers: [Manifest.StashWrapper], timeout: Double, fetching: any StashStage, callers: Int, queue: Int) {
+    ///   - abandonGrace: seconds a stash whose every caller timed out goes on for a retry to join before it is
+    ///     cancelled (sync waits only; the async modes keep theirs).
+    ///   - fetchTimeout: the deadline plugins see for a fetch and its save; nil: `defaultFetchTimeout(timeout)`.
+    package init(wrappers: [Manifest.StashWrapper], timeout: Double, fetching: any StashStage, callers: Int, queue: Int,
+                 abandonGrace: Double = StashChain.defaultAbandonGrace, fetchTimeout: Double? = nil) {
         var wrappers = wrappers
         if !wrappers.contains(where: { if case .pool = $0 { true } else { false } }) {
             wrappers.append(.pool(workers: callers))
@@ -40,8 +44,15 @@ package final class StashChain: @unchecked Sendable {
         }
         self.flights = flights
         self.pools = pools
-        stasher = DeadlineStasher(waitingFor: stage, timeout: timeout)
+        stasher = DeadlineStasher(waitingFor: stage, timeout: timeout, abandonGrace: abandonGrace,
+                                  fetchTimeout: fetchTimeout ?? Self.defaultFetchTimeout(timeout))
     }
+
+    /// Long enough for a client told "retry later" to come back and join the fetch it started.
+    package static let defaultAbandonGrace = 10.0
+
+    /// A fetch may run four times what a caller waits, and at least ten minutes (a large module over a slow VCS).
+    package static func defaultFetchTimeout(_ timeout: Double) -> Double { max(600, 4 * timeout) }
 
     /// Callers that joined a running flight, over every `singleflight` wrapper.
     package var joins: Int { flights.reduce(0) { $0 + $1.joins } }

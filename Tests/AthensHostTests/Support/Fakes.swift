@@ -109,6 +109,10 @@ final class FakeStorage: Storage, @unchecked Sendable {
 
     /// How many times `operation` was called.
     func calls(_ operation: String) -> Int { lock.withLock { counts[operation, default: 0] } }
+    private var contexts: [String: CallContext] = [:]
+    private func record(_ operation: String, _ call: CallContext) { lock.withLock { contexts[operation] = call } }
+    /// The context the last `operation` ("save", "exists") was called with.
+    func lastCall(_ operation: String) -> CallContext? { lock.withLock { contexts[operation] } }
     /// Makes every later `operation` fail with `code` (nil: succeed again).
     func fail(_ operation: String, with code: PluginError.Code?) { lock.withLock { failures[operation] = code } }
     /// Puts a version in directly (as another instance would have).
@@ -140,8 +144,9 @@ final class FakeStorage: Storage, @unchecked Sendable {
         return Blob(copying: bytes)
     }
 
-    func save(module: String, version: String, info: [UInt8], mod: [UInt8], zipFD: Int32, zipSize: UInt64) throws(PluginError) {
+    func save(module: String, version: String, info: [UInt8], mod: [UInt8], zipFD: Int32, zipSize: UInt64, call: CallContext) throws(PluginError) {
         saveGate.pass()
+        record("save", call)
         try count("save")
         var zip = [UInt8](repeating: 0, count: Int(zipSize))
         let n = zip.withUnsafeMutableBytes { pread(zipFD, $0.baseAddress, $0.count, 0) }
@@ -153,18 +158,19 @@ final class FakeStorage: Storage, @unchecked Sendable {
         }
     }
 
-    func exists(module: String, version: String) throws(PluginError) -> Bool {
+    func exists(module: String, version: String, call: CallContext) throws(PluginError) -> Bool {
+        record("exists", call)
         try count("exists")
         return stored(module, version) != nil
     }
 
-    func list(module: String) throws(PluginError) -> [String] {
+    func list(module: String, call: CallContext) throws(PluginError) -> [String] {
         try count("list")
         let prefix = module + "@"
         return lock.withLock { versions.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
     }
 
-    func remove(module: String, version: String) throws(PluginError) {
+    func remove(module: String, version: String, call: CallContext) throws(PluginError) {
         try count("remove")
         let removed = lock.withLock { versions.removeValue(forKey: key(module, version)) }
         if removed == nil { throw PluginError(code: .notFound, plugin: name, operation: "storage.remove", message: "not stored") }
@@ -188,7 +194,7 @@ final class FakeStorage: Storage, @unchecked Sendable {
 
     var hasCatalog: Bool { true }
 
-    func catalog(token: String, pageSize: Int) throws(PluginError) -> (entries: [(module: String, version: String)], next: String) {
+    func catalog(token: String, pageSize: Int, call: CallContext) throws(PluginError) -> (entries: [(module: String, version: String)], next: String) {
         try count("catalog")
         let all = keys
         let start = token.isEmpty ? 0 : (Int(token) ?? all.count)
@@ -230,6 +236,10 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     func resolves(_ module: String, _ query: String, to version: String) { lock.withLock { queries[key(module, query)] = version } }
     func fail(_ operation: String, with code: PluginError.Code?) { lock.withLock { failures[operation] = code } }
     func calls(_ operation: String) -> Int { lock.withLock { counts[operation, default: 0] } }
+    private var contexts: [String: CallContext] = [:]
+    private func record(_ operation: String, _ call: CallContext) { lock.withLock { contexts[operation] = call } }
+    /// The context the last `fetch` was called with.
+    func lastCall(_ operation: String) -> CallContext? { lock.withLock { contexts[operation] } }
     /// The most fetches that ran at once.
     var peakConcurrentFetches: Int { lock.withLock { mostRunning } }
     /// How many distinct threads have run a fetch.
@@ -243,7 +253,8 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
         if let failure { throw PluginError(code: failure, plugin: name, operation: "fetcher." + operation, message: "scripted \(failure)") }
     }
 
-    func fetch(module: String, version: String, info: FetchSink, mod: FetchSink, zip: FetchSink) throws(PluginError) {
+    func fetch(module: String, version: String, info: FetchSink, mod: FetchSink, zip: FetchSink, call: CallContext) throws(PluginError) {
+        record("fetch", call)
         lock.withLock {
             running += 1
             mostRunning = max(mostRunning, running)
@@ -265,7 +276,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
         try write(files.zip, zip)
     }
 
-    func list(module: String) throws(PluginError) -> [String] {
+    func list(module: String, call: CallContext) throws(PluginError) -> [String] {
         try count("list")
         let prefix = module + "@"
         let known = lock.withLock { versions.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
@@ -273,7 +284,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
         return known
     }
 
-    func resolve(module: String, query: String, limit: Int) throws(PluginError) -> [UInt8] {
+    func resolve(module: String, query: String, limit: Int, call: CallContext) throws(PluginError) -> [UInt8] {
         try count("resolve")
         let files: FakeVersion? = lock.withLock {
             let version = queries[key(module, query)] ?? (versions[key(module, query)] != nil ? query : nil)
