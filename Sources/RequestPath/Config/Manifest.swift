@@ -52,6 +52,8 @@ package struct Manifest {
     /// Seconds a request waits for a fetch+save (the fetch goes on and is stored if it completes).
     package var stashTimeout: Double = 600
     package var stashWrappers: [StashWrapper] = [.singleflight, .pool(workers: 10)]
+    /// The lock plugin a `singleflight` wrapper names (`"lock": {...}`): its flights then coordinate across processes.
+    package var stashLock: LockUse?
     package var rules: [RoutingRule] = []
     /// The fetcher of the default route; nil: every fetcher in order.
     package var defaultFetcher: String?
@@ -137,7 +139,12 @@ package struct Manifest {
                 for (index, element) in wrappers.enumerated() {
                     let wrapper = try Object(element, path: "\(stash.path).wrappers[\(index)]")
                     switch try wrapper.string("type") {
-                    case "singleflight": manifest.stashWrappers.append(.singleflight)
+                    case "singleflight":
+                        manifest.stashWrappers.append(.singleflight)
+                        if let lock = try wrapper.object("lock") {
+                            guard manifest.stashLock == nil else { throw ManifestError("\(lock.path): only one singleflight wrapper may name a lock") }
+                            manifest.stashLock = try LockUse(lock)
+                        }
                     case "pool": manifest.stashWrappers.append(.pool(workers: try wrapper.int("workers", min: 1, max: 4096) ?? 10))
                     default: throw ManifestError("\(wrapper.path).type: must be \"singleflight\" or \"pool\"")
                     }
@@ -235,6 +242,29 @@ package struct Manifest {
         let modes = [downloadMode] + rules.compactMap(\.mode)
         if modes.contains(where: { $0 == .redirect || $0 == .asyncRedirect }), downloadURL == nil {
             throw ManifestError("manifest.downloadURL: required by the redirect download modes")
+        }
+    }
+
+    /// A single-flight's lock: the plugin, how long a lease lasts unrefreshed, and how long a flight waits for the lock.
+    package struct LockUse: Equatable {
+        package var use: PluginUse
+        /// Lease of a held lock; the holder refreshes it while its fetch runs, a dead holder's lock is free after it.
+        package var leaseSeconds: Double = 30
+        /// Longest a flight waits for another process's fetch before it answers 503; nil: the stash timeout.
+        package var waitSeconds: Double?
+
+        package init(use: PluginUse, leaseSeconds: Double = 30, waitSeconds: Double? = nil) {
+            (self.use, self.leaseSeconds, self.waitSeconds) = (use, leaseSeconds, waitSeconds)
+        }
+
+        fileprivate init(_ object: Object) throws(ManifestError) {
+            use = try pluginUse(object)
+            if let v = try object.seconds("leaseSeconds") {
+                guard v >= 1, v <= 3600 else { throw ManifestError("\(object.path).leaseSeconds: must be from 1 to 3600") }
+                leaseSeconds = v
+            }
+            if let v = try object.seconds("waitSeconds", allowZero: true) { waitSeconds = v }
+            try object.finish()
         }
     }
 
