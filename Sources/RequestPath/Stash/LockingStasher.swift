@@ -85,7 +85,7 @@ package final class LockingStasher: StashStage, @unchecked Sendable {
                 return PendingStash(ended: .success(()))
             }
             state.withLock { counts.busy += 1 }
-            Log.error("lock busy for \(Int(settings.waitSeconds)) s: another process is still fetching [\(module)@\(version)]")
+            Log.error("lock busy for all of \(settings.waitSeconds) s: another process is still fetching [\(module)@\(version)]")
             return PendingStash(ended: .failure(DownloadError(status: 503, message: "service unavailable: \(module)@\(version): another athens instance is still fetching it, retry later")))
         }
         defer {
