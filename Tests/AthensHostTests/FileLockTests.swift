@@ -2,7 +2,7 @@ import Foundation
 import PluginABI
 import Testing
 
-/// A lock plugin driven straight through athens_plugin.h, as a host would (the host side of the lock kind comes later):
+/// A lock plugin driven straight through athens_plugin.h, as a host would (the host's own face is PluginHost.LockPlugin):
 /// dlopen, ath_plugin_query, create_with_host, then the ath_lock_methods entries with an ath_call of our own.
 final class LockPlugin: @unchecked Sendable {  // the instance is used as the header allows: any thread, concurrently
     let methods: ath_lock_methods
