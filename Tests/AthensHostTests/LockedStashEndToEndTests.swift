@@ -124,4 +124,36 @@ final class LockedStashEndToEndTests {
         #expect(again.status == 200 && again.body == expected)
         #expect(zipFetches(module) == 2)
     }
+
+    @Test("the lock directory gone at run time: requests still succeed, the fallback is logged once and counted in /metrics")
+    func fallbackWhenTheLockFails() throws {
+        let a = try athens("a")
+        defer { a.stop() }
+        // FileLock made the (empty) directory at start-up; without it every acquire fails with ATH_UNAVAILABLE.
+        try FileManager.default.removeItem(atPath: work + "/locks")
+        for module in ["example.com/m", "example.com/dep"] {
+            let expected = try [UInt8](Data(contentsOf: URL(fileURLWithPath: tree + "/\(module)/@v/v1.0.0.zip")))
+            let answer = try a.get("/\(module)/@v/v1.0.0.zip", timeout: 60)
+            #expect(answer.status == 200 && answer.body == expected)
+        }
+        let text = try a.metrics()
+        #expect(metric(text, "athens_lock_fallback_total", labels: #"lock="FileLock",cause="unavailable""#) == 2)
+        #expect(a.process.stderr.components(separatedBy: "lock backend failed").count == 2, "\(a.process.stderr)")
+    }
+
+    @Test("a bad lock stops start-up with one line naming the key", arguments: [
+        (#"{"plugin": "MemoryStorage"}"#, "stash.wrappers.lock.plugin:"),
+        (#"{"plugin": "NoSuchLock"}"#, "libNoSuchLock.so: cannot load"),
+        (#"{"plugin": "FileLock"}"#, "stash.wrappers.lock.config: config.directory: required"),
+        (#"{"plugin": "FileLock", "config": {"directory": "/dev/null/locks"}}"#, "stash.wrappers.lock.config: config.directory /dev/null/locks"),
+    ])
+    func badLockStart(lock: String, message: String) throws {
+        let result = try AthensCommandTests.start(manifest: """
+        {"pluginDirectory": "\(TestSupport.productsDirectory)", "storage": {"plugin": "MemoryStorage"},
+         "stash": {"wrappers": [{"type": "singleflight", "lock": \(lock)}]}}
+        """)
+        #expect(result.status != 0)
+        #expect(result.stderr.split(separator: "\n").count == 1 && result.stderr.contains(message), "stderr: \(result.stderr)")
+        if message.hasPrefix("stash.wrappers.lock.plugin") { #expect(result.stderr.contains("is a storage plugin")) }
+    }
 }
