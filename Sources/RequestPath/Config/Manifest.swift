@@ -143,7 +143,7 @@ package struct Manifest {
                         manifest.stashWrappers.append(.singleflight)
                         if let lock = try wrapper.object("lock") {
                             guard manifest.stashLock == nil else { throw ManifestError("\(lock.path): only one singleflight wrapper may name a lock") }
-                            manifest.stashLock = try LockUse(lock)
+                            manifest.stashLock = try lockUse(lock)
                         }
                     case "pool": manifest.stashWrappers.append(.pool(workers: try wrapper.int("workers", min: 1, max: 4096) ?? 10))
                     default: throw ManifestError("\(wrapper.path).type: must be \"singleflight\" or \"pool\"")
@@ -245,27 +245,16 @@ package struct Manifest {
         }
     }
 
-    /// A single-flight's lock: the plugin, how long a lease lasts unrefreshed, and how long a flight waits for the lock.
-    package struct LockUse: Equatable {
-        package var use: PluginUse
-        /// Lease of a held lock; the holder refreshes it while its fetch runs, a dead holder's lock is free after it.
-        package var leaseSeconds: Double = 30
-        /// Longest a flight waits for another process's fetch before it answers 503; nil: the stash timeout.
-        package var waitSeconds: Double?
-
-        package init(use: PluginUse, leaseSeconds: Double = 30, waitSeconds: Double? = nil) {
-            (self.use, self.leaseSeconds, self.waitSeconds) = (use, leaseSeconds, waitSeconds)
+    /// stash.wrappers[].lock of a `singleflight` (see `LockUse`).
+    private static func lockUse(_ object: Object) throws(ManifestError) -> LockUse {
+        var lock = LockUse(use: try pluginUse(object))
+        if let v = try object.seconds("leaseSeconds") {
+            guard v >= 1, v <= 3600 else { throw ManifestError("\(object.path).leaseSeconds: must be from 1 to 3600") }
+            lock.leaseSeconds = v
         }
-
-        fileprivate init(_ object: Object) throws(ManifestError) {
-            use = try pluginUse(object)
-            if let v = try object.seconds("leaseSeconds") {
-                guard v >= 1, v <= 3600 else { throw ManifestError("\(object.path).leaseSeconds: must be from 1 to 3600") }
-                leaseSeconds = v
-            }
-            if let v = try object.seconds("waitSeconds", allowZero: true) { waitSeconds = v }
-            try object.finish()
-        }
+        lock.waitSeconds = try object.seconds("waitSeconds", allowZero: true)
+        try object.finish()
+        return lock
     }
 
     private static func pluginUse(_ object: Object) throws(ManifestError) -> PluginUse {
