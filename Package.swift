@@ -19,21 +19,24 @@ let package = Package(
         // The one place that knows Go's rules: module paths and their encoding, semver, module zips.
         // Swift and the system zlib (to read module zips in full), linked statically into the host and into plugins that need it.
         .target(name: "GoModule", dependencies: ["CZlib"], path: "Sources/GoModule"),
+        // The one JSON reader (strict RFC 8259) of the manifest and the Swift plugins' configs, and the JSON
+        // string quoting the log and re-written configs use; no Foundation.
+        .target(name: "JSON", path: "Sources/JSON"),
         // Swift adapter that turns a Swift backend into the C tables; linked statically into each Swift plugin.
-        .target(name: "PluginKit", dependencies: ["PluginABI"], path: "Plugins/PluginKit"),
+        .target(name: "PluginKit", dependencies: ["PluginABI", "JSON"], path: "Plugins/PluginKit"),
         // Linux APIs the Glibc module lacks (epoll, eventfd, sendfile, affinity); host only.
         .target(name: "SystemShims", path: "Sources/SystemShims"),
         // The host, in the order a request passes through it (README "Request path"):
         // the structured log and the one monotonic clock every host layer shares;
-        .target(name: "HostSupport", path: "Sources/HostSupport"),
+        .target(name: "HostSupport", dependencies: ["JSON"], path: "Sources/HostSupport"),
         // the plugin host: dlopen loader, private copies, crash labels, and the Swift faces of the C tables
         // (`Storage` and `Fetcher` protocols, implemented by the plugin-backed types);
         .target(name: "PluginHost", dependencies: ["PluginABI", "GoModule", "HostSupport", "SystemShims"], path: "Sources/PluginHost"),
         // the request path: HTTP server → router → download protocol → stash, configured by the manifest;
-        .target(name: "RequestPath", dependencies: ["PluginHost", "HostSupport", "GoModule", "SystemShims", "HTTPClient", "PluginABI", "Digests"],
+        .target(name: "RequestPath", dependencies: ["PluginHost", "HostSupport", "GoModule", "SystemShims", "HTTPClient", "PluginABI", "Digests", "JSON"],
                 path: "Sources/RequestPath"),
         // `athens plugin-check`: drives one plugin through the whole contract and reports what it breaks;
-        .target(name: "PluginCheck", dependencies: ["PluginHost", "HostSupport", "GoModule", "PluginABI"], path: "Sources/PluginCheck"),
+        .target(name: "PluginCheck", dependencies: ["PluginHost", "HostSupport", "GoModule", "PluginABI", "JSON"], path: "Sources/PluginCheck"),
         // and the thin executable: arguments, signals, and the composition root that wires the above.
         .executableTarget(name: "AthensHost", dependencies: ["RequestPath", "PluginHost", "PluginCheck", "HostSupport", "PluginABI", "SystemShims"],
                           path: "Sources/AthensHost"),
@@ -66,7 +69,7 @@ let package = Package(
         // Tests link the host's libraries only; the athens executable and the plugins are run and loaded from
         // their built files by path, as in production (scripts/test.sh builds everything first).
         .testTarget(name: "AthensHostTests", dependencies: ["RequestPath", "PluginHost", "PluginCheck", "HostSupport", "GoModule", "HTTPClient",
-                                                            "S3Core", "SumDB", "Digests", "RedisClient"], path: "Tests/AthensHostTests"),
+                                                            "S3Core", "SumDB", "Digests", "RedisClient", "JSON"], path: "Tests/AthensHostTests"),
         // Go's rules alone (module paths, semver, pseudo-versions, go.mod, module zips): no host, no processes.
         .testTarget(name: "GoModuleTests", dependencies: ["GoModule"], path: "Tests/GoModuleTests"),
     ]

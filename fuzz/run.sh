@@ -8,7 +8,7 @@
 #   fuzz/run.sh --repro zip FILE     # run one saved input through a target (after a crash)
 #
 # Targets: request_parser, module_path, manifest, zip, gomod, tar_reader, router, sumdb_path, s3_xml, sumdb_note,
-# resp (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
+# resp, json (sources in fuzz/targets/, seeds in fuzz/corpus/<target>/).
 # Environment: FUZZ_BUILD (default <repo>/.build-fuzz, git-ignored: binaries, generated corpus, logs, crash
 # inputs), FUZZ_SANITIZERS (default "fuzzer,address"; "fuzzer" alone runs about 3x faster),
 # FUZZ_RUNS (default 10000000), FUZZ_SECONDS (default 0: no time limit).
@@ -32,6 +32,7 @@ repro=()
 targets=()
 all_targets=(request_parser module_path manifest zip gomod tar_reader router sumdb_path s3_xml sumdb_note)
 all_targets+=(resp)  # the RESP2 reply reader of Plugins/RedisLock/Client
+all_targets+=(json)  # the one JSON reader (Sources/JSON)
 
 while (($#)); do
     case $1 in
@@ -62,15 +63,17 @@ max_len() {
         s3_xml) echo 4096 ;;
         sumdb_note) echo 12288 ;;  # a lookup answer and three tiles of a 300-record tree
         resp) echo 4096 ;;
+        json) echo 4096 ;;
     esac
 }
 libraries() {
     case $1 in
         zip|gomod|s3_xml) echo "GoModule" ;;
-        tar_reader) echo "PluginKit" ;;
+        tar_reader) echo "PluginKit JSON" ;;
         sumdb_note) echo "SumDB Digests GoModule" ;;
         resp) echo "RedisClient" ;;
-        *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule Digests" ;;
+        json) echo "JSON" ;;
+        *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule Digests JSON" ;;
     esac
 }
 # Plugin sources a target compiles into itself (plugins are not libraries the host links).
@@ -114,6 +117,10 @@ build_all() {
     swiftc "${swift_flags[@]}" -emit-library -static -module-name HTTPClient \
         -emit-module -emit-module-path "$out/HTTPClient.swiftmodule" \
         "$root"/Sources/HTTPClient/*.swift -o "$out/libHTTPClient.a"
+    # The one JSON reader: PluginKit and the host's RequestPath and PluginCheck import it.
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name JSON \
+        -emit-module -emit-module-path "$out/JSON.swiftmodule" \
+        "$root"/Sources/JSON/*.swift -o "$out/libJSON.a"
     swiftc "${swift_flags[@]}" -emit-library -static -module-name PluginKit \
         -emit-module -emit-module-path "$out/PluginKit.swiftmodule" \
         "$root"/Plugins/PluginKit/*.swift -o "$out/libPluginKit.a"

@@ -8,44 +8,8 @@ import PluginKit
 /// The plugin's entry symbol.
 @c(ath_plugin_query)
 public func athPluginQuery(_ hostABIMajor: UInt32) -> UnsafePointer<ath_plugin>? {
-    let registered = PluginEntry.fetcher(name: "GitFetcher", hostABIMajor: hostABIMajor) { config throws(PluginFailure) in
-        try GitFetcher(config: config, raw: RawConfig.take())
-    }
-    guard let registered else { return nil }
-    return RawConfig.descriptor(wrapping: registered)
-}
-
-/// PluginConfig reads strings and numbers only; `repositories`, `insecureHosts` and `hostAddresses` are
-/// JSON arrays and objects. `create` runs alone (athens_plugin.h), so the raw text is kept here for the
-/// factory that PluginKit's `create` calls right after.
-enum RawConfig {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var pending: String?
-    nonisolated(unsafe) private static var wrapped: UnsafeMutablePointer<ath_plugin>?
-    nonisolated(unsafe) private static var pluginKitCreate: (@convention(c) (UnsafePointer<CChar>, UnsafeMutablePointer<UnsafeMutableRawPointer?>, UnsafeMutablePointer<ath_error>) -> ath_status)?
-
-    /// The raw config of the `create` call in progress.
-    static func take() -> String {
-        lock.withLock {
-            defer { pending = nil }
-            return pending ?? "{}"
-        }
-    }
-
-    /// PluginKit's descriptor with `create` wrapped to keep the raw config first; built once.
-    static func descriptor(wrapping registered: UnsafePointer<ath_plugin>) -> UnsafePointer<ath_plugin> {
-        lock.withLock {
-            if let wrapped { return UnsafePointer(wrapped) }
-            pluginKitCreate = registered.pointee.create
-            let copy = UnsafeMutablePointer<ath_plugin>.allocate(capacity: 1)
-            copy.initialize(to: registered.pointee)
-            copy.pointee.create = { config, out, err in
-                RawConfig.lock.withLock { RawConfig.pending = String(cString: config) }
-                return RawConfig.pluginKitCreate!(config, out, err)
-            }
-            wrapped = copy
-            return UnsafePointer(copy)
-        }
+    PluginEntry.fetcher(name: "GitFetcher", hostABIMajor: hostABIMajor) { config throws(PluginFailure) in
+        try GitFetcher(config: config)
     }
 }
 
@@ -58,15 +22,37 @@ final class GitFetcher: FetcherBackend {
     private let compressionLevel: Int32
 
     /// Reads the config (see the README's GitFetcher section); refuses unknown keys.
-    init(config: PluginConfig, raw: String) throws(PluginFailure) {
+    init(config: PluginConfig) throws(PluginFailure) {
         let cacheDirectory = try config.string("cacheDirectory")
         let refresh = try config.number("refreshSeconds") ?? 30
         let gitTimeout = try config.number("gitTimeoutSeconds") ?? 600
         let discoveryTimeout = try config.number("discoveryTimeoutSeconds") ?? 15
         let level = try config.number("compressionLevel") ?? 6
         let gitPath = try config.string("gitPath")
-        // Read through the raw JSON below; touching them here marks them known for finish().
-        for key in ["repositories", "insecureHosts", "hostAddresses"] { _ = try? config.string(key) }
+        let entryShape = #"an object with string "root" and "url""#
+        let repositories = try config.objects("repositories", expected: #"a list of {"root", "url"} objects"#, expectedEach: entryShape)
+        var insecure = ""
+        if case .string(let text)? = config.value("insecureHosts") {
+            insecure = text
+        } else if let list = try config.strings("insecureHosts", expected: "a list of host patterns (GOINSECURE syntax) or a comma-separated string") {
+            insecure = list.joined(separator: ",")
+        }
+        let mapShape = #"an object mapping a host to "address:port""#
+        var hostAddresses: [String: String] = [:]
+        if let map = try config.object("hostAddresses", expected: mapShape) {
+            for host in map.keys {
+                guard let address = try? map.string(host) else { throw config.error("hostAddresses", "must be \(mapShape)") }
+                hostAddresses[host] = address
+            }
+        }
+        var entries: [(root: String, url: String)] = []
+        for (index, entry) in (repositories ?? []).enumerated() {
+            // A root or url that is missing or not a string gets the entry's shape, as it always did.
+            guard let root = try? entry.string("root"), let url = try? entry.string("url") else {
+                throw .invalid("config.repositories[\(index)]: must be \(entryShape)")
+            }
+            entries.append((root, url))
+        }
         try config.finish()
         guard let cacheDirectory, cacheDirectory.hasPrefix("/") else {
             throw .invalid("config.cacheDirectory: required, an absolute path (the folder for the bare mirrors)")
@@ -76,44 +62,15 @@ final class GitFetcher: FetcherBackend {
         guard refresh <= 86_400 * 365 else { throw .invalid("config.refreshSeconds: must be at most a year") }
         guard level == level.rounded(), level <= 9 else { throw .invalid("config.compressionLevel: must be an integer from 0 to 9") }
 
-        guard let object = (try? JSONSerialization.jsonObject(with: Data(raw.utf8))) as? [String: Any] else {
-            throw .invalid("config: not a JSON object")
-        }
         var rules: [RepositoryRule] = []
-        if let value = object["repositories"], !(value is NSNull) {
-            guard let list = value as? [Any] else { throw .invalid("config.repositories: must be a list of {\"root\", \"url\"} objects") }
-            for (index, item) in list.enumerated() {
-                guard let entry = item as? [String: Any], let root = entry["root"] as? String, let url = entry["url"] as? String else {
-                    throw .invalid("config.repositories[\(index)]: must be an object with string \"root\" and \"url\"")
-                }
-                if let unknown = entry.keys.sorted().first(where: { $0 != "root" && $0 != "url" }) {
-                    throw .invalid("config.repositories[\(index)].\(unknown): unknown key")
-                }
-                do {
-                    try ModulePath.check(root)
-                } catch {
-                    throw .invalid("config.repositories[\(index)].root: \(error.message)")
-                }
-                guard !url.isEmpty, !url.hasPrefix("-") else { throw .invalid("config.repositories[\(index)].url: must be a git URL") }
-                rules.append(RepositoryRule(root: root, url: url))
+        for (index, (root, url)) in entries.enumerated() {
+            do {
+                try ModulePath.check(root)
+            } catch {
+                throw .invalid("config.repositories[\(index)].root: \(error.message)")
             }
-        }
-        var insecure = ""
-        if let value = object["insecureHosts"], !(value is NSNull) {
-            if let text = value as? String {
-                insecure = text
-            } else if let list = value as? [Any], list.allSatisfy({ $0 is String }) {
-                insecure = (list as! [String]).joined(separator: ",")
-            } else {
-                throw .invalid("config.insecureHosts: must be a list of host patterns (GOINSECURE syntax) or a comma-separated string")
-            }
-        }
-        var hostAddresses: [String: String] = [:]
-        if let value = object["hostAddresses"], !(value is NSNull) {
-            guard let map = value as? [String: Any], map.values.allSatisfy({ $0 is String }) else {
-                throw .invalid("config.hostAddresses: must be an object mapping a host to \"address:port\"")
-            }
-            hostAddresses = map as! [String: String]
+            guard !url.isEmpty, !url.hasPrefix("-") else { throw .invalid("config.repositories[\(index)].url: must be a git URL") }
+            rules.append(RepositoryRule(root: root, url: url))
         }
 
         let git = GitRunner(executable: try GitRunner.locate(configured: gitPath), networkTimeout: gitTimeout, localTimeout: gitTimeout)

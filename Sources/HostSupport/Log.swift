@@ -1,4 +1,5 @@
 import Glibc
+import JSON
 
 /// Structured event logs to stderr: logfmt by default, JSON on request. One line per event.
 /// Messages never carry credentials: callers pass URLs through `SumDBProxy.redacted`-style scrubbing.
@@ -52,24 +53,5 @@ package enum Log {
     }
 
     /// A JSON string literal; control characters escaped, so a line is always one line.
-    package static func jsonString(_ value: String) -> String {
-        var out = "\""
-        for scalar in value.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
+    package static func jsonString(_ value: String) -> String { JSONValue.quoted(value) }
 }

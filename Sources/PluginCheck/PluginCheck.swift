@@ -1,4 +1,5 @@
 import HostSupport
+import JSON
 import PluginHost
 import Foundation
 import GoModule
@@ -57,9 +58,14 @@ package enum PluginCheck {
             switch argument {
             case "--config":
                 let text = try value(argument)
-                guard (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any] else {
-                    throw UsageError("--config: not a JSON object: \(text)")
+                // The reader PluginKit's PluginConfig uses, so a config refused here is refused by create too.
+                let parsed: JSONValue
+                do {
+                    parsed = try JSONReader.parse(text)
+                } catch {
+                    throw UsageError("--config: not a JSON object (\(error)): \(text)")
                 }
+                guard case .object = parsed else { throw UsageError("--config: not a JSON object: \(text)") }
                 options.configJSON = text
             case "--module": options.module = try value(argument)
             case "--version": options.version = try value(argument)
@@ -167,7 +173,7 @@ package enum PluginCheck {
     /// What the report says of the config: its keys, never its values (a config may hold credentials, and the
     /// report is pasted into issues and CI logs).
     package static func configSummary(_ json: String) -> String {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
+        guard case .object(let object)? = try? JSONReader.parse(json) else {
             return "config given (not a JSON object)"
         }
         return object.isEmpty ? "config {}" : "config keys: " + object.keys.sorted().joined(separator: ", ") + " (values not shown)"

@@ -61,6 +61,6 @@ struct AthensCommandTests {
         #expect(bad.stderr.contains("unknown argument --bogus"))
         let version = try TestSupport.run(TestSupport.athens, ["--version"])
         #expect(version.status == 0)
-        #expect(version.stdout.contains("plugin ABI 1.0"))
+        #expect(version.stdout.contains("plugin ABI 1.1"))
     }
 }

@@ -112,7 +112,7 @@ final class DownloadProtocolTests {
         #expect(try get(port, "/example.com/lies/prefix/@v/v1.0.0.zip").status == 502)
         #expect(try get(port, "/healthz").status == 200)
         #expect(try get(port, "/readyz").status == 200)
-        #expect(try get(port, "/version").body.contains("\"pluginABI\":\"1.0\""))
+        #expect(try get(port, "/version").body.contains("\"pluginABI\":\"1.1\""))
         // The server survived every lie.
         #expect(try get(port, "/example.com/ok/b/@v/v1.0.0.info").status == 200)
     }

@@ -31,6 +31,22 @@ final class GitFetcherTests {
         (#"{"cacheDirectory": "/tmp/x", "gitTimeoutSeconds": 0}"#, "config.gitTimeoutSeconds"),
         (#"{"cacheDirectory": "/tmp/x", "gitPath": "/nonexistent/git"}"#, "config.gitPath"),
         (#"["not", "an", "object"]"#, "config"),
+        // Strict JSON (PluginKit's reader), and the shapes of the array and object keys, word for word.
+        (#"{"cacheDirectory": "/tmp/x", "cacheDirectory": "/tmp/y"}"#, #"config: not a JSON object (duplicate key "cacheDirectory" at byte 29)"#),
+        (#"{"cacheDirectory": "/tmp/x",}"#, "config: not a JSON object (expected a string key, found '}' at byte 28)"),
+        (#"{"cacheDirectory": "/tmp/\u0000x"}"#, "config.cacheDirectory: must not contain a NUL character"),
+        (#"{"cacheDirectory": "/tmp/x", "refreshSeconds": true}"#, "config.refreshSeconds: must be a non-negative number"),
+        (#"{"cacheDirectory": "/tmp/x", "repositories": {"root": "a"}}"#, #"config.repositories: must be a list of {"root", "url"} objects"#),
+        (#"{"cacheDirectory": "/tmp/x", "repositories": [7]}"#, #"config.repositories[0]: must be an object with string "root" and "url""#),
+        (#"{"cacheDirectory": "/tmp/x", "repositories": [{"root": "corp.example/a", "url": 1}]}"#,
+         #"config.repositories[0]: must be an object with string "root" and "url""#),
+        (#"{"cacheDirectory": "/tmp/x", "repositories": [{"root": "corp.example/a", "url": "file:///x"}, {"root": "corp.example/b", "url": "file:///y", "ref": {}}]}"#,
+         "config.repositories[1].ref: unknown key"),
+        (#"{"cacheDirectory": "/tmp/x", "insecureHosts": ["a", 1]}"#,
+         "config.insecureHosts: must be a list of host patterns (GOINSECURE syntax) or a comma-separated string"),
+        (#"{"cacheDirectory": "/tmp/x", "hostAddresses": {"a": "127.0.0.1:1", "b": 2}}"#,
+         #"config.hostAddresses: must be an object mapping a host to "address:port""#),
+        (#"{"cacheDirectory": "/tmp/x", "hostAddresses": "a=b"}"#, #"config.hostAddresses: must be an object mapping a host to "address:port""#),
     ]
 
     @Test("a bad config is refused as invalid, naming the key", arguments: badConfigs)

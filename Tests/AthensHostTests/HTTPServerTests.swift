@@ -113,6 +113,8 @@ struct HTTPServerTests {
         #expect(r.headers["content-type"]?.hasPrefix("text/plain") == true)
         #expect(r.headers["connection"] == "close")
         if status == 405 { #expect(r.headers["allow"] == "GET, HEAD") }
+        // A head that does not parse still gets a generated id (from the loop's one RequestIDSource).
+        #expect(r.headers["athens-request-id"].map { !$0.isEmpty && $0.contains("-") } == true, "\(r.headers)")
         #expect(c.isClosed())
     }
 
@@ -155,7 +157,7 @@ struct HTTPServerTests {
 
     @Test("a port in use is a clear start-up error")
     func portInUse() throws {
-        // SO_REUSEPORT lets athens processes share a port only with the same user; a plain listener blocks it.
+        // athens sets no SO_REUSEPORT (Listener.swift): a port another socket listens on is refused.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { Glibc.close(fd) }
         var address = sockaddr_in()
@@ -170,5 +172,26 @@ struct HTTPServerTests {
         let server = HTTPServer(settings: settings, handler: TableHandler(blobPath: ""))
         let error = #expect(throws: ServerError.self) { try server.bind() }
         #expect(error?.description.contains("Address already in use") == true)
+        // Nor can a second athens server share a running one's port.
+        var second = ServerSettings()
+        second.listen = "127.0.0.1:\(Self.server.port)"
+        let error2 = #expect(throws: ServerError.self) { try HTTPServer(settings: second, handler: TableHandler(blobPath: "")).bind() }
+        #expect(error2?.description.contains("Address already in use") == true)
+    }
+
+    @Test("request ids: the client's when sane, else generated, one counter for both")
+    func requestIDSource() {
+        var source = RequestIDSource(prefix: "ab")
+        #expect(source.next().description == "ab-1")
+        func request(_ id: String?) -> Request {
+            Request(method: .get, target: "/", minorVersion: 1, headers: id.map { [("athens-request-id", $0)] } ?? [], keepAlive: true)
+        }
+        #expect(source.id(for: request("trace-42.a:b_c")).description == "trace-42.a:b_c")
+        for bad in ["", "has space", "new\nline", String(repeating: "x", count: 129), "ü"] {
+            #expect(source.id(for: request(bad)).given == nil, "\(bad.debugDescription) accepted")
+        }
+        #expect(source.id(for: request(String(repeating: "x", count: 128))).given != nil)
+        #expect(source.id(for: request(nil)).description == "ab-9", "every request advances the counter")
+        #expect(RequestIDSource().prefix != RequestIDSource().prefix, "random per source")
     }
 }

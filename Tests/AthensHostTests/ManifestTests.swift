@@ -64,6 +64,21 @@ struct ManifestTests {
         (#"{"server": {"idleTimeoutSeconds": -1}}"#, "manifest.server.idleTimeoutSeconds: must be more than 0"),
         (#"{"server": {"bogus": 1}}"#, "manifest.server.bogus: unknown key"),
         (#"{"logLevel": "loud"}"#, "logLevel: must be debug, info or error"),
+        // The JSON reader's refusals carry its reason and offset; the other errors still name the key.
+        (#"{"listen": "a", "listen": "b"}"#, #"manifest: not valid JSON (duplicate key "listen" at byte 16)"#),
+        (#"{"listen": "a",}"#, "manifest: not valid JSON (expected a string key, found '}' at byte 15)"),
+        ("{\"listen\": \"a\"} // note", "manifest: not valid JSON (data after the JSON value at byte 16)"),
+        (#"{"storage": {"plugin": "M", "config": {"a": 1, "a": 2}}}"#, #"manifest: not valid JSON (duplicate key "a""#),
+        (#"{"storage": {"plugin": "M", "config": "#+String(repeating: "[", count: 70)+"}}",
+         "manifest: not valid JSON (nested deeper than 64 levels"),
+        (#"{"stash": {"wrappers": [{"type": "pool", "size": 3}]}}"#, "manifest.stash.wrappers[0].size: unknown key"),
+        (#"{"fetchers": [{"name": "a", "plugin": "P", "conf": {}}]}"#, "fetchers[0].conf: unknown key"),
+        (#"{"download": {"workers": 99999999999999999999999}}"#, "manifest.download.workers: must be an integer from 1 to 4096"),
+        (#"{"download": {"workers": "8"}}"#, "manifest.download.workers: must be a number"),
+        (#"{"server": {"idleTimeoutSeconds": 1e999}}"#, "manifest.server.idleTimeoutSeconds: must be more than 0 and at most 86400"),
+        (#"{"accessLog": 1}"#, "manifest.accessLog: must be true or false"),
+        (#"{"basicAuth": {"user": "u", "password": "p", "realm": "r"}}"#, "manifest.basicAuth.realm: unknown key"),
+        (#"{"server": {"thr\neads": 1}}"#, #"manifest.server."thr\neads": unknown key"#),
     ])
     func bad(json: String, message: String) {
         let error = #expect(throws: ManifestError.self) { _ = try Self.parse(json) }
@@ -86,5 +101,40 @@ struct ManifestTests {
         #expect(manifest.storage.configJSON.contains("/data"))
         #expect(throws: ManifestError.self) { try manifest.applyEnvironment(["ATHENS_PORT": "http"]) }
         #expect(throws: ManifestError.self) { try manifest.applyEnvironment(["ATHENS_PROTOCOL_WORKERS": "0"]) }
+    }
+
+    @Test("bytes that are not UTF-8 are refused with their offset")
+    func notUTF8() {
+        for bytes in [Array(#"{"listen": ""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8), [0xFF, 0xFE] + Array("{}".utf8),
+                      Array("{}".utf8) + [0]] {
+            let error = #expect(throws: ManifestError.self) { _ = try Manifest.parse(bytes, pluginDirectory: "/p") }
+            #expect(error?.description.hasPrefix("manifest: not valid JSON (") == true, "got \(error?.description ?? "nothing")")
+            #expect(error?.description.contains("at byte") == true)
+        }
+    }
+
+    @Test("a plugin's config is handed on whole: nested arrays and objects, exact numbers, escapes, sorted keys")
+    func configHandedOn() throws {
+        let manifest = try Self.parse(#"""
+        {"fetchers": [{"name": "f", "plugin": "P", "config": {"url": "http://x/", "nested": {"list": [1, "a", null, true, 2.50],
+         "big": 12345678901234567890123}, "s": "a\u0000b\"c\u00e9"}}]}
+        """#)
+        let config = manifest.fetchers[0].use.configJSON
+        #expect(config == #"{"nested":{"big":12345678901234567890123,"list":[1,"a",null,true,2.50]},"s":"a\u0000b\"cé","url":"http://x/"}"#)
+        // NUL stays escaped, so the text crosses the ABI as a C string whole.
+        #expect(!config.utf8.contains(0))
+        // The upstream URL goes into a ProxyFetcher's config, keeping its other keys.
+        var proxied = try Self.parse(#"{"fetchers": [{"name": "u", "plugin": "ProxyFetcher", "config": {"url": "a", "timeoutSeconds": 5}}]}"#)
+        try proxied.applyEnvironment(["ATHENS_UPSTREAM_URL": "http://127.0.0.1:1"])
+        #expect(proxied.fetchers[0].use.configJSON == #"{"timeoutSeconds":5,"url":"http://127.0.0.1:1"}"#)
+        try proxied.applyEnvironment(["ATHENS_STORAGE_TYPE": "disk", "ATHENS_DISK_STORAGE_ROOT": "/data/\"q\""])
+        #expect(proxied.storage.configJSON == #"{"root":"/data/\"q\""}"#)
+    }
+
+    @Test("a 1 MiB value is read whole")
+    func bigValue() throws {
+        let patterns = String(repeating: "a", count: 1 << 20)
+        let manifest = try Self.parse(#"{"noSumPatterns": ""#+patterns+#""}"#)
+        #expect(manifest.noSumPatterns == patterns)
     }
 }

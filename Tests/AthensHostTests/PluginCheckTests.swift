@@ -451,6 +451,8 @@ struct PluginCheckTests {
         (["a.so", "--config"], "--config needs a value"),
         (["a.so", "--config", "[1]"], "not a JSON object"),
         (["a.so", "--config", "{"], "not a JSON object"),
+        (["a.so", "--config", #"{"a": 1, "a": 2}"#], #"not a JSON object (duplicate key "a" at byte 9)"#),
+        (["a.so", "--config", #"{"a": 1,}"#], "not a JSON object (expected a string key"),
         (["a.so", "--module", "example.com/m"], "--module and --version go together"),
         (["a.so", "--version", "v1.0.0"], "--module and --version go together"),
         (["a.so", "--module", "Example Com", "--version", "v1.0.0"], "--module/--version"),
@@ -464,6 +466,14 @@ struct PluginCheckTests {
     func usageErrors(arguments: [String], message: String) throws {
         let error = #expect(throws: PluginCheck.UsageError.self) { _ = try PluginCheck.parse(arguments) }
         #expect(error?.description.contains(message) == true, "got: \(error?.description ?? "")")
+    }
+
+    @Test("the report names a config's keys, never its values")
+    func configSummary() {
+        #expect(PluginCheck.configSummary(#"{"secretAccessKey": "s3cr3t", "bucket": {"x": 1}}"#) == "config keys: bucket, secretAccessKey (values not shown)")
+        #expect(PluginCheck.configSummary("{}") == "config {}")
+        #expect(PluginCheck.configSummary(#"{"a": 1,}"#) == "config given (not a JSON object)")
+        #expect(PluginCheck.configSummary("[1]") == "config given (not a JSON object)")
     }
 
     @Test("a usage error exits 2 and prints the usage on stderr")

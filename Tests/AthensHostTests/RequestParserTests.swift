@@ -146,3 +146,82 @@ struct RequestParserTests {
         }
     }
 }
+
+/// The parser is incremental: fed the same bytes in pieces, it gives the one-shot verdict, and it never
+/// scans what it has already scanned.
+@Suite("HTTP request parser, incremental")
+struct IncrementalParserTests {
+    /// Feeds `bytes` to one parser in pieces of the sizes `next` gives, as a connection does; stops at the
+    /// first verdict that is not `.incomplete`.
+    static func fed(_ bytes: [UInt8], limits: RequestLimits, parser: inout RequestParser, next: () -> Int) -> ParseResult {
+        var given = 0
+        repeat {
+            given = min(bytes.count, given + max(1, next()))
+            let result = bytes.withUnsafeBytes { parser.parse(UnsafeRawBufferPointer(rebasing: $0[0..<given]), limits: limits) }
+            if case .incomplete = result { continue }
+            return result
+        } while given < bytes.count
+        return .incomplete
+    }
+
+    /// A head at the default limits: a request line of `maxRequestLine` bytes and a header section just under
+    /// `maxHeaderBytes` (about 23 KiB in all), as in the quadratic-cost report.
+    static func maximalHead(_ limits: RequestLimits) -> [UInt8] {
+        let line = "GET /" + String(repeating: "a", count: limits.maxRequestLine - "GET / HTTP/1.1".count) + " HTTP/1.1\r\n"
+        var fields = "Host: x\r\n"
+        let field = "X-Filler: " + String(repeating: "b", count: 200) + "\r\n"
+        while fields.utf8.count + field.utf8.count < limits.maxHeaderBytes - 2 && fields.utf8.filter({ $0 == 0x0A }).count < limits.maxHeaderCount {
+            fields += field
+        }
+        return Array((line + fields + "\r\n").utf8)
+    }
+
+    @Test("a maximal head fed a byte at a time parses as in one go, scanning each byte a bounded number of times")
+    func byteAtATimeIsLinear() throws {
+        let limits = RequestLimits()
+        let head = Self.maximalHead(limits)
+        #expect(head.count > 20_000)
+        var parser = RequestParser()
+        let result = Self.fed(head, limits: limits, parser: &parser) { 1 }
+        let oneShot = head.withUnsafeBytes { RequestParser.parse($0, limits: limits) }
+        guard case .request(_, let consumed) = result else { Issue.record("not parsed: \("\(result)")"); return }
+        #expect(consumed == head.count)
+        #expect("\(result)" == "\(oneShot)")
+        // Restarting the scan on every byte would be ~head² / 2 (≈ 270 M) bytes; the scan and the parsing pass are 2×.
+        #expect(parser.scannedBytes <= 3 * head.count, "\(parser.scannedBytes) bytes scanned for a \(head.count)-byte head")
+        // It starts afresh for the next request on the connection.
+        let next = Array("GET /next HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        guard case let .request(again, _) = Self.fed(next, limits: limits, parser: &parser, next: { 1 }) else { Issue.record("second request"); return }
+        #expect(again.target == "/next")
+    }
+
+    @Test("random inputs in random pieces get the one-shot verdict")
+    func randomPieces() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func random() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
+        let alphabet = Array("GET /HTTP1.:\r\n \t\0Hostx%!@vConnection,close".utf8)
+        let tiny = RequestLimits(maxRequestLine: 32, maxHeaderBytes: 64, maxHeaderCount: 3)
+        var requests = 0
+        for round in 0..<3000 {
+            let limits = round % 2 == 0 ? RequestParserTests.limits : tiny
+            var bytes: [UInt8]
+            if round % 3 == 0 {
+                // Mostly well-formed, so successes are common too.
+                bytes = Array("\r\nGET /m/@v/v1.0.0.info?x=\(round) HTTP/1.\(round % 2)\r\nHost: x\r\nConnection: keep-alive\r\nX: \(round)\r\n\r\nGET".utf8)
+                if round % 5 == 0 { bytes[Int(random() % UInt64(bytes.count))] = alphabet[Int(random() % UInt64(alphabet.count))] }
+            } else {
+                bytes = (0..<Int(random() % 400)).map { _ in
+                    let r = random()
+                    return r % 4 == 0 ? UInt8(truncatingIfNeeded: r >> 8) : alphabet[Int(r >> 16) % alphabet.count]
+                }
+            }
+            var parser = RequestParser()
+            let pieces = Self.fed(bytes, limits: limits, parser: &parser) { Int(random() % 9) }
+            let oneShot = bytes.withUnsafeBytes { RequestParser.parse($0, limits: limits) }
+            #expect("\(pieces)" == "\(oneShot)", "\(bytes)")
+            #expect(parser.scannedBytes <= 2 * bytes.count + 8, "\(parser.scannedBytes) bytes scanned for \(bytes.count)")
+            if case .request = pieces { requests += 1 }
+        }
+        #expect(requests > 300, "the inputs reach the request case")
+    }
+}

@@ -1,5 +1,5 @@
-// Fuzz target: the config manifest (Sources/AthensHost/Config/Manifest.swift): `Manifest.parse` and
-// `applyEnvironment`.
+// Fuzz target: the config manifest (Sources/RequestPath/Config/Manifest.swift, read with Sources/JSON):
+// `Manifest.parse` and `applyEnvironment`.
 //
 // Input: JSON text, then optionally a NUL byte and environment lines separated by "\n"; a line's first byte picks
 // the variable ("0" the first of the list below, "1" the second… modulo its length), the rest is its value.
@@ -8,6 +8,7 @@
 // are JSON objects, the cross-key checks pass, and parsing is deterministic; after the environment, that
 // ATHENS_PORT ends up in a listen address `HTTPServer.parseListen` reads back, and the other overrides stay in range.
 import Foundation
+import JSON
 @testable import HostSupport
 @testable import PluginHost
 @testable import RequestPath
@@ -18,8 +19,10 @@ private let environmentNames = [
     "ATHENS_BASIC_AUTH_PASS", "BASIC_AUTH_PASS", "ATHENS_LOG_FORMAT", "ATHENS_SHUTDOWN_TIMEOUT",
 ]
 
+/// Foundation's reader as an independent judge, and ours, which PluginKit's PluginConfig reads the text with.
 private func isJSONObject(_ text: String) -> Bool {
-    (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any]
+    guard case .object? = try? JSONReader.parse(text) else { return false }
+    return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any]
 }
 
 private func checkRanges(_ m: Manifest, _ context: String) {

@@ -1,7 +1,9 @@
-// Fuzz target: the HTTP request-head parser (Sources/AthensHost/HTTP/RequestParser.swift).
+// Fuzz target: the HTTP request-head parser (Sources/RequestPath/HTTP/RequestParser.swift).
 //
-// Input: byte 0 picks the limits (even: the server's defaults, odd: tiny limits, so the 414/431 edges are
-// reachable by short inputs); the rest is what a client sent. Besides "never traps", checks:
+// Input: byte 0 picks the limits (bit 0 even: the server's defaults, odd: tiny limits, so the 414/431 edges are
+// reachable by short inputs) and, with its other bits, the sizes of the pieces the bytes arrive in; the rest is
+// what a client sent. Besides "never traps", checks: fed in those pieces to one parser (as a connection feeds
+// it), the verdict is the one-shot verdict and no byte is scanned more than twice (the parser is incremental);
 // a request consumed at most the buffer, ends on LF, has a target starting with "/" in visible ASCII,
 // parses the same from its own bytes alone, and is incomplete from any shorter prefix; a failure has a
 // status in the documented set; an incomplete head is within the limits (the server never buffers more).
@@ -18,14 +20,33 @@ private func parse(_ bytes: ArraySlice<UInt8>, _ limits: RequestLimits) -> Parse
     bytes.withUnsafeBytes { RequestParser.parse($0, limits: limits) }
 }
 
+/// Feeds `bytes` to one parser in pieces of 1 to 16 bytes, sizes drawn from `seed`; stops at the first verdict.
+private func parseInPieces(_ bytes: ArraySlice<UInt8>, _ limits: RequestLimits, seed: UInt8) -> (ParseResult, scanned: Int) {
+    var parser = RequestParser()
+    var state = UInt32(seed) &* 2_654_435_761 | 1
+    var given = 0
+    while true {
+        state ^= state << 13; state ^= state >> 17; state ^= state << 5
+        given = min(bytes.count, given + 1 + Int(state % 16))
+        let result = bytes.withUnsafeBytes { parser.parse(UnsafeRawBufferPointer(rebasing: $0[0..<given]), limits: limits) }
+        if case .incomplete = result, given < bytes.count { continue }
+        return (result, parser.scannedBytes)
+    }
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size > 0 else { return 0 }
     let limits = data[0] & 1 == 0 ? RequestLimits() : tinyLimits
     let buffer = inputBytes(data, size)[1...]
     let count = buffer.count
+    let oneShot = parse(buffer, limits)
 
-    switch parse(buffer, limits) {
+    let (pieces, scanned) = parseInPieces(buffer, limits, seed: data[0] >> 1)
+    require("\(pieces)" == "\(oneShot)", "in pieces: \(pieces); at once: \(oneShot)")
+    require(scanned <= 2 * count, "\(scanned) bytes scanned for \(count) fed in pieces")
+
+    switch oneShot {
     case .incomplete:
         // Worst case: 8 leading empty lines, a full request line and its LF, a full header section and CRLF.
         require(count <= limits.maxRequestLine + limits.maxHeaderBytes + 11,

@@ -1,4 +1,5 @@
 import HostSupport
+import JSON
 import PluginHost
 import Foundation
 
@@ -90,7 +91,12 @@ package struct Manifest {
 
     /// Parses manifest JSON text over the defaults. Unknown keys and wrong types are errors naming the key.
     package static func parse(_ text: [UInt8], pluginDirectory: String) throws(ManifestError) -> Manifest {
-        guard let root = (try? JSONSerialization.jsonObject(with: Data(text))) else { throw ManifestError("manifest: not valid JSON") }
+        let root: JSONValue
+        do {
+            root = try JSONReader.parse(text)
+        } catch {
+            throw ManifestError("manifest: not valid JSON (\(error))")
+        }
         var manifest = defaultManifest(pluginDirectory: pluginDirectory)
         let object = try Object(root, path: "manifest")
         if let v = try object.string("listen") { manifest.listen = v }
@@ -259,14 +265,8 @@ package struct Manifest {
 
     private static func pluginUse(_ object: Object) throws(ManifestError) -> PluginUse {
         guard let plugin = try object.string("plugin"), !plugin.isEmpty else { throw ManifestError("\(object.path).plugin: required") }
-        var configJSON = "{}"
-        if let config = try object.object("config") {
-            guard let data = try? JSONSerialization.data(withJSONObject: config.dictionary, options: [.sortedKeys]) else {
-                throw ManifestError("\(object.path).config: cannot be serialized")
-            }
-            configJSON = String(decoding: data, as: UTF8.self)
-        }
-        return PluginUse(plugin: plugin, configJSON: configJSON)
+        let config = try object.rawObject("config") ?? JSONObject()
+        return PluginUse(plugin: plugin, configJSON: JSONValue.object(config).text(sortingKeys: true))
     }
 
     /// Applies the environment overrides (named like Athens' where Athens has the knob).
@@ -288,15 +288,16 @@ package struct Manifest {
         }
         if let root = env["ATHENS_DISK_STORAGE_ROOT"], !root.isEmpty {
             guard storage.plugin == "FileStorage" else { throw ManifestError("ATHENS_DISK_STORAGE_ROOT: storage is \(storage.plugin), not FileStorage") }
-            storage.configJSON = Self.json(["root": root])
+            storage.configJSON = JSONValue.object(JSONObject([("root", .string(root))])).text()
         }
         if let url = env["ATHENS_UPSTREAM_URL"], !url.isEmpty {
             guard let index = fetchers.firstIndex(where: { $0.use.plugin == "ProxyFetcher" }) else {
                 throw ManifestError("ATHENS_UPSTREAM_URL: no ProxyFetcher in fetchers")
             }
-            var config = (try? JSONSerialization.jsonObject(with: Data(fetchers[index].use.configJSON.utf8))) as? [String: Any] ?? [:]
-            config["url"] = url
-            fetchers[index].use.configJSON = Self.json(config)
+            var config = JSONObject()
+            if case .object(let object)? = try? JSONReader.parse(fetchers[index].use.configJSON) { config = object }
+            config["url"] = .string(url)
+            fetchers[index].use.configJSON = JSONValue.object(config).text(sortingKeys: true)
         }
         if let workers = env["ATHENS_PROTOCOL_WORKERS"], !workers.isEmpty {
             guard let n = Int(workers), n >= 1, n <= 4096 else { throw ManifestError("ATHENS_PROTOCOL_WORKERS: must be 1…4096") }
@@ -322,84 +323,29 @@ package struct Manifest {
         }
     }
 
-    private static func json(_ object: [String: Any]) -> String {
-        (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-    }
-
     /// Path of a plugin's shared library: a name is looked up in `pluginDirectory` as lib<Name>.so.
     package func libraryPath(for plugin: String) -> String {
         plugin.contains("/") || plugin.hasSuffix(".so") ? plugin : pluginDirectory + "/lib" + plugin + ".so"
     }
 }
 
-/// A JSON object being read key by key; `finish` refuses keys nobody read.
-private final class Object {
-    let dictionary: [String: Any]
-    let path: String
-    private var read = Set<String>()
+/// A manifest object being read key by key (JSONFields), its errors manifest errors.
+private typealias Object = JSONFields<ManifestError>
 
-    init(_ value: Any, path: String) throws(ManifestError) {
-        guard let dictionary = value as? [String: Any] else { throw ManifestError("\(path): must be an object") }
-        self.dictionary = dictionary
-        self.path = path
-    }
-
-    private func value(_ key: String) -> Any? {
-        read.insert(key)
-        guard let value = dictionary[key], !(value is NSNull) else { return nil }
-        return value
-    }
-
-    func string(_ key: String) throws(ManifestError) -> String? {
-        guard let value = value(key) else { return nil }
-        guard let string = value as? String else { throw ManifestError("\(path).\(key): must be a string") }
-        return string
-    }
-
-    func bool(_ key: String) throws(ManifestError) -> Bool? {
-        guard let value = value(key) else { return nil }
-        guard let number = value as? NSNumber, String(cString: number.objCType) == "c" else { throw ManifestError("\(path).\(key): must be true or false") }
-        return number.boolValue
-    }
-
-    func object(_ key: String) throws(ManifestError) -> Object? {
-        guard let value = value(key) else { return nil }
-        return try Object(value, path: "\(path).\(key)")
-    }
-
-    func array(_ key: String) throws(ManifestError) -> [Any]? {
-        guard let value = value(key) else { return nil }
-        guard let array = value as? [Any] else { throw ManifestError("\(path).\(key): must be an array") }
-        return array
-    }
-
-    private func number(_ key: String) throws(ManifestError) -> Double? {
-        guard let value = value(key) else { return nil }
-        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else {
-            throw ManifestError("\(path).\(key): must be a number")
-        }
-        return number.doubleValue
+private extension JSONFields where Failure == ManifestError {
+    convenience init(_ value: JSONValue, path: String) throws(ManifestError) {
+        try self.init(value, path: path) { ManifestError($0) }
     }
 
     func int(_ key: String, min: Int, max: Int) throws(ManifestError) -> Int? {
-        guard let number = try number(key) else { return nil }
-        guard number == number.rounded(), number >= Double(min), number <= Double(max) else {
-            throw ManifestError("\(path).\(key): must be an integer from \(min) to \(max)")
-        }
-        return Int(number)
+        try integer(key, in: min...max)
     }
 
     func seconds(_ key: String, allowZero: Bool = false) throws(ManifestError) -> Double? {
-        guard let number = try number(key) else { return nil }
+        guard let number = try number(key)?.double else { return nil }
         guard number > 0 || (allowZero && number == 0), number <= 86400 else {
-            throw ManifestError("\(path).\(key): must be \(allowZero ? "at least" : "more than") 0 and at most 86400")
+            throw error(key, "must be \(allowZero ? "at least" : "more than") 0 and at most 86400")
         }
         return number
-    }
-
-    func finish() throws(ManifestError) {
-        if let unknown = dictionary.keys.sorted().first(where: { !read.contains($0) }) {
-            throw ManifestError("\(path).\(unknown): unknown key")
-        }
     }
 }

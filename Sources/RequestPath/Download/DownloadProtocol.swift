@@ -93,11 +93,15 @@ package final class DownloadProtocol: @unchecked Sendable {
     /// the pool, which looks in storage again first (stored while the request queued?); on a pool thread (the
     /// breaker sent the request there) it is fetched in place.
     private func serveFile(module: String, version: String, artifact: Artifact, route: Route, responder: Responder, onLoop: Bool) {
-        let found = breaker.timed(storage: storage.name) { hit(module: module, version: version, artifact: artifact) }
+        let found = breaker.timed(storage: storage.name) { hit(module: module, version: version, artifact: artifact, onLoop: onLoop) }
         switch found {
         case var .success(response):
             response.cacheResult = "hit"
             return responder.respond(response)
+        case let .failure(error) where error == Self.readOffTheLoop:
+            return runOnPool(answering: responder) {
+                self.serveFile(module: module, version: version, artifact: artifact, route: route, responder: responder, onLoop: false)
+            }
         case let .failure(error) where error.status != 404:
             return responder.respond(error.response)
         case .failure:

@@ -6,8 +6,10 @@ import GoModule
 /// fetched and stored on a sync miss. DownloadProtocol.swift decides between these.
 extension DownloadProtocol {
     /// The stored file as a response, or the failure (404 when not stored). Small files are served from
-    /// memory after their first read.
-    func hit(module: String, version: String, artifact: Artifact) -> Result<Response, DownloadError> {
+    /// memory after their first read. `onLoop`: called on the event loop, where a stream blob's `read` must not
+    /// run (it may block for long): a small stream, which must be read whole before its status is known, then
+    /// fails with `readOffTheLoop` and the caller asks again from the pool.
+    func hit(module: String, version: String, artifact: Artifact, onLoop: Bool = false) -> Result<Response, DownloadError> {
         let key = DownloadRequest.cacheKey(module: module, version: version, artifact: artifact)
         if let bytes = cache.get(key) {
             return .success(Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes)))
@@ -15,6 +17,7 @@ extension DownloadProtocol {
         do {
             let blob = try storage.open(module: module, version: version, artifact: artifact)
             if blob.size <= UInt64(cache.maxFileBytes) {
+                if onLoop, case .stream = blob.shape { return .failure(Self.readOffTheLoop) }
                 // A small file that cannot be read whole is broken: serving the blob would send a 200 cut short.
                 guard let bytes = blob.readAll(limit: UInt64(cache.maxFileBytes)) else {
                     return .failure(DownloadError(PluginError(code: .contractViolation, plugin: storage.name, operation: "storage.open",
@@ -29,6 +32,9 @@ extension DownloadProtocol {
             return .failure(DownloadError(error, module: module, version: version))
         }
     }
+
+    /// `hit`'s answer on the event loop for a small stream blob: not an HTTP answer, a request to ask again off the loop.
+    static let readOffTheLoop = DownloadError(status: 0, message: "a small stream blob is read whole off the event loop")
 
     /// Fetches and stores the version, then serves the file from storage (blocking: on the pool).
     func fetchAndServe(module: String, version: String, artifact: Artifact) throws(DownloadError) -> Response {

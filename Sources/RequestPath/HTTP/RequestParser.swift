@@ -57,51 +57,165 @@ package enum ParseResult {
     case failure(status: Int, reason: String, allow: Bool = false)
 }
 
-/// Strict HTTP/1.x request-head parser: pure, allocation-light, never traps on any input (fuzzed).
+extension ParseResult: CustomStringConvertible {
+    /// The whole verdict as text (tests and the fuzz target compare two parses with it).
+    package var description: String {
+        switch self {
+        case .incomplete: "incomplete"
+        case let .failure(status, reason, allow): "failure \(status) \(reason)\(allow ? " (Allow)" : "")"
+        case let .request(r, consumed):
+            "request \(r.method) \(r.target) HTTP/1.\(r.minorVersion) keepAlive=\(r.keepAlive) consumed=\(consumed) "
+                + r.headers.map { "\($0.name)=\($0.value)" }.joined(separator: "|")
+        }
+    }
+}
+
+/// Strict HTTP/1.x request-head parser: allocation-light, never traps on any input (fuzzed), incremental.
 ///
 /// Accepts CRLF or bare LF line ends (as nginx and Go do) but never a bare CR; refuses obsolete line
 /// folding, bodies (Content-Length > 0 or any Transfer-Encoding), missing or repeated Host on HTTP/1.1,
 /// and anything but GET and HEAD.
-package enum RequestParser {
-    package static func parse(_ buffer: UnsafeRawBufferPointer, limits: RequestLimits) -> ParseResult {
-        let count = buffer.count
-        // Request line. Leading empty lines are tolerated (RFC 9112 §2.2).
-        var start = 0
-        while start < count, buffer[start] == 0x0D || buffer[start] == 0x0A {
-            if start >= 8 { return .failure(status: 400, reason: "empty lines before request") }
-            start += 1
-        }
-        guard let lineEnd = findLF(buffer, from: start, limit: start + limits.maxRequestLine + 2) else {
-            return count - start > limits.maxRequestLine + 1
-                ? .failure(status: 414, reason: "request line too long")
-                : .incomplete
-        }
-        let line = trimCR(buffer, start, lineEnd)
-        guard let lineRange = line else { return .failure(status: 400, reason: "bare CR in request line") }
-        if lineRange.upperBound - lineRange.lowerBound > limits.maxRequestLine {
-            return .failure(status: 414, reason: "request line too long")
-        }
+///
+/// A connection keeps one parser and calls `parse` with the bytes of the request so far each time more
+/// arrive (the same bytes, extended; moving them in memory is fine). The parser remembers how far it has
+/// scanned for the end of the head, so a head sent a byte at a time costs a linear scan, not a quadratic
+/// one. Once complete, the head is parsed in one more pass. After a `.request` or a `.failure` the parser
+/// starts afresh for the next request.
+package struct RequestParser {
+    /// Where the scan for the end of the head stands.
+    private enum Phase: UInt8 { case leadingLines, requestLine, headerLines }
 
-        // Find the end of the header section before parsing it, so limits apply to unfinished heads too.
-        // Only counted here (no array of field ranges: the hit path allocates nothing); parsed below.
-        var cursor = lineEnd + 1
-        var fieldCount = 0
-        let headerStart = cursor
+    /// Bytes the line searches examined so far, over every request: the end-of-head scan (resumed where it
+    /// stopped) and the parsing pass's one search per line. The evidence that the work is linear in the
+    /// bytes received however they are split (each later check reads one line once).
+    package private(set) var scannedBytes = 0
+    private var phase = Phase.leadingLines
+    /// First byte of the request line (after tolerated leading empty lines).
+    private var lineStart = 0
+    /// Where the next search for LF begins.
+    private var scanFrom = 0
+    /// First CR seen in the line being scanned, or -1: a CR anywhere but just before the LF is refused.
+    private var firstCR = -1
+    /// The request line without its line end, and the position of its LF.
+    private var requestLine = 0..<0
+    private var requestLineEnd = 0
+    /// Start of the header line being scanned.
+    private var fieldStart = 0
+    private var fieldCount = 0
+
+    package init() {}
+
+    /// Parses `buffer` in one go (tests, the router's fuzz target).
+    package static func parse(_ buffer: UnsafeRawBufferPointer, limits: RequestLimits) -> ParseResult {
+        var parser = RequestParser()
+        return parser.parse(buffer, limits: limits)
+    }
+
+    /// Continues with `buffer`: the bytes of this request from its first byte, at least those seen before.
+    package mutating func parse(_ buffer: UnsafeRawBufferPointer, limits: RequestLimits) -> ParseResult {
+        // Not a continuation of what was scanned (the caller started over): scan from the start.
+        if buffer.count < scanFrom { restart() }
+        let result = scanHead(buffer, limits: limits)
+        if case .incomplete = result { return result }
+        restart()
+        return result
+    }
+
+    private mutating func restart() {
+        let scanned = scannedBytes
+        self = RequestParser()
+        scannedBytes = scanned
+    }
+
+    /// Finds the end of the head from where the last call stopped, enforcing the limits on the way (so they
+    /// apply to unfinished heads too), then parses the complete head. Only counted, not recorded (no array
+    /// of field ranges: the hit path allocates nothing here).
+    private mutating func scanHead(_ buffer: UnsafeRawBufferPointer, limits: RequestLimits) -> ParseResult {
+        let count = buffer.count
+        if phase == .leadingLines {
+            // Leading empty lines are tolerated (RFC 9112 §2.2).
+            var start = scanFrom
+            while start < count, buffer[start] == 0x0D || buffer[start] == 0x0A {
+                if start >= 8 { return .failure(status: 400, reason: "empty lines before request") }
+                start += 1
+            }
+            scannedBytes += start - scanFrom
+            scanFrom = start
+            lineStart = start
+            if start == count { return .incomplete }
+            phase = .requestLine
+        }
+        if phase == .requestLine {
+            guard let line = findLineEnd(buffer, limit: lineStart + limits.maxRequestLine + 2) else {
+                return count - lineStart > limits.maxRequestLine + 1
+                    ? .failure(status: 414, reason: "request line too long")
+                    : .incomplete
+            }
+            guard let contentEnd = line.contentEnd else { return .failure(status: 400, reason: "bare CR in request line") }
+            if contentEnd - lineStart > limits.maxRequestLine {
+                return .failure(status: 414, reason: "request line too long")
+            }
+            requestLine = lineStart..<contentEnd
+            requestLineEnd = line.lf
+            fieldStart = line.lf + 1
+            phase = .headerLines
+        }
+        let headerStart = requestLineEnd + 1
         while true {
-            let limit = headerStart + limits.maxHeaderBytes + 2
-            guard let end = findLF(buffer, from: cursor, limit: limit) else {
+            guard let line = findLineEnd(buffer, limit: headerStart + limits.maxHeaderBytes + 2) else {
                 return count - headerStart > limits.maxHeaderBytes + 1
                     ? .failure(status: 431, reason: "header section too large")
                     : .incomplete
             }
-            guard let field = trimCR(buffer, cursor, end) else { return .failure(status: 400, reason: "bare CR in header") }
-            cursor = end + 1
-            if field.isEmpty { break }
+            guard let contentEnd = line.contentEnd else { return .failure(status: 400, reason: "bare CR in header") }
+            let end = line.lf
+            let empty = contentEnd == fieldStart
+            fieldStart = end + 1
+            if empty { break }
             if end - headerStart > limits.maxHeaderBytes { return .failure(status: 431, reason: "header section too large") }
             fieldCount += 1
             if fieldCount > limits.maxHeaderCount { return .failure(status: 431, reason: "too many header fields") }
         }
+        return Self.parseHead(buffer, lineRange: requestLine, lineEnd: requestLineEnd, headEnd: fieldStart, fieldCount: fieldCount,
+                              scannedBytes: &scannedBytes)
+    }
 
+    /// One line found by `findLineEnd`.
+    private struct Line {
+        /// Position of the LF.
+        var lf: Int
+        /// The line's content ends here: before a final CR, else at the LF; nil when a CR is anywhere else.
+        var contentEnd: Int?
+    }
+
+    /// Searches for the LF ending the current line, from `scanFrom` up to `limit`; remembers where it
+    /// stopped and the line's first CR, so the next call goes on from there.
+    private mutating func findLineEnd(_ buffer: UnsafeRawBufferPointer, limit: Int) -> Line? {
+        var i = scanFrom
+        let end = min(buffer.count, limit)
+        var cr = firstCR
+        while i < end {
+            let byte = buffer[i]
+            if byte == 0x0A {
+                scannedBytes += i + 1 - scanFrom
+                scanFrom = i + 1
+                firstCR = -1
+                return Line(lf: i, contentEnd: cr < 0 ? i : cr == i - 1 ? cr : nil)
+            }
+            if byte == 0x0D && cr < 0 { cr = i }
+            i += 1
+        }
+        if i > scanFrom {
+            scannedBytes += i - scanFrom
+            scanFrom = i
+        }
+        firstCR = cr
+        return nil
+    }
+
+    /// The complete head [0, headEnd): the request line's parts and the header fields, in one pass.
+    private static func parseHead(_ buffer: UnsafeRawBufferPointer, lineRange: Range<Int>, lineEnd: Int, headEnd cursor: Int,
+                                  fieldCount: Int, scannedBytes: inout Int) -> ParseResult {
         // Request line: method SP target SP HTTP/1.x
         let parts = split(buffer, lineRange)
         guard let parts else { return .failure(status: 400, reason: "malformed request line") }
@@ -134,7 +248,8 @@ package enum RequestParser {
             return .failure(status: 400, reason: "malformed request target")
         }
 
-        // Header fields: the lines between the request line and the empty line, found again.
+        // Header fields: the lines between the request line and the empty line, found again (once: the head
+        // is complete, and its line ends and CRs were checked by the scan).
         var headers: [(name: String, value: String)] = []
         if fieldCount > 0 { headers.reserveCapacity(fieldCount) }
         var hostCount = 0
@@ -143,8 +258,10 @@ package enum RequestParser {
         var contentLength: UInt64?
         var lineStart = lineEnd + 1
         while true {
-            let end = findLF(buffer, from: lineStart, limit: cursor)!
-            let field = trimCR(buffer, lineStart, end)!
+            var end = lineStart
+            while buffer[end] != 0x0A { end += 1 }
+            scannedBytes += end + 1 - lineStart
+            let field = lineStart..<(end > lineStart && buffer[end - 1] == 0x0D ? end - 1 : end)
             lineStart = end + 1
             if field.isEmpty { break }
             let first = buffer[field.lowerBound]
@@ -198,28 +315,6 @@ package enum RequestParser {
         let request = Request(method: method, target: String(decoding: UnsafeRawBufferPointer(rebasing: buffer[targetRange]), as: UTF8.self),
                               minorVersion: minor, headers: headers, keepAlive: keepAlive)
         return .request(request, consumed: cursor)
-    }
-
-    private static func findLF(_ buffer: UnsafeRawBufferPointer, from: Int, limit: Int) -> Int? {
-        var i = from
-        let end = min(buffer.count, limit)
-        while i < end {
-            if buffer[i] == 0x0A { return i }
-            i += 1
-        }
-        return nil
-    }
-
-    /// The line [start, lfIndex) without a final CR; nil if a CR appears anywhere else in it.
-    private static func trimCR(_ buffer: UnsafeRawBufferPointer, _ start: Int, _ lf: Int) -> Range<Int>? {
-        var end = lf
-        if end > start, buffer[end - 1] == 0x0D { end -= 1 }
-        var i = start
-        while i < end {
-            if buffer[i] == 0x0D { return nil }
-            i += 1
-        }
-        return start..<end
     }
 
     /// Splits the request line on single spaces into exactly three non-empty parts.

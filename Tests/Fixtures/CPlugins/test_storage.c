@@ -16,8 +16,12 @@
  *   a module containing "fd-past-end"    open hands out an fd blob whose size runs 1000 bytes past the file's end
  *   a module containing "save-partial"   save keeps the files with half the zip, then fails (ATH_UNAVAILABLE)
  *   a module containing "crash-open"     open dereferences NULL (SIGSEGV inside the plugin)
+ *   a module containing "slow-read"      each read of its zip blob sleeps 1 s and returns at most 64 bytes
+ * -DEVENTS_FILE=\"path\"   each blob release appends "released <module>@<version> <artifact index>\n" to path,
+ *                          each slow read "read <module>@<version> <artifact index>\n" (tests poll it)
  */
 #include "athens_plugin.h"
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +56,19 @@ static char *copy_string(const char *s) {
     if (c) memcpy(c, s, n);
     return c;
 }
+
+#ifdef EVENTS_FILE
+static void note_event(const char *what, const struct entry *e, int which) {
+    char line[600];
+    int n = snprintf(line, sizeof line, "%s %s@%s %d\n", what, e->module, e->version, which);
+    int fd = open(EVENTS_FILE, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return;
+    if (n > 0 && write(fd, line, (size_t)n) < 0) { /* best effort: the test then times out waiting */ }
+    close(fd);
+}
+#else
+static void note_event(const char *what, const struct entry *e, int which) { (void)what, (void)e, (void)which; }
+#endif
 
 static void entry_unref(struct store *s, struct entry *e) {
     pthread_mutex_lock(&s->lock);
@@ -97,6 +114,12 @@ static void destroy(void *instance) {
 
 static int64_t blob_read(void *private_data, uint8_t *buf, uint64_t cap) {
     struct reader *r = private_data;
+    if (r->which == 2 && strstr(r->entry->module, "slow-read")) {
+        struct timespec t = {1, 0};
+        nanosleep(&t, NULL);
+        if (cap > 64) cap = 64;
+        note_event("read", r->entry, r->which);
+    }
     uint64_t left = r->entry->sizes[r->which] - r->position;
     uint64_t n = left < cap ? left : cap;
     memcpy(buf, r->entry->files[r->which] + r->position, n);
@@ -106,6 +129,7 @@ static int64_t blob_read(void *private_data, uint8_t *buf, uint64_t cap) {
 
 static void blob_release(void *private_data) {
     struct reader *r = private_data;
+    note_event("released", r->entry, r->which);
     entry_unref(r->store, r->entry);
     free(r);
 }

@@ -1,0 +1,303 @@
+import HostSupport
+import PluginHost
+import Glibc
+import SystemShims
+
+/// One client connection speaking HTTP/1.1: reads and parses request heads, hands each request to the
+/// handler, writes the responses in request order. Touched only on its loop's thread (`EventLoop` owns the
+/// socket's registration, the connection table and the closing).
+final class Connection: EvictionListNode {
+    enum State { case reading, awaiting, writing }
+
+    let fd: Int32
+    let generation: UInt64
+    /// Whom the connection counts against (per-client cap).
+    let client: ClientAddress
+    /// The loop that owns this connection (it outlives every connection it owns).
+    private unowned(unsafe) let loop: EventLoop
+    var state = State.reading
+    var evictionLinks = EvictionLinks<Connection>()
+    /// Set by the loop when it closes the connection: the state machine stops.
+    var closed = false
+    /// Buffered request bytes live in input[start..<end].
+    private var input: UnsafeMutableRawBufferPointer
+    private(set) var start = 0, end = 0
+    /// Remembers how far the head at input[start...] has been scanned, across reads.
+    private var parser = RequestParser()
+    private(set) var pending: Response?
+    var keepAlive = true
+    /// The request being answered is HTTP/1.0.
+    private var http10 = false
+    private(set) var isHead = false
+    private var peerClosed = false
+    private var inDrive = false
+    var wantsRead = true
+    var wantsWrite = false
+    var deadline: Double
+    // Output in progress.
+    private var head: [UInt8] = []
+    private var headSent = 0
+    private var bodySent: UInt64 = 0
+    /// The bytes of a stream blob body, read on a `StreamReaders` thread.
+    private var stream: BlobStream?
+    // The request being answered, for the observer.
+    private(set) var requestStart = 0.0
+    private(set) var requestMethod: Request.Method?
+    private(set) var requestTarget = ""
+    /// Set while a request is being answered (parsed, not yet recorded).
+    var requestID: RequestID?
+
+    init(fd: Int32, generation: UInt64, client: ClientAddress, loop: EventLoop, capacity: Int, deadline: Double) {
+        self.fd = fd
+        self.generation = generation
+        self.client = client
+        self.loop = loop
+        input = .allocate(byteCount: capacity, alignment: 16)
+        self.deadline = deadline
+    }
+
+    deinit { input.deallocate() }
+
+    /// No request bytes are buffered: an idle keep-alive connection.
+    var isIdle: Bool { state == .reading && start == end }
+
+    /// The loop closed the socket: drop the response (and any stream blob: its reader lets go of it).
+    func didClose() {
+        closed = true
+        pending = nil
+        stream?.cancel()
+        stream = nil
+    }
+
+    /// The response to the request in progress arrived (on the loop's thread).
+    func deliver(_ response: Response) {
+        guard state == .awaiting, pending == nil else { return }
+        pending = response
+        if !inDrive { drive() }
+    }
+
+    /// Bytes of the stream body were read, or its read failed.
+    func streamReady() {
+        if state == .writing && !inDrive { drive() }
+    }
+
+    /// Reads what the socket has into free buffer space. Pauses reading when the buffer is full.
+    func readAvailable() {
+        let inputCapacity = loop.inputCapacity
+        if start > 0 && end == input.count {
+            // Compact: move unparsed bytes to the front (the parser's positions are relative to `start`).
+            let count = end - start
+            if count > 0 { memmove(input.baseAddress!, input.baseAddress! + start, count) }
+            start = 0
+            end = count
+        }
+        if end == input.count && input.count < inputCapacity {
+            let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: min(input.count * 2, inputCapacity), alignment: 16)
+            grown.baseAddress!.copyMemory(from: input.baseAddress! + start, byteCount: end - start)
+            input.deallocate()
+            input = grown
+            end -= start
+            start = 0
+        }
+        let free = input.count - end
+        if free == 0 {
+            // Pipelined requests filled the buffer while a response is pending: stop reading for now.
+            if wantsRead { wantsRead = false; loop.updateInterest(self) }
+            return
+        }
+        let n = recv(fd, input.baseAddress! + end, free, 0)
+        if n > 0 {
+            if end == start && state == .reading {
+                deadline = loop.now + loop.settings.headerTimeout
+            }
+            end += n
+        } else if n == 0 {
+            peerClosed = true
+            if wantsRead { wantsRead = false; loop.updateInterest(self) }
+        } else if errno != EAGAIN && errno != EINTR {
+            peerClosed = true
+            keepAlive = false
+            if wantsRead { wantsRead = false; loop.updateInterest(self) }
+        }
+    }
+
+    /// Runs the state machine as far as it can go without blocking.
+    func drive() {
+        inDrive = true
+        defer { inDrive = false }
+        while !closed {
+            switch state {
+            case .reading:
+                if start == end {
+                    start = 0
+                    end = 0
+                    if peerClosed { loop.close(self); return }
+                    if !wantsRead { wantsRead = true; loop.updateInterest(self) }
+                    return
+                }
+                switch parser.parse(UnsafeRawBufferPointer(rebasing: input[start..<end]), limits: loop.settings.limits) {
+                case .incomplete:
+                    if peerClosed { loop.close(self); return }
+                    if !wantsRead { wantsRead = true; loop.updateInterest(self) }
+                    return
+                case let .failure(status, reason, allow):
+                    var response = Response.text(status, Response.reason(status).lowercased() + ": " + reason, close: true)
+                    if allow { response.headers.append(("Allow", "GET, HEAD")) }
+                    response.endpoint = "invalid"
+                    keepAlive = false
+                    isHead = false
+                    start = end
+                    begin(method: nil, target: "", id: loop.requestIDs.next())
+                    pending = response
+                case let .request(request, consumed):
+                    start += consumed
+                    keepAlive = request.keepAlive && !peerClosed && !loop.drained
+                    isHead = request.method == .head
+                    http10 = request.minorVersion == 0
+                    let id = loop.requestIDs.id(for: request)
+                    begin(method: request.method, target: request.target, id: id)
+                    // A crash while handling names this request (CrashReporter.setRequest, without a String).
+                    id.withBytes { $0.withMemoryRebound(to: CChar.self) { athens_crash_set_request($0.baseAddress, $0.count) } }
+                    loop.handler.handle(request, responder: Responder(loop: loop, fd: fd, generation: generation))
+                    CrashReporter.setRequest("")
+                }
+            case .awaiting:
+                guard let response = pending else { return }
+                startWriting(response)
+            case .writing:
+                switch write() {
+                case .blocked:
+                    if !wantsWrite { wantsWrite = true; loop.updateInterest(self) }
+                    return
+                case .waiting:
+                    // No socket interest while the storage reads: `streamReady` resumes.
+                    if wantsWrite { wantsWrite = false; loop.updateInterest(self) }
+                    return
+                case .failed:
+                    loop.close(self)
+                    return
+                case .done:
+                    loop.record(self, completed: true)
+                    pending = nil
+                    stream = nil
+                    if head.capacity > 4096 { head = [] } else { head.removeAll(keepingCapacity: true) }
+                    if wantsWrite { wantsWrite = false; loop.updateInterest(self) }
+                    if !keepAlive { loop.close(self); return }
+                    state = .reading
+                    loop.listIdle(self)
+                    deadline = loop.now + (start == end ? loop.settings.idleTimeout : loop.settings.headerTimeout)
+                    if !wantsRead { wantsRead = true; loop.updateInterest(self) }
+                }
+            }
+        }
+    }
+
+    /// A request (or an unparseable head) is now being answered.
+    private func begin(method: Request.Method?, target: String, id: RequestID) {
+        loop.unlistIdle(self)
+        state = .awaiting
+        requestStart = loop.now
+        requestMethod = method
+        requestTarget = target
+        requestID = id
+        loop.server.activeRequests.add(1, ordering: .relaxed)
+    }
+
+    /// Writes the response head into the reused buffer; a stream body starts being read at once.
+    private func startWriting(_ response: Response) {
+        if response.close || loop.drained { keepAlive = false }
+        // Into the connection's reused buffer: no allocation once it has grown to a head's size.
+        head.removeAll(keepingCapacity: true)
+        let keepAlive = keepAlive, http10 = http10
+        let date = loop.currentDate()
+        if let id = requestID {
+            id.withBytes { response.writeHead(into: &head, date: date, keepAlive: keepAlive, requestID: $0, http10: http10) }
+        } else {
+            response.writeHead(into: &head, date: date, keepAlive: keepAlive, requestID: UnsafeBufferPointer(start: nil, count: 0), http10: http10)
+        }
+        if !isHead, case let .blob(blob) = response.body, case .stream = blob.shape, blob.size > 0 {
+            let stream = BlobStream(blob: blob, readers: loop.server.streamReaders, loop: loop, fd: fd, generation: generation, requestID: requestID)
+            self.stream = stream
+            stream.start()
+        }
+        headSent = 0
+        bodySent = 0
+        state = .writing
+        deadline = loop.now + loop.settings.writeTimeout
+    }
+
+    private enum WriteResult { case done, blocked, waiting, failed }
+
+    /// Writes as much of the pending response as the socket takes.
+    private func write() -> WriteResult {
+        // The body alone, not the whole Response: copying a Response retains all its fields.
+        guard let body = pending?.body else { return .done }
+        let bodyTotal = isHead ? 0 : body.count
+        // Head, plus in-memory bodies in the same writev.
+        while headSent < head.count {
+            var bodyBytes: UnsafeRawBufferPointer?
+            switch body {
+            case let .bytes(bytes) where !isHead:
+                bodyBytes = bytes.withUnsafeBytes { $0 } // stable: `bytes` is kept alive by `pending`
+            case let .blob(blob) where !isHead:
+                if case let .bytes(b) = blob.shape { bodyBytes = b }
+            default:
+                break
+            }
+            let n: Int
+            if let bodyBytes, bodyBytes.count > 0 {
+                n = head.withUnsafeBytes { h in
+                    var iov = [iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress! + headSent), iov_len: h.count - headSent),
+                               iovec(iov_base: UnsafeMutableRawPointer(mutating: bodyBytes.baseAddress!), iov_len: bodyBytes.count)]
+                    return writev(fd, &iov, 2)
+                }
+            } else {
+                let more = bodyTotal > 0 ? Int32(MSG_MORE) : 0
+                n = head.withUnsafeBytes { send(fd, $0.baseAddress! + headSent, $0.count - headSent, Int32(MSG_NOSIGNAL) | more) }
+            }
+            if n < 0 { return errno == EAGAIN || errno == EINTR ? .blocked : .failed }
+            let headLeft = head.count - headSent
+            if n >= headLeft {
+                headSent = head.count
+                bodySent = UInt64(n - headLeft)
+            } else {
+                headSent += n
+            }
+            deadline = loop.now + loop.settings.writeTimeout
+        }
+        while bodySent < bodyTotal {
+            let left = bodyTotal - bodySent
+            var n: Int
+            switch body {
+            case .empty:
+                return .done
+            case let .bytes(bytes):
+                n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + Int(bodySent), Int(left), Int32(MSG_NOSIGNAL)) }
+            case let .blob(blob):
+                switch blob.shape {
+                case let .bytes(b):
+                    n = send(fd, b.baseAddress! + Int(bodySent), Int(left), Int32(MSG_NOSIGNAL))
+                case let .file(fileFD, offset):
+                    var position = off_t(offset + bodySent)
+                    n = sendfile(fd, fileFD, &position, Int(min(left, 1 << 30)))
+                    if n == 0 { return .failed } // file shorter than promised
+                case .stream:
+                    guard let stream else { return .failed }
+                    switch stream.readable() {
+                    case .failed:
+                        return .failed
+                    case .waiting:
+                        return .waiting
+                    case let .bytes(b):
+                        n = send(fd, b.baseAddress!, b.count, Int32(MSG_NOSIGNAL))
+                        if n > 0 { stream.consumed(n) }
+                    }
+                }
+            }
+            if n < 0 { return errno == EAGAIN || errno == EINTR ? .blocked : .failed }
+            bodySent += UInt64(n)
+            deadline = loop.now + loop.settings.writeTimeout
+        }
+        return .done
+    }
+}
