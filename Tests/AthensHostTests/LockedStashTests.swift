@@ -147,6 +147,22 @@ struct LockedStashTests {
         #expect(lock.calls("refresh") == refreshes && lock.held == 0)
     }
 
+    @Test("a lock lost during the fetch (refresh NOT_FOUND): the fetch still completes and is stored, the handle is released")
+    func lostLockStillCompletes() throws {
+        let (storage, fetcher, lock) = (FakeStorage(), FakeFetcher(), FakeLock())
+        fetcher.add("example.com/a", "v1.0.0")
+        let process = Process(storage: storage, fetcher: fetcher, lock: lock, lease: 0.3)
+        lock.fail("refresh", with: .notFound)
+        fetcher.fetchGate.close()
+        let statuses = Self.concurrently(1, { _ in process.stash() }) {
+            #expect(waitUntil { fetcher.fetchGate.held == 1 && lock.calls("refresh") >= 2 })
+            fetcher.fetchGate.openGate()
+        }
+        #expect(try #require(statuses) == [200])
+        #expect(storage.stored("example.com/a", "v1.0.0") != nil)
+        #expect(fetcher.calls("fetch") == 1 && lock.calls("release") == 1 && lock.held == 0)
+    }
+
     @Test("keys: namespaced by the storage's identity, bounded to 1024 bytes")
     func keysAreNamespacedAndBounded() throws {
         let a = LockingStasher.namespace(storage: "FileStorage", configJSON: #"{"root":"/srv/a"}"#)
