@@ -10,6 +10,8 @@ final class Assembly: @unchecked Sendable {
     let manifest: Manifest
     let storage: StoragePlugin
     let fetchers: [FetcherPlugin]
+    /// The lock a `singleflight` wrapper names (stash.wrappers[].lock), if any.
+    let lock: LockPlugin?
     let pool: WorkerPool
     let background: WorkerPool
     let router: Router
@@ -47,6 +49,17 @@ final class Assembly: @unchecked Sendable {
             }
         }
         self.fetchers = fetchers
+        if let use = manifest.stashLock {
+            let library = try load(use.use, key: "stash.wrappers.lock.plugin")
+            guard library.kind == .lock else { throw Failure(description: "stash.wrappers.lock.plugin: \(library.path) is a \(library.kind) plugin") }
+            do {
+                lock = try LockPlugin(library: library, configJSON: use.use.configJSON, name: use.use.plugin)
+            } catch {
+                throw Failure(description: "stash.wrappers.lock.config: \(error.message)")
+            }
+        } else {
+            lock = nil
+        }
 
         // Routing: rules name fetchers by their manifest names (checked when the manifest was read).
         var policy = DownloadPolicy(rules: manifest.rules, mode: manifest.downloadMode, downloadURL: manifest.downloadURL,
@@ -58,9 +71,17 @@ final class Assembly: @unchecked Sendable {
         // The stasher chain: the manifest's wrappers in order (the first is the outermost) over fetch → validate →
         // save; the deadline is how a request waits at the top, so a timed-out fetch keeps its flight and pool slot.
         let backgroundThreads = max(2, manifest.downloadWorkers / 4)
+        var locking: (settings: LockingStasher.Settings, storage: any Storage)?
+        if let lock, let use = manifest.stashLock {
+            // Keys name the storage, so deployments that share a lock backend but not a storage never block each other.
+            let namespace = LockingStasher.namespace(storage: manifest.storage.plugin, configJSON: manifest.storage.configJSON)
+            locking = (LockingStasher.Settings(lock: lock, namespace: namespace, leaseSeconds: use.leaseSeconds,
+                                               waitSeconds: use.waitSeconds ?? manifest.stashTimeout), storage)
+        }
         stash = StashChain(wrappers: manifest.stashWrappers, timeout: manifest.stashTimeout,
                            fetching: FetchingStasher(policy: policy, storage: storage, spoolDirectory: manifest.spoolDirectory),
-                           callers: manifest.downloadWorkers + backgroundThreads, queue: manifest.downloadQueue)
+                           callers: manifest.downloadWorkers + backgroundThreads, queue: manifest.downloadQueue,
+                           lock: locking)
 
         pool = WorkerPool(name: "download", threads: manifest.downloadWorkers, capacity: manifest.downloadQueue)
         background = WorkerPool(name: "background", threads: backgroundThreads, capacity: manifest.downloadQueue)

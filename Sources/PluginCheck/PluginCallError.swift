@@ -25,6 +25,9 @@ package struct PluginCallError: Error, CustomStringConvertible {
         case ATH_UNAVAILABLE: "ATH_UNAVAILABLE"
         case ATH_TIMEOUT: "ATH_TIMEOUT"
         case ATH_INTERNAL: "ATH_INTERNAL"
+        case ATH_CANCELLED: "ATH_CANCELLED"
+        case ATH_DECLINED: "ATH_DECLINED"
+        case ATH_BUSY: "ATH_BUSY"
         default: "status \(status.rawValue)"
         }
     }

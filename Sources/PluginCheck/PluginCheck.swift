@@ -5,8 +5,8 @@ import Foundation
 import GoModule
 import PluginABI
 
-/// `athens plugin-check PATH.so [options]`: loads any plugin as athens would and runs the storage or
-/// fetcher conformance checks against it at run time, printing one row per check.
+/// `athens plugin-check PATH.so [options]`: loads any plugin as athens would and runs the storage,
+/// fetcher or lock conformance checks against it at run time, printing one row per check.
 ///
 /// Exit status: 0 when no check failed (skipped ones do not count), 1 when one did or the plugin could not
 /// be loaded or created, 2 for a usage error.
@@ -156,6 +156,16 @@ package enum PluginCheck {
             }
             report.record(CheckResult(name: "create", outcome: .pass, detail: Self.configSummary(options.configJSON)))
             FetcherChecks(fetcher: fetcher, report: report, module: module, version: version, runID: runID).run()
+        case .lock:
+            let lock: InstrumentedLock
+            do {
+                lock = try InstrumentedLock(library: library, configJSON: options.configJSON)
+            } catch {
+                report.record(CheckResult(name: "create", outcome: .fail, detail: "\(PluginCallError.name(of: error.cStatus)): \(error.message)"))
+                return 1
+            }
+            report.record(CheckResult(name: "create", outcome: .pass, detail: Self.configSummary(options.configJSON)))
+            LockChecks(lock: lock, report: report, runID: runID).run()
         }
         return report.failed ? 1 : 0
     }

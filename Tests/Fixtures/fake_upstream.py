@@ -26,6 +26,7 @@ Modes:
     redirect       answers 302 to REST (without the fault prefix).
     redirect-loop  answers 302 to the very same path, forever.
     redirect-port-NNNN  answers 302 to http://127.0.0.1:NNNN/REST (another origin).
+    hold           waits while the file DIR/.hold exists (a test holds the answer), then answers REST as usual.
 """
 
 import argparse
@@ -92,6 +93,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.redirect(path)
         if mode.startswith("redirect-port-"):
             return self.redirect("http://127.0.0.1:%d%s" % (int(mode[len("redirect-port-"):]), rest))
+        if mode == "hold":
+            deadline = time.monotonic() + STALL_SECONDS
+            while os.path.exists(os.path.join(self.server.root, ".hold")) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            return self.serve_file(rest)
         if mode == "stall":
             time.sleep(STALL_SECONDS)
             self.close_connection = True

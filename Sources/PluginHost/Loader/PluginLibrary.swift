@@ -11,8 +11,14 @@ package struct PluginLoadError: Error, Equatable, CustomStringConvertible {
 
 /// Kind of a plugin, from its descriptor.
 package enum PluginKind: Sendable, Equatable, CustomStringConvertible {
-    case storage, fetcher
-    package var description: String { self == .storage ? "storage" : "fetcher" }
+    case storage, fetcher, lock
+    package var description: String {
+        switch self {
+        case .storage: "storage"
+        case .fetcher: "fetcher"
+        case .lock: "lock"
+        }
+    }
 }
 
 /// A plugin shared library, loaded once and never unloaded, whose descriptor passed every check.
@@ -36,6 +42,8 @@ package final class PluginLibrary: @unchecked Sendable {
     package let storageMethods: ath_storage_methods?
     /// Copy of the fetcher table (zero-filled past its `struct_size`), for fetcher plugins.
     package let fetcherMethods: ath_fetcher_methods?
+    /// Copy of the lock table (zero-filled past its `struct_size`), for lock plugins (ABI 1.1); set only in `init`.
+    package private(set) var lockMethods: ath_lock_methods?
 
     /// Loads the plugin at `path`.
     ///
@@ -124,6 +132,11 @@ package final class PluginLibrary: @unchecked Sendable {
             if let missing = required.first(where: { !$0.1 }) { throw reject("required fetcher entry \(missing.0) is NULL") }
             fetcherMethods = methods
             storageMethods = nil
+        case ATH_KIND_LOCK:
+            kind = .lock
+            lockMethods = try Self.lockTable(descriptor, reject)
+            storageMethods = nil
+            fetcherMethods = nil
         default:
             throw reject("unknown plugin kind \(descriptor.kind.rawValue)")
         }
@@ -139,6 +152,25 @@ package final class PluginLibrary: @unchecked Sendable {
     /// Bytes of `ath_fetcher_methods` up to the end of its last required entry (`resolve`): the whole v1.0 table.
     package static let requiredFetcherSize = UInt32(MemoryLayout<ath_fetcher_methods>.offset(of: \ath_fetcher_methods.resolve)!
                                             + MemoryLayout<UnsafeRawPointer>.size)
+
+    /// Bytes of `ath_lock_methods` up to the end of its last required entry (`release`): the whole 1.1 table.
+    package static let requiredLockSize = UInt32(MemoryLayout<ath_lock_methods>.offset(of: \ath_lock_methods.release)!
+                                         + MemoryLayout<UnsafeRawPointer>.size)
+
+    /// The lock table of a lock descriptor, checked: big enough, `reserved` zero, acquire/refresh/release present.
+    private static func lockTable(_ descriptor: ath_plugin, _ reject: (String) -> PluginLoadError) throws(PluginLoadError) -> ath_lock_methods {
+        guard let table = descriptor.lock else { throw reject("lock plugin without a lock table") }
+        let size = UnsafeRawPointer(table).loadUnaligned(as: UInt32.self)
+        guard size >= requiredLockSize else {
+            throw reject("lock table struct_size \(size) is smaller than the \(requiredLockSize) bytes that ABI 1.1's required entries need")
+        }
+        let methods = copy(ath_lock_methods.self, from: UnsafeRawPointer(table), declaredSize: size)
+        guard methods.reserved == 0 else { throw reject("lock table field reserved is \(methods.reserved), must be 0") }
+        let required: [(String, Bool)] = [("acquire", methods.acquire != nil), ("refresh", methods.refresh != nil),
+                                          ("release", methods.release != nil)]
+        if let missing = required.first(where: { !$0.1 }) { throw reject("required lock entry \(missing.0) is NULL") }
+        return methods
+    }
 
     /// Copies `min(declaredSize, sizeof T)` bytes into a zeroed T: fields past the plugin's size read as absent.
     private static func copy<T>(_: T.Type, from source: UnsafeRawPointer, declaredSize: UInt32) -> T {

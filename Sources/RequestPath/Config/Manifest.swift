@@ -55,6 +55,8 @@ package struct Manifest {
     /// Seconds a request waits for a fetch+save (the fetch goes on and is stored if it completes).
     package var stashTimeout: Double = 600
     package var stashWrappers: [StashWrapper] = [.singleflight, .pool(workers: 10)]
+    /// The lock plugin a `singleflight` wrapper names (`"lock": {...}`): its flights then coordinate across processes.
+    package var stashLock: LockUse?
     package var rules: [RoutingRule] = []
     /// The fetcher of the default route; nil: every fetcher in order.
     package var defaultFetcher: String?
@@ -146,7 +148,12 @@ package struct Manifest {
                 for (index, element) in wrappers.enumerated() {
                     let wrapper = try Object(element, path: "\(stash.path).wrappers[\(index)]")
                     switch try wrapper.string("type") {
-                    case "singleflight": manifest.stashWrappers.append(.singleflight)
+                    case "singleflight":
+                        manifest.stashWrappers.append(.singleflight)
+                        if let lock = try wrapper.object("lock") {
+                            guard manifest.stashLock == nil else { throw ManifestError("\(lock.path): only one singleflight wrapper may name a lock") }
+                            manifest.stashLock = try lockUse(lock)
+                        }
                     case "pool": manifest.stashWrappers.append(.pool(workers: try wrapper.int("workers", min: 1, max: 4096) ?? 10))
                     default: throw ManifestError("\(wrapper.path).type: must be \"singleflight\" or \"pool\"")
                     }
@@ -245,6 +252,18 @@ package struct Manifest {
         if modes.contains(where: { $0 == .redirect || $0 == .asyncRedirect }), downloadURL == nil {
             throw ManifestError("manifest.downloadURL: required by the redirect download modes")
         }
+    }
+
+    /// stash.wrappers[].lock of a `singleflight` (see `LockUse`).
+    private static func lockUse(_ object: Object) throws(ManifestError) -> LockUse {
+        var lock = LockUse(use: try pluginUse(object))
+        if let v = try object.seconds("leaseSeconds") {
+            guard v >= 1, v <= 3600 else { throw ManifestError("\(object.path).leaseSeconds: must be from 1 to 3600") }
+            lock.leaseSeconds = v
+        }
+        lock.waitSeconds = try object.seconds("waitSeconds", allowZero: true)
+        try object.finish()
+        return lock
     }
 
     private static func pluginUse(_ object: Object) throws(ManifestError) -> PluginUse {

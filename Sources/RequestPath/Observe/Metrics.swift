@@ -40,6 +40,7 @@ package final class Metrics: @unchecked Sendable {
     private var fetches: [String: UInt64] = [:]           // "fetcher\tresult"
     private var fetchSeconds: [String: Histogram] = [:]   // fetcher
     private var pluginErrors: [String: UInt64] = [:]      // "plugin\toperation\tcode"
+    private var lockFallbacks: [String: UInt64] = [:]     // "lock\tcause"
     private var gaugeSources: [@Sendable () -> [(name: String, labels: String, value: Double)]] = []
 
     /// Adds a source of gauges read at every scrape.
@@ -73,6 +74,11 @@ package final class Metrics: @unchecked Sendable {
         lock.lock()
         pluginErrors[plugin + "\t" + operation + "\t" + code, default: 0] += 1
         lock.unlock()
+    }
+
+    /// A stash that went on with local single-flight only because its lock backend failed (`cause`: the error code).
+    package func lockFallback(lock name: String, cause: String) {
+        lock.withLock { lockFallbacks[name + "\t" + cause, default: 0] += 1 }
     }
 
     /// The exposition text.
@@ -114,6 +120,8 @@ package final class Metrics: @unchecked Sendable {
         counter("athens_cache_requests_total", "Stored-file requests by artifact and result (hit: served from storage or memory; miss: fetched).", cache, ["artifact", "result"])
         counter("athens_fetches_total", "Fetches (fetch, validate, save) by fetcher and result.", fetches, ["fetcher", "result"])
         histogram("athens_fetch_duration_seconds", "Duration of fetch, validate and save.", fetchSeconds, "fetcher")
+        counter("athens_lock_fallback_total", "Stashes that fell back to local single-flight because the lock backend failed, by lock and cause.",
+                lock.withLock { self.lockFallbacks }, ["lock", "cause"])
         counter("athens_plugin_errors_total", "Plugin calls that failed, by plugin, operation and code.", pluginErrors, ["plugin", "operation", "code"])
         var gauges: [String: [(labels: String, value: Double)]] = [:]
         for source in gaugeSources { for g in source() { gauges[g.name, default: []].append((g.labels, g.value)) } }

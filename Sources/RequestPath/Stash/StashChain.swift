@@ -1,3 +1,5 @@
+import PluginHost
+
 /// The stash as a manifest composes it: its `stash.wrappers` in order (the first is the outermost) over the fetch,
 /// and the caller's deadline at the top (`DeadlineStasher`), so no wrapper lets go of a stash before it ends.
 ///
@@ -12,6 +14,8 @@ package final class StashChain: @unchecked Sendable {
     package let flights: [SingleFlightStasher]
     /// Outermost first.
     package let pools: [PooledStasher]
+    /// The cross-process stage over the fetch, when a `singleflight` names a lock.
+    package let locking: LockingStasher?
 
     /// - Parameters:
     ///   - fetching: the innermost stage (fetch → validate → save), run inline on a pool worker.
@@ -20,14 +24,19 @@ package final class StashChain: @unchecked Sendable {
     ///   - abandonGrace: seconds a stash whose every caller timed out goes on for a retry to join before it is
     ///     cancelled (sync waits only; the async modes keep theirs).
     ///   - fetchTimeout: the deadline plugins see for a fetch and its save; nil: `defaultFetchTimeout(timeout)`.
+    ///   - lock: a `singleflight`'s lock and the storage its holders re-check: a `LockingStasher` goes directly over
+    ///     `fetching`, so its lock waits, like fetches, run only on pool workers.
     package init(wrappers: [Manifest.StashWrapper], timeout: Double, fetching: any StashStage, callers: Int, queue: Int,
-                 abandonGrace: Double = StashChain.defaultAbandonGrace, fetchTimeout: Double? = nil) {
+                 abandonGrace: Double = StashChain.defaultAbandonGrace, fetchTimeout: Double? = nil,
+                 lock: (settings: LockingStasher.Settings, storage: any Storage)? = nil) {
         var wrappers = wrappers
         if !wrappers.contains(where: { if case .pool = $0 { true } else { false } }) {
             wrappers.append(.pool(workers: callers))
         }
         let poolCount = wrappers.filter { if case .pool = $0 { true } else { false } }.count
         var stage = fetching
+        locking = lock.map { LockingStasher(wrapping: fetching, storage: $0.storage, settings: $0.settings) }
+        if let locking { stage = locking }
         var flights: [SingleFlightStasher] = [], pools: [PooledStasher] = []
         for wrapper in wrappers.reversed() {
             switch wrapper {

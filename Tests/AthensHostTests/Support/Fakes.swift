@@ -4,6 +4,7 @@
 import Foundation
 import Glibc
 import GoModule
+import HostSupport
 import PluginABI
 @testable import PluginHost
 
@@ -292,5 +293,93 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
         }
         guard let files else { throw PluginError(code: .notFound, plugin: name, operation: "fetcher.resolve", message: "\(module)@\(query): unknown") }
         return files.info
+    }
+}
+
+/// A lock backend in memory (one per "deployment": share it between chains to play several processes): exclusive
+/// leases per key with real waits, counted calls, scripted failures, and leases that run out (a dead holder).
+final class FakeLock: Lock, @unchecked Sendable {
+    let name: String
+    var origin: String { "" }
+    private let condition = NSCondition()
+    private var holders: [String: (handle: UInt64, leaseEnd: Double)] = [:]
+    private var keysByHandle: [UInt64: String] = [:]
+    private var nextHandle: UInt64 = 1
+    private var counts: [String: Int] = [:]
+    private var failures: [String: PluginError.Code] = [:]
+    private var keysSeen: Set<String> = []
+    private var waiting = 0
+
+    init(name: String = "fake-lock") { self.name = name }
+
+    func fail(_ operation: String, with code: PluginError.Code?) { condition.withLock { failures[operation] = code } }
+    func calls(_ operation: String) -> Int { condition.withLock { counts[operation, default: 0] } }
+    /// Every key acquired or tried.
+    var keys: Set<String> { condition.withLock { keysSeen } }
+    /// Acquires waiting now.
+    var waiters: Int { condition.withLock { waiting } }
+    /// Keys held now.
+    var held: Int { condition.withLock { holders.filter { $0.value.leaseEnd > MonotonicClock.now() }.count } }
+
+    private func count(_ operation: String) throws(PluginError) {
+        // Under the condition's lock (callers hold it).
+        counts[operation, default: 0] += 1
+        if let failure = failures[operation] {
+            throw PluginError(code: failure, plugin: name, operation: "lock." + operation, message: "scripted \(failure)")
+        }
+    }
+
+    func acquire(key: String, leaseMilliseconds: UInt32, waitMilliseconds: UInt32) throws(PluginError) -> LockAcquisition {
+        condition.lock()
+        defer { condition.unlock() }
+        try count("acquire")
+        keysSeen.insert(key)
+        guard !key.isEmpty, key.utf8.count <= 1024, leaseMilliseconds > 0 else {
+            throw PluginError(code: .invalid, plugin: name, operation: "lock.acquire", message: "bad key or lease")
+        }
+        let deadline = MonotonicClock.now() + Double(waitMilliseconds) / 1000
+        waiting += 1
+        defer { waiting -= 1 }
+        while let holder = holders[key], holder.leaseEnd > MonotonicClock.now() {
+            let now = MonotonicClock.now()
+            if now >= deadline { return .busy }
+            // Wakes at a release, or at the earlier of the holder's lease end and the wait's end.
+            _ = condition.wait(until: Date(timeIntervalSinceNow: max(0.001, min(deadline, holder.leaseEnd) - now)))
+        }
+        if let stale = holders[key] { keysByHandle[stale.handle] = nil }
+        let handle = nextHandle
+        nextHandle += 1
+        holders[key] = (handle, MonotonicClock.now() + Double(leaseMilliseconds) / 1000)
+        keysByHandle[handle] = key
+        return .held(handle)
+    }
+
+    func refresh(_ handle: UInt64, leaseMilliseconds: UInt32) throws(PluginError) {
+        condition.lock()
+        defer { condition.unlock() }
+        try count("refresh")
+        guard let key = keysByHandle[handle], let holder = holders[key], holder.handle == handle, holder.leaseEnd > MonotonicClock.now() else {
+            throw PluginError(code: .notFound, plugin: name, operation: "lock.refresh", message: "lost")
+        }
+        holders[key] = (handle, MonotonicClock.now() + Double(leaseMilliseconds) / 1000)
+    }
+
+    func release(_ handle: UInt64) throws(PluginError) {
+        condition.lock()
+        defer { condition.unlock() }
+        counts["release", default: 0] += 1
+        guard let key = keysByHandle.removeValue(forKey: handle) else {
+            throw PluginError(code: .notFound, plugin: name, operation: "lock.release", message: "unknown handle")
+        }
+        if holders[key]?.handle == handle { holders[key] = nil }
+        condition.broadcast()
+    }
+
+    /// Takes `key` for `seconds` as another process would, never refreshed nor released (a holder that dies).
+    func holdAbandoned(_ key: String, seconds: Double) {
+        condition.withLock {
+            holders[key] = (nextHandle, MonotonicClock.now() + seconds)
+            nextHandle += 1
+        }
     }
 }
