@@ -77,6 +77,8 @@ package struct Manifest {
     package var accessLog = true
     /// Credentials required on every route but /healthz and /readyz.
     package var basicAuth: (user: String, password: String)?
+    /// The admin API's bearer token (`admin.token` or the contents of `admin.tokenFile`); nil: the API is off.
+    package var adminToken: String?
     /// Seconds SIGTERM waits for in-flight requests before exiting.
     package var shutdownTimeout: Double = 30
 
@@ -224,6 +226,11 @@ package struct Manifest {
             manifest.basicAuth = (user, password)
             try auth.finish()
         }
+        if let admin = try object.object("admin") {
+            manifest.adminToken = try adminToken(admin)
+            manifest.server.limits.maxBodyBytes = try admin.int("maxBodyBytes", min: 1024, max: 1 << 30) ?? 1 << 20
+            try admin.finish()
+        }
         if let cache = try object.object("cache") {
             if let v = try cache.int("maxBytes", min: 0, max: 1 << 40) { manifest.cacheMaxBytes = v }
             if let v = try cache.int("maxFileBytes", min: 0, max: 1 << 30) { manifest.cacheMaxFileBytes = v }
@@ -252,6 +259,27 @@ package struct Manifest {
         if modes.contains(where: { $0 == .redirect || $0 == .asyncRedirect }), downloadURL == nil {
             throw ManifestError("manifest.downloadURL: required by the redirect download modes")
         }
+    }
+
+    /// admin.token, or admin.tokenFile read now (one trailing newline dropped); one of them, 16 bytes at least.
+    private static func adminToken(_ admin: Object) throws(ManifestError) -> String {
+        let token: String
+        switch (try admin.string("token"), try admin.string("tokenFile")) {
+        case let (value?, nil):
+            token = value
+        case let (nil, file?):
+            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+                throw ManifestError("manifest.admin.tokenFile: cannot read \(file)")
+            }
+            token = text.hasSuffix("\r\n") ? String(text.dropLast(2)) : text.hasSuffix("\n") ? String(text.dropLast()) : text
+        default:
+            throw ManifestError("manifest.admin: give token or tokenFile, not both")
+        }
+        // Visible ASCII: it travels in a header. 16 bytes at least: a short token can be guessed.
+        guard token.utf8.count >= 16, token.utf8.count <= 1024, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw ManifestError("manifest.admin.token: 16 to 1024 visible ASCII characters")
+        }
+        return token
     }
 
     /// stash.wrappers[].lock of a `singleflight` (see `LockUse`).

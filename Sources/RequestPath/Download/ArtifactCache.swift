@@ -25,6 +25,16 @@ package final class ArtifactCache: @unchecked Sendable {
         return entries[key]
     }
 
+    /// Drops a version's files (after an admin delete: stored files are immutable only until an operator removes them).
+    /// Their keys stay in the FIFO order and are skipped when they come up (an eviction finds nothing).
+    package func forget(module: String, version: String) {
+        lock.withLock {
+            for artifact in [".info", ".mod", ".zip"] {
+                if let dropped = entries.removeValue(forKey: module + "@" + version + artifact) { bytes -= dropped.count }
+            }
+        }
+    }
+
     package func put(_ key: String, _ value: [UInt8]) {
         guard value.count <= maxFileBytes, maxBytes > 0 else { return }
         lock.lock()

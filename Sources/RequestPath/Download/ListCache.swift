@@ -34,6 +34,16 @@ package final class ListCache: @unchecked Sendable {
         lock.withLock { entries[key]?.value }
     }
 
+    /// Drops every answer about `module` (list and @latest of each fetcher: keys end in NUL + module), after an admin delete.
+    package func forget(module: String) {
+        let suffix = "\u{0}" + module
+        lock.withLock {
+            let keys = entries.keys.filter { $0.hasSuffix(suffix) }
+            for key in keys { entries[key] = nil }
+            if !keys.isEmpty { order.removeAll { keys.contains($0) } }
+        }
+    }
+
     package func store(_ key: String, _ value: [UInt8]) {
         lock.withLock {
             if entries[key] == nil {

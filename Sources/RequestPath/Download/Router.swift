@@ -10,8 +10,11 @@ package final class Router: RequestHandler {
     package let version: String
     /// Basic-auth credentials every route but /healthz and /readyz requires; nil for none.
     package let auth: BasicAuth?
+    /// The admin API under /admin/ (its own bearer token); nil: off, those paths are 404.
+    package let admin: AdminAPI?
 
-    package init(download: DownloadProtocol, sumdb: SumDBProxy?, version: String, auth: BasicAuth? = nil) {
+    package init(download: DownloadProtocol, sumdb: SumDBProxy?, version: String, auth: BasicAuth? = nil, admin: AdminAPI? = nil) {
+        self.admin = admin
         self.download = download
         self.sumdb = sumdb
         self.version = version
@@ -20,6 +23,17 @@ package final class Router: RequestHandler {
 
     package func handle(_ request: Request, responder: Responder) {
         let path = request.path
+        // Before basic auth: the admin API has its own token. No module path starts with "admin/" (no dot).
+        if path.utf8.starts(with: "/admin/".utf8) {
+            guard let admin else { return responder.tagged("admin").respond(.text(404, "not found: the admin API is off")) }
+            return admin.handle(request, responder: responder)
+        }
+        if request.method == .post {
+            // Only the admin API takes POST (the parser accepts it only when the admin API is on).
+            var response = Response.text(405, "method not allowed")
+            response.headers.append(("Allow", "GET, HEAD"))
+            return responder.respond(response)
+        }
         if let auth, path != "/healthz", path != "/readyz", !auth.accepts(request.header("authorization")) {
             return responder.tagged("unauthorized").respond(Response(status: 401, headers: [
                 ("Content-Type", "text/plain; charset=utf-8"), ("WWW-Authenticate", "Basic realm=\"athens\""),

@@ -24,6 +24,8 @@ final class Connection: EvictionListNode {
     private(set) var start = 0, end = 0
     /// Remembers how far the head at input[start...] has been scanned, across reads.
     private var parser = RequestParser()
+    /// A POST whose head is parsed and whose body is still arriving into `input`.
+    private var awaitingBody: Request?
     private(set) var pending: Response?
     var keepAlive = true
     /// The request being answered is HTTP/1.0.
@@ -107,7 +109,7 @@ final class Connection: EvictionListNode {
         }
         let n = recv(fd, input.baseAddress! + end, free, 0)
         if n > 0 {
-            if end == start && state == .reading {
+            if end == start && state == .reading && awaitingBody == nil {
                 deadline = loop.now + loop.settings.headerTimeout
             }
             end += n
@@ -135,6 +137,20 @@ final class Connection: EvictionListNode {
                     if !wantsRead { wantsRead = true; loop.updateInterest(self) }
                     return
                 }
+                if var request = awaitingBody {
+                    // The whole body is buffered (the input capacity allows the largest) before the handler runs.
+                    guard end - start >= request.contentLength else {
+                        if peerClosed { loop.close(self); return }
+                        if !wantsRead { wantsRead = true; loop.updateInterest(self) }
+                        return
+                    }
+                    awaitingBody = nil
+                    request.body = Array(UnsafeRawBufferPointer(rebasing: input[start..<(start + request.contentLength)]))
+                    request.peer = Self.peerName(fd)
+                    start += request.contentLength
+                    dispatch(request)
+                    continue
+                }
                 switch parser.parse(UnsafeRawBufferPointer(rebasing: input[start..<end]), limits: loop.settings.limits) {
                 case .incomplete:
                     if peerClosed { loop.close(self); return }
@@ -151,15 +167,13 @@ final class Connection: EvictionListNode {
                     pending = response
                 case let .request(request, consumed):
                     start += consumed
-                    keepAlive = request.keepAlive && !peerClosed && !loop.drained
-                    isHead = request.method == .head
-                    http10 = request.minorVersion == 0
-                    let id = loop.requestIDs.id(for: request)
-                    begin(method: request.method, target: request.target, id: id)
-                    // A crash while handling names this request (CrashReporter.setRequest, without a String).
-                    id.withBytes { $0.withMemoryRebound(to: CChar.self) { athens_crash_set_request($0.baseAddress, $0.count) } }
-                    loop.handler.handle(request, responder: Responder(loop: loop, fd: fd, generation: generation))
-                    CrashReporter.setRequest("")
+                    if request.contentLength > 0 {
+                        // The body must arrive within a header timeout of the head (slow bodies are cut off).
+                        awaitingBody = request
+                        deadline = loop.now + loop.settings.headerTimeout
+                        continue
+                    }
+                    dispatch(request)
                 }
             case .awaiting:
                 guard let response = pending else { return }
@@ -190,6 +204,41 @@ final class Connection: EvictionListNode {
                 }
             }
         }
+    }
+
+    /// Hands a complete request to the handler.
+    private func dispatch(_ request: Request) {
+        keepAlive = request.keepAlive && !peerClosed && !loop.drained
+        isHead = request.method == .head
+        http10 = request.minorVersion == 0
+        let id = loop.requestIDs.id(for: request)
+        begin(method: request.method, target: request.target, id: id)
+        // A crash while handling names this request (CrashReporter.setRequest, without a String).
+        id.withBytes { $0.withMemoryRebound(to: CChar.self) { athens_crash_set_request($0.baseAddress, $0.count) } }
+        loop.handler.handle(request, responder: Responder(loop: loop, fd: fd, generation: generation))
+        CrashReporter.setRequest("")
+    }
+
+    /// The peer's address as text ("127.0.0.1", "::1"), or "" when the socket has none.
+    private static func peerName(_ fd: Int32) -> String {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let ok = withUnsafeMutablePointer(to: &storage) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
+        }
+        guard ok else { return "" }
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            var address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) }.sin_addr
+            guard inet_ntop(AF_INET, &address, &text, socklen_t(text.count)) != nil else { return "" }
+        case AF_INET6:
+            var address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) }.sin6_addr
+            guard inet_ntop(AF_INET6, &address, &text, socklen_t(text.count)) != nil else { return "" }
+        default:
+            return ""
+        }
+        return String(cString: text)
     }
 
     /// A request (or an unparseable head) is now being answered.

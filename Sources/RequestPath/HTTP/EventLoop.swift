@@ -50,7 +50,7 @@ final class EventLoop: @unchecked Sendable {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         wakeFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC))
         // Room for a maximal head plus slack, so the parser always reaches a verdict before the buffer fills.
-        inputCapacity = settings.limits.maxRequestLine + settings.limits.maxHeaderBytes + 8192
+        inputCapacity = settings.limits.maxRequestLine + settings.limits.maxHeaderBytes + 8192 + settings.limits.maxBodyBytes
         // EPOLLEXCLUSIVE: every loop watches the one listener; a new connection wakes one of them.
         add(listener, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, token: -1)
         add(wakeFD, events: EPOLLIN.rawValue, token: -2)

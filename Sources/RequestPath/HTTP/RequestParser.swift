@@ -8,11 +8,14 @@ package struct RequestLimits: Sendable {
     package var maxHeaderBytes = 16384
     /// Most header fields: 431 past it.
     package var maxHeaderCount = 100
+    /// Largest POST body (413 past it); 0 refuses POST (405), as when no endpoint takes a body (admin off).
+    package var maxBodyBytes = 0
 }
 
-/// A parsed HTTP/1.x request head. GET and HEAD only: this server never reads request bodies.
+/// A parsed HTTP/1.x request head. GET and HEAD; POST (with a Content-Length body) only when
+/// `RequestLimits.maxBodyBytes` allows it (the admin API).
 package struct Request: Sendable {
-    package enum Method: Sendable { case get, head }
+    package enum Method: Sendable { case get, head, post }
 
     package var method: Method
     /// The request target as sent, e.g. "/github.com/%21burnt/@v/list?x=1".
@@ -23,6 +26,12 @@ package struct Request: Sendable {
     package var headers: [(name: String, value: String)]
     /// Whether the connection stays open after the response.
     package var keepAlive: Bool
+    /// Body length from Content-Length (POST only; the connection reads it before handling).
+    package var contentLength = 0
+    /// The body, read in full before the handler sees the request.
+    package var body: [UInt8] = []
+    /// The peer's address as text, filled for POST requests only (the admin log names who acted).
+    package var peer = ""
 
     /// The target's path part, still percent-encoded.
     package var path: Substring {
@@ -177,7 +186,7 @@ package struct RequestParser {
             if fieldCount > limits.maxHeaderCount { return .failure(status: 431, reason: "too many header fields") }
         }
         return Self.parseHead(buffer, lineRange: requestLine, lineEnd: requestLineEnd, headEnd: fieldStart, fieldCount: fieldCount,
-                              scannedBytes: &scannedBytes)
+                              maxBody: limits.maxBodyBytes, scannedBytes: &scannedBytes)
     }
 
     /// One line found by `findLineEnd`.
@@ -215,7 +224,7 @@ package struct RequestParser {
 
     /// The complete head [0, headEnd): the request line's parts and the header fields, in one pass.
     private static func parseHead(_ buffer: UnsafeRawBufferPointer, lineRange: Range<Int>, lineEnd: Int, headEnd cursor: Int,
-                                  fieldCount: Int, scannedBytes: inout Int) -> ParseResult {
+                                  fieldCount: Int, maxBody: Int, scannedBytes: inout Int) -> ParseResult {
         // Request line: method SP target SP HTTP/1.x
         let parts = split(buffer, lineRange)
         guard let parts else { return .failure(status: 400, reason: "malformed request line") }
@@ -239,6 +248,8 @@ package struct RequestParser {
             method = .get
         } else if equals(buffer, methodRange, "HEAD") {
             method = .head
+        } else if maxBody > 0, equals(buffer, methodRange, "POST") {
+            method = .post
         } else {
             return .failure(status: 405, reason: "method not allowed", allow: true)
         }
@@ -310,10 +321,16 @@ package struct RequestParser {
             headers.append((name, value))
         }
         if minor == 1 && hostCount != 1 { return .failure(status: 400, reason: hostCount == 0 ? "missing Host header" : "repeated Host header") }
-        if let contentLength, contentLength > 0 { return .failure(status: 413, reason: "request bodies are not accepted") }
+        if method == .post {
+            guard let contentLength else { return .failure(status: 411, reason: "POST needs a Content-Length") }
+            if contentLength > UInt64(maxBody) { return .failure(status: 413, reason: "request body larger than \(maxBody) bytes") }
+        } else if let contentLength, contentLength > 0 {
+            return .failure(status: 413, reason: "request bodies are not accepted")
+        }
         let keepAlive = minor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
         let request = Request(method: method, target: String(decoding: UnsafeRawBufferPointer(rebasing: buffer[targetRange]), as: UTF8.self),
-                              minorVersion: minor, headers: headers, keepAlive: keepAlive)
+                              minorVersion: minor, headers: headers, keepAlive: keepAlive,
+                              contentLength: method == .post ? Int(contentLength ?? 0) : 0)
         return .request(request, consumed: cursor)
     }
 

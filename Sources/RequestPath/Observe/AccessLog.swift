@@ -21,7 +21,7 @@ package final class AccessLog: RequestObserver {
         metrics.request(endpoint: record.endpoint, status: record.status, seconds: record.seconds,
                         bytes: record.completed ? record.bytes : 0, cacheResult: record.cacheResult)
         guard enabled else { return }
-        let method = record.method == .head ? "HEAD" : record.method == .get ? "GET" : "-"
+        let method = record.method == .head ? "HEAD" : record.method == .get ? "GET" : record.method == .post ? "POST" : "-"
         let milliseconds = (record.seconds * 1e6).rounded() / 1e3
         let fields: [(String, String, Bool)] = [
             ("ts", Log.timestamp(), true), ("level", "info", true), ("msg", "request", true),

@@ -1,0 +1,87 @@
+import HostSupport
+import JSON
+
+/// The admin API under `/admin/`: `POST /admin/<action>` with a JSON body, answered in JSON.
+///
+/// Off unless the manifest has `admin` (then `admin` is nil in the router and every `/admin/` path is 404).
+/// A bearer token guards every action, independent of `basicAuth`; a wrong or missing one is 401 and nothing
+/// is done. Every call is logged (who: the client address, what, result) and counted in
+/// `athens_admin_requests_total{action,result}`. The work runs on the download pool, never on the event loop.
+package final class AdminAPI: Sendable {
+    private let token: AdminToken
+    private let download: DownloadProtocol
+
+    package init(token: AdminToken, download: DownloadProtocol) {
+        self.token = token
+        self.download = download
+    }
+
+    /// The actions there are, by path element.
+    private static let actions: Set<String> = ["delete"]
+
+    /// Answers one request whose path starts with `/admin/`. Called on the event loop.
+    package func handle(_ request: Request, responder: Responder) {
+        let action = String(request.path.dropFirst("/admin/".count))
+        let responder = responder.tagged("admin")
+        guard Self.actions.contains(action) else {
+            return responder.respond(AdminError(status: 404, result: "not-found", message: "no admin action \"\(action)\"").response)
+        }
+        guard token.accepts(request.header("authorization")) else {
+            // Logged like any call: failed attempts are what an operator looks for first.
+            finish(action: action, who: request.peer, what: "", AdminError(status: 401, result: "unauthorized", message: "unauthorized"), responder) {
+                $0.headers.append(("WWW-Authenticate", "Bearer realm=\"athens-admin\""))
+            }
+            return
+        }
+        guard request.method == .post else {
+            finish(action: action, who: request.peer, what: "", AdminError(status: 405, result: "bad-request", message: "use POST"), responder) {
+                $0.headers.append(("Allow", "POST"))
+            }
+            return
+        }
+        let body = request.body, who = request.peer
+        let accepted = download.pool.submit { [self] in
+            let what = String(decoding: body.prefix(512), as: UTF8.self)
+            do throws(AdminError) {
+                let (response, result) = try perform(action, body)
+                log(action: action, who: who, what: what, status: response.status, result: result)
+                responder.respond(response)
+            } catch {
+                finish(action: action, who: who, what: what, error, responder)
+            }
+        }
+        if !accepted {
+            var response = AdminError(status: 503, result: "busy", message: "too many downloads in progress, retry shortly").response
+            response.headers.append(("Retry-After", "1"))
+            log(action: action, who: who, what: "", status: 503, result: "busy")
+            responder.respond(response)
+        }
+    }
+
+    /// Runs one action on a pool thread.
+    private func perform(_ action: String, _ body: [UInt8]) throws(AdminError) -> (Response, String) {
+        switch action {
+        case "delete":
+            let request = try DeleteRequest.parse(body)
+            return try AdminDelete(storage: download.storage, cache: download.cache, lists: download.lists).run(request)
+        default:
+            throw .notFound("no admin action \"\(action)\"")
+        }
+    }
+
+    private func finish(action: String, who: String, what: String, _ error: AdminError, _ responder: Responder,
+                        adjust: (inout Response) -> Void = { _ in }) {
+        var response = error.response
+        adjust(&response)
+        log(action: action, who: who, what: what, status: error.status, result: error.result, message: error.message)
+        responder.respond(response)
+    }
+
+    private func log(action: String, who: String, what: String, status: Int, result: String, message: String = "") {
+        Metrics.shared.admin(action: action, result: result)
+        var fields = [("who", who.isEmpty ? "-" : who), ("action", action), ("result", result), ("status", String(status))]
+        if !what.isEmpty { fields.append(("what", what)) }
+        if !message.isEmpty { fields.append(("message", message)) }
+        Log.info("admin", fields)
+    }
+}
