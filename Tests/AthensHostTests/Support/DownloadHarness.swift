@@ -60,7 +60,7 @@ final class DownloadHarness: @unchecked Sendable {
 
     init(mode: DownloadMode = .sync, network: NetworkMode = .fallback, rules: [RoutingRule] = [], downloadURL: String? = nil,
          workers: Int = 2, queue: Int = 16, listTTL: Double = 60, cacheFileBytes: Int = 1 << 16, auth: BasicAuth? = nil,
-         storageRedirects: Set<Artifact> = []) {
+         storageRedirects: Set<Artifact> = [], adminToken: String? = nil) {
         var policy = DownloadPolicy(rules: rules, mode: mode, downloadURL: downloadURL, networkMode: network)
         policy.storageRedirects = storageRedirects
         policy.fetchersByName = ["public": upstream, "private": inhouse]
@@ -72,7 +72,9 @@ final class DownloadHarness: @unchecked Sendable {
         let stasher = FetchingStasher(policy: policy, storage: storage, spoolDirectory: NSTemporaryDirectory())
         download = DownloadProtocol(storage: storage, policy: policy, stasher: stasher, pool: pool, background: background,
                                     lists: ListCache(ttl: listTTL), cache: ArtifactCache(maxBytes: 1 << 20, maxFileBytes: cacheFileBytes))
-        router = Router(download: download, sumdb: nil, version: "test", auth: auth)
+        let download = download
+        router = Router(download: download, sumdb: nil, version: "test", auth: auth,
+                        admin: adminToken.map { AdminAPI(token: AdminToken($0), download: download) })
     }
 
     deinit {
@@ -81,9 +83,11 @@ final class DownloadHarness: @unchecked Sendable {
     }
 
     /// Sends `target` (path and query, as on the request line) through the router; does not wait for the answer.
-    func start(_ target: String, method: Request.Method = .get, headers: [(name: String, value: String)] = []) -> PendingResponse {
+    func start(_ target: String, method: Request.Method = .get, headers: [(name: String, value: String)] = [],
+               body: [UInt8] = []) -> PendingResponse {
         let pending = PendingResponse(pool: pool)
-        router.handle(Request(method: method, target: target, minorVersion: 1, headers: headers, keepAlive: true), responder: pending.responder)
+        router.handle(Request(method: method, target: target, minorVersion: 1, headers: headers, keepAlive: true,
+                              contentLength: body.count, body: body, peer: "127.0.0.1"), responder: pending.responder)
         return pending
     }
 

@@ -193,7 +193,13 @@ final class FakeStorage: Storage, @unchecked Sendable {
         return script?(module, version, artifact)
     }
 
-    var hasCatalog: Bool { true }
+    /// False: the storage acts as a plugin without a catalog entry.
+    var catalogSupported: Bool {
+        get { lock.withLock { hasCatalogFlag } }
+        set { lock.withLock { hasCatalogFlag = newValue } }
+    }
+    private var hasCatalogFlag = true
+    var hasCatalog: Bool { catalogSupported }
 
     func catalog(token: String, pageSize: Int, call: CallContext) throws(PluginError) -> (entries: [(module: String, version: String)], next: String) {
         try count("catalog")

@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+@testable import RequestPath
+
+/// The manifest's `admin` key: the API's token (inline or from a file) and its body limit.
+extension ManifestTests {
+    @Test("admin is off by default; token or tokenFile turns it on and lets POST bodies in")
+    func adminKey() throws {
+        let off = try Self.parse("{}")
+        #expect(off.adminToken == nil && off.server.limits.maxBodyBytes == 0, "no admin: POST stays refused")
+        let inline = try Self.parse(#"{"admin": {"token": "0123456789abcdef"}}"#)
+        #expect(inline.adminToken == "0123456789abcdef" && inline.server.limits.maxBodyBytes == 1 << 20)
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("athens-admin-token-\(getpid())").path
+        try "secret-token-from-a-file\n".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let fromFile = try Self.parse(#"{"admin": {"tokenFile": "\#(file)", "maxBodyBytes": 4096}}"#)
+        #expect(fromFile.adminToken == "secret-token-from-a-file" && fromFile.server.limits.maxBodyBytes == 4096)
+    }
+
+    @Test("bad admin values name the key", arguments: [
+        (#"{"admin": {}}"#, "manifest.admin: give token or tokenFile, not both"),
+        (#"{"admin": {"token": "0123456789abcdef", "tokenFile": "/x"}}"#, "manifest.admin: give token or tokenFile, not both"),
+        (#"{"admin": {"token": "short"}}"#, "manifest.admin.token: 16 to 1024 visible ASCII characters"),
+        (#"{"admin": {"token": "0123456789abcdef ghij"}}"#, "manifest.admin.token: 16 to 1024 visible ASCII characters"),
+        (#"{"admin": {"token": 12345678901234567890}}"#, "manifest.admin.token: must be a string"),
+        (#"{"admin": {"tokenFile": "/nonexistent/athens-token"}}"#, "manifest.admin.tokenFile: cannot read /nonexistent/athens-token"),
+        (#"{"admin": {"token": "0123456789abcdef", "maxBodyBytes": 10}}"#, "manifest.admin.maxBodyBytes: must be an integer from 1024"),
+        (#"{"admin": {"token": "0123456789abcdef", "users": []}}"#, "manifest.admin.users: unknown key"),
+        (#"{"admin": "0123456789abcdef"}"#, "manifest.admin: must be an object"),
+    ])
+    func badAdmin(json: String, message: String) {
+        let error = #expect(throws: ManifestError.self) { _ = try Self.parse(json) }
+        #expect(error?.description.contains(message) == true, "got \(error?.description ?? "nothing")")
+    }
+}
