@@ -1,12 +1,13 @@
 // The admin API through the Router over the in-memory fakes: the token, the off switch, delete (dry run, one
 // version, all, glob, no catalog), the caches forgetting, hostile bodies. The test's thread plays the event loop.
+// Serialized: the admin metrics are process-wide and only this suite moves them, so the counts are exact.
 import Foundation
 import JSON
 import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("admin API over in-memory fakes: token, delete, caches, hostile input")
+@Suite("admin API over in-memory fakes: token, delete, caches, hostile input", .serialized)
 struct AdminAPITests {
     static let token = "0123456789abcdef-admin"
     static let bearer = [(name: "authorization", value: "Bearer \(token)")]
