@@ -1,0 +1,126 @@
+// The admin API against the built athens over FileStorage: POST bodies read by the real connection (split, pipelined,
+// oversized, slow), the token, and a delete that makes the next download fetch again.
+import Foundation
+import Testing
+
+@Suite("admin API end to end over FileStorage", .serialized)
+final class AdminEndToEndTests {
+    static let token = "e2e-admin-token-0123456789"
+    let work = TestSupport.makeTemporaryDirectory("admin")
+    let tree: String
+    let upstream: FakeUpstream
+
+    init() throws {
+        tree = work + "/tree"
+        guard try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree]).status == 0 else {
+            throw TestFailure("fixture tree")
+        }
+        upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
+    }
+
+    deinit {
+        upstream.stop()
+        TestSupport.removeDirectory(work)
+    }
+
+    func athens(admin: String = #""admin": {"token": "\#(token)", "maxBodyBytes": 4096}, "#, extra: String = "") throws -> AthensServer {
+        try AthensServer(manifest: """
+        {\(admin)\(extra)"spoolDirectory": "\(work)", "accessLog": false,
+         "storage": {"plugin": "FileStorage", "config": {"root": "\(work)/store"}},
+         "fetchers": [{"name": "u", "plugin": "ProxyFetcher", "config": {"url": "\(upstream.url)", "timeoutSeconds": 5}}]}
+        """, directory: work)
+    }
+
+    static func post(_ path: String, _ body: String, token: String? = AdminEndToEndTests.token) -> String {
+        "POST \(path) HTTP/1.1\r\nHost: x\r\n" + (token.map { "Authorization: Bearer \($0)\r\n" } ?? "")
+            + "Content-Length: \(body.utf8.count)\r\n\r\n" + body
+    }
+
+    func fetches(_ server: AthensServer) throws -> Double {
+        metric(try server.metrics(), "athens_fetches_total", labels: #"fetcher="u",result="ok""#) ?? 0
+    }
+
+    @Test("delete through the real server: dry run keeps, real delete removes, the next download fetches again")
+    func deleteEndToEnd() throws {
+        let server = try athens()
+        defer { server.stop() }
+        #expect(try server.get("/example.com/hello/@v/v1.0.0.mod").status == 200)
+        let fetched = try fetches(server)
+        #expect(fetched >= 1)
+        let client = try RawClient(port: server.port)
+        client.send(Self.post("/admin/delete", #"{"module":"example.com/hello","version":"v1.0.0"}"#))
+        let dry = try #require(client.readResponse())
+        #expect(dry.status == 200 && String(decoding: dry.body, as: UTF8.self).contains(#""wouldDelete":[{"module":"example.com/hello","version":"v1.0.0"}]"#))
+        #expect(try server.get("/example.com/hello/@v/v1.0.0.mod").status == 200)
+        #expect(try fetches(server) == fetched, "a dry run leaves the stored version alone")
+        client.send(Self.post("/admin/delete", #"{"module":"example.com/hello","version":"v1.0.0","dryRun":false}"#))
+        let real = try #require(client.readResponse())
+        #expect(real.status == 200, "\(String(decoding: real.body, as: UTF8.self))")
+        #expect(try server.get("/example.com/hello/@v/v1.0.0.mod").status == 200)
+        #expect(try fetches(server) == fetched + 1, "deleted: served again only after a new fetch")
+        let metrics = try server.metrics()
+        #expect(metric(metrics, "athens_admin_requests_total", labels: #"action="delete",result="dry-run""#) == 1)
+        #expect(metric(metrics, "athens_admin_requests_total", labels: #"action="delete",result="ok""#) == 1)
+    }
+
+    @Test("a body sent in pieces is read whole; a request pipelined after it is answered next")
+    func splitAndPipelinedBody() throws {
+        let server = try athens()
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        client.setNoDelay()
+        let request = Self.post("/admin/delete", #"{"module":"example.com/hello","versions":"all"}"#)
+        let bytes = Array(request.utf8)
+        let cut = bytes.count - 10
+        client.send(Array(bytes[..<cut]))
+        #expect(!client.isClosed(timeout: 0.3), "the server waits for the rest of the body")
+        client.send(Array(bytes[cut...]) + Array("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        let first = try #require(client.readResponse())
+        #expect(first.status == 200 && String(decoding: first.body, as: UTF8.self).contains(#""dryRun":true"#))
+        let second = try #require(client.readResponse())
+        #expect(second.status == 200 && second.body == Array("ok\n".utf8))
+    }
+
+    @Test("a wrong token over the wire is 401 and nothing is deleted")
+    func wrongTokenOverTheWire() throws {
+        let server = try athens()
+        defer { server.stop() }
+        #expect(try server.get("/example.com/hello/@v/v1.0.0.mod").status == 200)
+        let fetched = try fetches(server)
+        for token in [nil, "not-the-token-at-all-000000"] {
+            let client = try RawClient(port: server.port)
+            client.send(Self.post("/admin/delete", #"{"module":"example.com/hello","versions":"all","dryRun":false}"#, token: token))
+            #expect(client.readResponse()?.status == 401)
+        }
+        #expect(try server.get("/example.com/hello/@v/v1.0.0.mod").status == 200)
+        #expect(try fetches(server) == fetched, "still stored")
+    }
+
+    @Test("a body past the limit is 413 before it is read; admin off: POST is 405 and /admin/ is 404")
+    func oversizedAndOff() throws {
+        let server = try athens()
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        client.send("POST /admin/delete HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Self.token)\r\nContent-Length: 4097\r\n\r\n")
+        #expect(client.readResponse()?.status == 413)
+        #expect(client.isClosed())
+        server.stop()
+
+        let off = try athens(admin: "")
+        defer { off.stop() }
+        let c2 = try RawClient(port: off.port)
+        c2.send(Self.post("/admin/delete", "{}"))
+        #expect(c2.readResponse()?.status == 405, "no admin: the parser refuses POST as before")
+        #expect(try off.get("/admin/delete").status == 404)
+    }
+
+    @Test("a body that stops arriving is cut off at the header timeout; the server goes on serving")
+    func slowBody() throws {
+        let server = try athens(extra: #""server": {"headerTimeoutSeconds": 1}, "#)
+        defer { server.stop() }
+        let client = try RawClient(port: server.port)
+        client.send("POST /admin/delete HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Self.token)\r\nContent-Length: 100\r\n\r\n{\"mod")
+        #expect(client.isClosed(timeout: 15), "closed, not held open for ever")
+        #expect(try server.get("/healthz").status == 200)
+    }
+}
