@@ -1,4 +1,5 @@
 // ModuleZip: the rules golang.org/x/mod/zip's CheckZip applies to a module zip, over its central directory.
+import CZlib
 
 /// Go's module zip rules (`golang.org/x/mod/zip`), applied to entries read by `ZipDirectory`.
 public enum ModuleZip {
@@ -95,6 +96,14 @@ public enum ModuleZip {
         }
         if let sizeError { throw ZipError(message: sizeError) }
         if let message = invalid.message { throw ZipError(message: message) }
+    }
+
+    /// Whether `entry` holds exactly `bytes` by its recorded size and CRC-32 (checked against the data by
+    /// `ZipContents.verify`), without inflating it: an uploaded go.mod against the zip's own.
+    public static func entry(_ entry: ZipEntry, holds bytes: [UInt8]) -> Bool {
+        guard entry.uncompressedSize == UInt64(bytes.count) else { return false }
+        let crc = bytes.withUnsafeBufferPointer { crc32(0, $0.baseAddress, uInt($0.count)) }
+        return UInt32(crc) == entry.crc32
     }
 
     /// The entry holding the root go.mod, if any.

@@ -1,4 +1,5 @@
 import HostSupport
+import Foundation
 import JSON
 
 /// The admin API under `/admin/`: `POST /admin/<action>` with a JSON body, answered in JSON.
@@ -11,13 +12,17 @@ package final class AdminAPI: Sendable {
     private let token: AdminToken
     private let download: DownloadProtocol
 
-    package init(token: AdminToken, download: DownloadProtocol) {
+    /// Where uploaded zips are spooled while they are checked.
+    private let spoolDirectory: String
+
+    package init(token: AdminToken, download: DownloadProtocol, spoolDirectory: String = NSTemporaryDirectory()) {
         self.token = token
         self.download = download
+        self.spoolDirectory = spoolDirectory
     }
 
     /// The actions there are, by path element.
-    private static let actions: Set<String> = ["delete"]
+    private static let actions: Set<String> = ["delete", "upload"]
 
     /// Answers one request whose path starts with `/admin/`. Called on the event loop.
     package func handle(_ request: Request, responder: Responder) {
@@ -39,11 +44,12 @@ package final class AdminAPI: Sendable {
             }
             return
         }
-        let body = request.body, who = request.peer
+        let body = request.body, who = request.peer, query = request.query
         let accepted = download.pool.submit { [self] in
-            let what = String(decoding: body.prefix(512), as: UTF8.self)
+            // Bodies of uploads are zips: the query says what they are.
+            let what = action == "upload" ? String(query.prefix(512)) : String(decoding: body.prefix(512), as: UTF8.self)
             do throws(AdminError) {
-                let (response, result) = try perform(action, body)
+                let (response, result) = try perform(action, query, body)
                 log(action: action, who: who, what: what, status: response.status, result: result)
                 responder.respond(response)
             } catch {
@@ -59,11 +65,14 @@ package final class AdminAPI: Sendable {
     }
 
     /// Runs one action on a pool thread.
-    private func perform(_ action: String, _ body: [UInt8]) throws(AdminError) -> (Response, String) {
+    private func perform(_ action: String, _ query: Substring, _ body: [UInt8]) throws(AdminError) -> (Response, String) {
         switch action {
         case "delete":
             let request = try DeleteRequest.parse(body)
             return try AdminDelete(storage: download.storage, cache: download.cache, lists: download.lists).run(request)
+        case "upload":
+            let upload = try UploadRequest.parse(query: query, body: body)
+            return try AdminUpload(storage: download.storage, cache: download.cache, lists: download.lists, spoolDirectory: spoolDirectory).run(upload)
         default:
             throw .notFound("no admin action \"\(action)\"")
         }
