@@ -2,6 +2,7 @@
 // oversized, slow), the token, and a delete that makes the next download fetch again.
 import Foundation
 import Testing
+@testable import SumDB
 
 @Suite("admin API end to end over FileStorage", .serialized)
 final class AdminEndToEndTests {
@@ -122,5 +123,30 @@ final class AdminEndToEndTests {
         client.send("POST /admin/delete HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(Self.token)\r\nContent-Length: 100\r\n\r\n{\"mod")
         #expect(client.isClosed(timeout: 15), "closed, not held open for ever")
         #expect(try server.get("/healthz").status == 200)
+    }
+}
+
+/// Upload through the real server, then the real go command downloads it.
+extension AdminEndToEndTests {
+    @Test("an uploaded module is what the go command downloads, with the h1: hash DirHash computes for the zip")
+    func uploadThenGoDownloads() throws {
+        let server = try athens()
+        defer { server.stop() }
+        let module = "example.com/uploaded"
+        let mod = Array("module \(module)\n\ngo 1.21\n".utf8)
+        let zip = FakeZip.stored(["\(module)@v1.4.0/go.mod": mod, "\(module)@v1.4.0/up.go": Array("package uploaded\n\nconst V = 4\n".utf8)])
+        let client = try RawClient(port: server.port)
+        client.send(Array(("POST /admin/upload?module=\(module)&version=v1.4.0&modBytes=\(mod.count)&time=2024-05-06T07:08:09Z HTTP/1.1\r\n"
+            + "Host: x\r\nAuthorization: Bearer \(Self.token)\r\nContent-Length: \(mod.count + zip.count)\r\n\r\n").utf8) + mod + zip)
+        let answer = try #require(client.readResponse())
+        #expect(answer.status == 200, "\(String(decoding: answer.body, as: UTF8.self))")
+        let sums = try GoCommand.sums(["\(module)@v1.4.0"], proxy: server.url)
+        #expect(sums["\(module)@v1.4.0"] == (try DirHash.hashZip(bytes: zip)))
+        #expect(metric(try server.metrics(), "athens_admin_requests_total", labels: #"action="upload",result="ok""#) == 1)
+        // The same upload again: refused, the stored bytes stay.
+        let again = try RawClient(port: server.port)
+        again.send(Array(("POST /admin/upload?module=\(module)&version=v1.4.0&modBytes=\(mod.count) HTTP/1.1\r\n"
+            + "Host: x\r\nAuthorization: Bearer \(Self.token)\r\nContent-Length: \(mod.count + zip.count)\r\n\r\n").utf8) + mod + zip)
+        #expect(again.readResponse()?.status == 409)
     }
 }
