@@ -95,6 +95,8 @@ final class AdminEndToEndTests {
         }
         #expect(try server.get("/example.com/hello/@v/v1.0.0.mod").status == 200)
         #expect(try fetches(server) == fetched, "still stored")
+        #expect(waitUntil(timeout: 10) { server.process.stderr.contains("msg=admin who=127.0.0.1 action=delete result=unauthorized status=401") },
+                "the refused call is logged with who did it")
     }
 
     @Test("a body past the limit is 413 before it is read; admin off: POST is 405 and /admin/ is 404")

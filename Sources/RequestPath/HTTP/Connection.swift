@@ -146,7 +146,6 @@ final class Connection: EvictionListNode {
                     }
                     awaitingBody = nil
                     request.body = Array(UnsafeRawBufferPointer(rebasing: input[start..<(start + request.contentLength)]))
-                    request.peer = Self.peerName(fd)
                     start += request.contentLength
                     dispatch(request)
                     continue
@@ -208,6 +207,8 @@ final class Connection: EvictionListNode {
 
     /// Hands a complete request to the handler.
     private func dispatch(_ request: Request) {
+        var request = request
+        if request.method == .post { request.peer = Self.peerName(fd) }
         keepAlive = request.keepAlive && !peerClosed && !loop.drained
         isHead = request.method == .head
         http10 = request.minorVersion == 0
