@@ -41,6 +41,7 @@ usage: athens [--config FILE] [--listen ADDR] [--version]
 """
 
 if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "plugin-check" { exit(PluginCheck.run(Array(CommandLine.arguments.dropFirst(2)))) }
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "admin" { exit(AdminCommand.run(Array(CommandLine.arguments.dropFirst(2)))) }
 var configPath: String?
 var listenOverride: String?
 var arguments = CommandLine.arguments.dropFirst()

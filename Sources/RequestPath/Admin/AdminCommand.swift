@@ -1,0 +1,133 @@
+import Foundation
+import HTTPClient
+import JSON
+
+/// `athens admin <command>`: the admin API from the command line against a running athens.
+///
+///     athens admin [--url URL] [--token TOKEN | --token-file FILE] delete MODULE@VERSION|MODULE@all|--glob GLOB [--yes]
+///     athens admin [--url URL] [--token …] upload MODULE@VERSION --mod go.mod --zip module.zip [--time RFC3339] [--force]
+///
+/// URL and token default to ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and ATHENS_ADMIN_TOKEN. Prints the
+/// server's JSON answer on stdout; exit 0 on success, 1 when the server refused or failed, 2 on a usage error.
+/// `delete` is a dry run unless `--yes` is given.
+package enum AdminCommand {
+    package static let usage = """
+    usage: athens admin [--url URL] [--token TOKEN | --token-file FILE] COMMAND
+      delete MODULE@VERSION | MODULE@all | --glob GLOB  [--yes]   (a dry run without --yes)
+      upload MODULE@VERSION --mod FILE --zip FILE [--time RFC3339] [--force]
+    URL and token default to $ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and $ATHENS_ADMIN_TOKEN.
+    """
+
+    /// A usage error: printed with the usage, exit 2.
+    struct Usage: Error { var message: String }
+
+    /// Runs one command; returns the exit status.
+    package static func run(_ arguments: [String], environment: [String: String] = ProcessInfo.processInfo.environment) -> Int32 {
+        do {
+            let (url, token, rest) = try connection(arguments, environment)
+            guard let command = rest.first else { throw Usage(message: "no command") }
+            let (path, body) = try request(command, Array(rest.dropFirst()))
+            return send(url: url + path, token: token, body: body)
+        } catch let error as Usage {
+            FileHandle.standardError.write(Data("athens admin: \(error.message)\n\(usage)\n".utf8))
+            return 2
+        } catch {
+            FileHandle.standardError.write(Data("athens admin: \(error)\n".utf8))
+            return 2
+        }
+    }
+
+    private static func connection(_ arguments: [String], _ env: [String: String]) throws -> (String, String, [String]) {
+        var url = env["ATHENS_ADMIN_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:3000"
+        var token = env["ATHENS_ADMIN_TOKEN"] ?? ""
+        var rest = arguments[...]
+        while let first = rest.first, first.hasPrefix("--") {
+            rest = rest.dropFirst()
+            guard let value = rest.popFirst() else { throw Usage(message: "\(first) needs a value") }
+            switch first {
+            case "--url": url = value
+            case "--token": token = value
+            case "--token-file":
+                guard let text = try? String(contentsOfFile: value, encoding: .utf8) else { throw Usage(message: "cannot read \(value)") }
+                token = text.trimmingCharacters(in: .newlines)
+            default: throw Usage(message: "unknown option \(first)")
+            }
+        }
+        guard url.hasPrefix("http://") || url.hasPrefix("https://") else { throw Usage(message: "--url must be http:// or https://") }
+        guard !token.isEmpty else { throw Usage(message: "no token: --token, --token-file or ATHENS_ADMIN_TOKEN") }
+        while url.hasSuffix("/") { url.removeLast() }
+        return (url, token, Array(rest))
+    }
+
+    /// The API path and body of a command.
+    private static func request(_ command: String, _ arguments: [String]) throws -> (String, [UInt8]) {
+        var options: [String: String] = [:], flags = Set<String>(), positional: [String] = []
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            switch argument {
+            case "--yes", "--force": flags.insert(argument)
+            case "--glob", "--mod", "--zip", "--time":
+                guard let value = rest.popFirst() else { throw Usage(message: "\(argument) needs a value") }
+                options[argument] = value
+            default:
+                guard !argument.hasPrefix("--") else { throw Usage(message: "unknown option \(argument)") }
+                positional.append(argument)
+            }
+        }
+        switch command {
+        case "delete":
+            var fields: [(String, JSONValue)]
+            if let glob = options["--glob"] {
+                guard positional.isEmpty else { throw Usage(message: "delete: --glob or MODULE@VERSION, not both") }
+                fields = [("glob", .string(glob))]
+            } else {
+                guard positional.count == 1 else { throw Usage(message: "delete: one MODULE@VERSION, MODULE@all or --glob") }
+                let (module, version) = try split(positional[0])
+                fields = [("module", .string(module)), version == "all" ? ("versions", .string("all")) : ("version", .string(version))]
+            }
+            fields.append(("dryRun", .bool(!flags.contains("--yes"))))
+            return ("/admin/delete", Array(JSONValue.object(JSONObject(fields)).text().utf8))
+        case "upload":
+            guard positional.count == 1, let modFile = options["--mod"], let zipFile = options["--zip"] else {
+                throw Usage(message: "upload: MODULE@VERSION --mod FILE --zip FILE")
+            }
+            let (module, version) = try split(positional[0])
+            guard let mod = FileManager.default.contents(atPath: modFile), !mod.isEmpty else { throw Usage(message: "cannot read \(modFile)") }
+            guard let zip = FileManager.default.contents(atPath: zipFile) else { throw Usage(message: "cannot read \(zipFile)") }
+            var query = "module=\(escape(module))&version=\(escape(version))&modBytes=\(mod.count)"
+            if let time = options["--time"] { query += "&time=\(escape(time))" }
+            if flags.contains("--force") { query += "&force=true" }
+            return ("/admin/upload?" + query, Array(mod) + Array(zip))
+        default:
+            throw Usage(message: "unknown command \(command)")
+        }
+    }
+
+    private static func split(_ text: String) throws -> (String, String) {
+        guard let at = text.lastIndex(of: "@"), at != text.startIndex, text.index(after: at) != text.endIndex else {
+            throw Usage(message: "\(text): expected MODULE@VERSION")
+        }
+        return (String(text[..<at]), String(text[text.index(after: at)...]))
+    }
+
+    private static func escape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/"))) ?? text
+    }
+
+    private static func send(url: String, token: String, body: [UInt8]) -> Int32 {
+        let request = HTTPRequest(.post, url: url, headers: HTTPHeaders([("Authorization", "Bearer " + token), ("Content-Type", "application/json")]),
+                                  body: .bytes(body))
+        do {
+            let response = try HTTPClient().fetch(request, limits: HTTPLimits(maxBodyBytes: 64 << 20, timeout: .seconds(600), idleTimeout: .seconds(600)))
+            FileHandle.standardOutput.write(Data(response.body + (response.body.last == 0x0A ? [] : [0x0A])))
+            if !(200..<300).contains(response.status) {
+                FileHandle.standardError.write(Data("athens admin: HTTP \(response.status)\n".utf8))
+                return 1
+            }
+            return 0
+        } catch {
+            FileHandle.standardError.write(Data("athens admin: \(url): \(error)\n".utf8))
+            return 1
+        }
+    }
+}
