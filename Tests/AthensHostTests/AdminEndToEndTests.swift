@@ -152,3 +152,38 @@ extension AdminEndToEndTests {
         #expect(again.readResponse()?.status == 409)
     }
 }
+
+/// `athens admin` against a running athens.
+extension AdminEndToEndTests {
+    @Test("athens admin: upload then delete (dry run, then --yes), token from the environment, exit codes")
+    func command() throws {
+        let server = try athens()
+        defer { server.stop() }
+        let module = "example.com/cli"
+        let mod = Array("module \(module)\n".utf8)
+        let zip = FakeZip.stored(["\(module)@v0.3.0/go.mod": mod, "\(module)@v0.3.0/cli.go": Array("package cli\n".utf8)])
+        try Data(mod).write(to: URL(fileURLWithPath: work + "/go.mod"))
+        try Data(zip).write(to: URL(fileURLWithPath: work + "/m.zip"))
+        let env = ["ATHENS_ADMIN_URL": server.url, "ATHENS_ADMIN_TOKEN": Self.token]
+        func admin(_ arguments: [String], env: [String: String] = env) throws -> (status: Int32, stdout: String, stderr: String) {
+            try TestSupport.run(TestSupport.athens, ["admin"] + arguments, environment: env)
+        }
+        let upload = try admin(["upload", "\(module)@v0.3.0", "--mod", work + "/go.mod", "--zip", work + "/m.zip"])
+        #expect(upload.status == 0 && upload.stdout.contains(#""stored":true"#), "\(upload)")
+        #expect(try server.get("/example.com/cli/@v/v0.3.0.zip").body == zip)
+        let again = try admin(["upload", "\(module)@v0.3.0", "--mod", work + "/go.mod", "--zip", work + "/m.zip"])
+        #expect(again.status == 1 && again.stderr.contains("409"))
+
+        let dry = try admin(["delete", "\(module)@all"])
+        #expect(dry.status == 0 && dry.stdout.contains(#""wouldDelete":[{"module":"example.com/cli","version":"v0.3.0"}]"#), "\(dry)")
+        #expect(try server.get("/example.com/cli/@v/v0.3.0.mod").status == 200)
+        let real = try admin(["--url", server.url, "--token", Self.token, "delete", "\(module)@v0.3.0", "--yes"], env: [:])
+        #expect(real.status == 0 && real.stdout.contains(#""deleted":[{"module":"example.com/cli","version":"v0.3.0"}]"#), "\(real)")
+        #expect(try server.get("/example.com/cli/@v/v0.3.0.mod").status == 404, "gone: the upstream never had it")
+
+        #expect(try admin(["delete", "\(module)@v0.3.0"], env: ["ATHENS_ADMIN_URL": server.url, "ATHENS_ADMIN_TOKEN": "wrong-token-000000000"]).status == 1)
+        #expect(try admin(["delete", "\(module)@v0.3.0"], env: ["ATHENS_ADMIN_URL": server.url]).status == 2, "no token: usage error")
+        #expect(try admin(["frobnicate"]).status == 2)
+        #expect(try admin(["delete", "no-version"]).status == 2)
+    }
+}
