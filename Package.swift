@@ -34,7 +34,7 @@ let package = Package(
         // (`Storage` and `Fetcher` protocols, implemented by the plugin-backed types);
         .target(name: "PluginHost", dependencies: ["PluginABI", "GoModule", "HostSupport", "SystemShims"], path: "Sources/PluginHost"),
         // the request path: HTTP server → router → download protocol → stash, configured by the manifest;
-        .target(name: "RequestPath", dependencies: ["PluginHost", "HostSupport", "GoModule", "SystemShims", "HTTPClient", "PluginABI", "Digests", "JSON"],
+        .target(name: "RequestPath", dependencies: ["PluginHost", "HostSupport", "GoModule", "SystemShims", "HTTPClient", "PluginABI", "Digests", "JSON", "SumDB"],
                 path: "Sources/RequestPath"),
         // `athens plugin-check`: drives one plugin through the whole contract and reports what it breaks;
         .target(name: "PluginCheck", dependencies: ["PluginHost", "HostSupport", "GoModule", "PluginABI", "JSON"], path: "Sources/PluginCheck"),

@@ -1,6 +1,7 @@
 import HostSupport
 import Foundation
 import JSON
+import SumDB
 
 /// The admin API under `/admin/`: `POST /admin/<action>` with a JSON body, answered in JSON.
 ///
@@ -14,15 +15,19 @@ package final class AdminAPI: Sendable {
 
     /// Where uploaded zips are spooled while they are checked.
     private let spoolDirectory: String
+    /// The checksum database `verify` compares with; nil: verify answers 501.
+    private let verifier: SumDBVerifier?
 
-    package init(token: AdminToken, download: DownloadProtocol, spoolDirectory: String = NSTemporaryDirectory()) {
+    package init(token: AdminToken, download: DownloadProtocol, spoolDirectory: String = NSTemporaryDirectory(),
+                 verifier: SumDBVerifier? = nil) {
         self.token = token
+        self.verifier = verifier
         self.download = download
         self.spoolDirectory = spoolDirectory
     }
 
     /// The actions there are, by path element.
-    private static let actions: Set<String> = ["delete", "upload"]
+    private static let actions: Set<String> = ["delete", "upload", "verify"]
 
     /// Answers one request whose path starts with `/admin/`. Called on the event loop.
     package func handle(_ request: Request, responder: Responder) {
@@ -73,6 +78,8 @@ package final class AdminAPI: Sendable {
         case "upload":
             let upload = try UploadRequest.parse(query: query, body: body)
             return try AdminUpload(storage: download.storage, cache: download.cache, lists: download.lists, spoolDirectory: spoolDirectory).run(upload)
+        case "verify":
+            return try AdminVerify(storage: download.storage, verifier: verifier).run(body)
         default:
             throw .notFound("no admin action \"\(action)\"")
         }

@@ -1,6 +1,7 @@
 import HostSupport
 import JSON
 import PluginHost
+import SumDB
 import Foundation
 
 /// A manifest error: one line naming the key and what is wrong with it.
@@ -79,6 +80,8 @@ package struct Manifest {
     package var basicAuth: (user: String, password: String)?
     /// The admin API's bearer token (`admin.token` or the contents of `admin.tokenFile`); nil: the API is off.
     package var adminToken: String?
+    /// The checksum database `/admin/verify` compares with (`admin.checksumDB`: base URL and verifier key).
+    package var adminChecksumDB: (url: String, key: String)?
     /// Seconds SIGTERM waits for in-flight requests before exiting.
     package var shutdownTimeout: Double = 30
 
@@ -229,6 +232,16 @@ package struct Manifest {
         if let admin = try object.object("admin") {
             manifest.adminToken = try adminToken(admin)
             manifest.server.limits.maxBodyBytes = try admin.int("maxBodyBytes", min: 1024, max: 1 << 30) ?? 1 << 20
+            if let db = try admin.object("checksumDB") {
+                guard let url = try db.string("url"), url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                    throw ManifestError("manifest.admin.checksumDB.url: required, http:// or https://")
+                }
+                guard let key = try db.string("key"), (try? VerifierKey(key)) != nil else {
+                    throw ManifestError("manifest.admin.checksumDB.key: required, a verifier key (name+hash+key)")
+                }
+                manifest.adminChecksumDB = (url, key)
+                try db.finish()
+            }
             try admin.finish()
         }
         if let cache = try object.object("cache") {
