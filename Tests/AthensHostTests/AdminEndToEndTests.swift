@@ -187,3 +187,73 @@ extension AdminEndToEndTests {
         #expect(try admin(["delete", "no-version"]).status == 2)
     }
 }
+
+/// `POST /admin/verify` against a test checksum database on 127.0.0.1 (x/mod's sumdb server, Support/SumDBServer.swift).
+extension AdminEndToEndTests {
+    func upload(_ server: AthensServer, _ module: String, _ version: String, _ zip: [UInt8], _ mod: [UInt8]) throws {
+        let client = try RawClient(port: server.port)
+        client.send(Array(("POST /admin/upload?module=\(module)&version=\(version)&modBytes=\(mod.count) HTTP/1.1\r\n"
+            + "Host: x\r\nAuthorization: Bearer \(Self.token)\r\nContent-Length: \(mod.count + zip.count)\r\n\r\n").utf8) + mod + zip)
+        #expect(client.readResponse()?.status == 200)
+    }
+
+    func verify(_ server: AthensServer, _ module: String, _ version: String) throws -> (status: Int, body: String) {
+        let client = try RawClient(port: server.port)
+        client.send(Self.post("/admin/verify", #"{"module":"\#(module)","version":"\#(version)"}"#))
+        let response = try #require(client.readResponse())
+        return (response.status, String(decoding: response.body, as: UTF8.self))
+    }
+
+    @Test("verify matches an intact version and catches a zip altered on disk and one whose upstream tag moved")
+    func verifyAgainstChecksumDB() throws {
+        func files(_ module: String, _ text: String) -> (zip: [UInt8], mod: [UInt8]) {
+            let mod = Array("module \(module)\n".utf8)
+            return (FakeZip.stored(["\(module)@v1.0.0/go.mod": mod, "\(module)@v1.0.0/x.go": Array(text.utf8)]), mod)
+        }
+        let intact = files("example.com/intact", "package intact\n"), moved = files("example.com/moved", "package moved\n")
+        // What the checksum database recorded: intact as stored; "moved" as its tag was before it was force-pushed.
+        let recordedMoved = files("example.com/moved", "package moved\n\nconst Before = 1\n")
+        let gosum = """
+        example.com/intact v1.0.0 \(try DirHash.hashZip(bytes: intact.zip))
+        example.com/intact v1.0.0/go.mod \(DirHash.hashGoMod(intact.mod))
+        example.com/moved v1.0.0 \(try DirHash.hashZip(bytes: recordedMoved.zip))
+        example.com/moved v1.0.0/go.mod \(DirHash.hashGoMod(recordedMoved.mod))
+
+        """
+        let sumdb = try SumDBServer(gosum: gosum, directory: work)
+        defer { sumdb.stop() }
+        let server = try athens(admin: #""admin": {"token": "\#(Self.token)", "checksumDB": {"url": "\#(sumdb.url)", "key": "\#(sumdb.verifierKey)"}}, "#)
+        defer { server.stop() }
+        try upload(server, "example.com/intact", "v1.0.0", intact.zip, intact.mod)
+        try upload(server, "example.com/moved", "v1.0.0", moved.zip, moved.mod)
+
+        let ok = try verify(server, "example.com/intact", "v1.0.0")
+        #expect(ok.status == 200 && ok.body.contains(#""match":true,"zip""#), "\(ok)")
+        let tagMoved = try verify(server, "example.com/moved", "v1.0.0")
+        #expect(tagMoved.status == 200 && tagMoved.body.contains(#""match":false,"zip""#), "\(tagMoved)")
+
+        // Altered on disk: FileStorage's root is a GOPROXY tree.
+        let zipPath = work + "/store/example.com/intact/@v/v1.0.0.zip"
+        #expect(FileManager.default.fileExists(atPath: zipPath))
+        // One byte of a file's content (stored, so it is in the zip as is): "package intact" becomes "package Intact".
+        var altered = intact.zip
+        let content = Array("package intact".utf8)
+        let at = try #require((0...(altered.count - content.count)).first { Array(altered[$0..<($0 + content.count)]) == content })
+        altered[at + 8] = UInt8(ascii: "I")
+        try Data(altered).write(to: URL(fileURLWithPath: zipPath))
+        let tampered = try verify(server, "example.com/intact", "v1.0.0")
+        #expect(tampered.status == 200 && tampered.body.contains(#""match":false,"zip""#), "\(tampered)")
+
+        #expect(try verify(server, "example.com/absent", "v1.0.0").status == 404)
+        let metrics = try server.metrics()
+        #expect(metric(metrics, "athens_admin_requests_total", labels: #"action="verify",result="mismatch""#) == 2)
+        #expect(metric(metrics, "athens_admin_requests_total", labels: #"action="verify",result="ok""#) == 1)
+    }
+
+    @Test("verify without a checksum database is 501")
+    func verifyWithoutChecksumDB() throws {
+        let server = try athens()
+        defer { server.stop() }
+        #expect(try verify(server, "example.com/hello", "v1.0.0").status == 501)
+    }
+}

@@ -27,6 +27,10 @@ extension ManifestTests {
         (#"{"admin": {"token": "0123456789abcdef", "maxBodyBytes": 10}}"#, "manifest.admin.maxBodyBytes: must be an integer from 1024"),
         (#"{"admin": {"token": "0123456789abcdef", "users": []}}"#, "manifest.admin.users: unknown key"),
         (#"{"admin": "0123456789abcdef"}"#, "manifest.admin: must be an object"),
+        (#"{"admin": {"token": "0123456789abcdef", "checksumDB": {"url": "ftp://x", "key": "k"}}}"#, "manifest.admin.checksumDB.url: required, http:// or https://"),
+        (#"{"admin": {"token": "0123456789abcdef", "checksumDB": {"url": "http://127.0.0.1:1", "key": "not+a+key"}}}"#,
+         "manifest.admin.checksumDB.key: required, a verifier key"),
+        (#"{"admin": {"token": "0123456789abcdef", "checksumDB": {"url": "http://127.0.0.1:1"}}}"#, "manifest.admin.checksumDB.key: required"),
     ])
     func badAdmin(json: String, message: String) {
         let error = #expect(throws: ManifestError.self) { _ = try Self.parse(json) }
