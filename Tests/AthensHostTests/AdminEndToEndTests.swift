@@ -245,8 +245,12 @@ extension AdminEndToEndTests {
         #expect(tampered.status == 200 && tampered.body.contains(#""match":false,"zip""#), "\(tampered)")
 
         #expect(try verify(server, "example.com/absent", "v1.0.0").status == 404)
+        let command = try TestSupport.run(TestSupport.athens, ["admin", "--url", server.url, "--token", Self.token, "verify", "example.com/moved@v1.0.0"])
+        #expect(command.status == 1 && command.stdout.contains(#""match":false"#), "the command fails on a mismatch: \(command)")
+        let good = try TestSupport.run(TestSupport.athens, ["admin", "--url", server.url, "--token", Self.token, "verify", "example.com/absent@v1.0.0"])
+        #expect(good.status == 1 && good.stderr.contains("404"))
         let metrics = try server.metrics()
-        #expect(metric(metrics, "athens_admin_requests_total", labels: #"action="verify",result="mismatch""#) == 2)
+        #expect(metric(metrics, "athens_admin_requests_total", labels: #"action="verify",result="mismatch""#) == 3, "two by the API, one by the command")
         #expect(metric(metrics, "athens_admin_requests_total", labels: #"action="verify",result="ok""#) == 1)
     }
 

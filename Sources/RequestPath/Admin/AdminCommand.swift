@@ -6,6 +6,7 @@ import JSON
 ///
 ///     athens admin [--url URL] [--token TOKEN | --token-file FILE] delete MODULE@VERSION|MODULE@all|--glob GLOB [--yes]
 ///     athens admin [--url URL] [--token …] upload MODULE@VERSION --mod go.mod --zip module.zip [--time RFC3339] [--force]
+///     athens admin [--url URL] [--token …] verify MODULE@VERSION
 ///
 /// URL and token default to ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and ATHENS_ADMIN_TOKEN. Prints the
 /// server's JSON answer on stdout; exit 0 on success, 1 when the server refused or failed, 2 on a usage error.
@@ -15,6 +16,7 @@ package enum AdminCommand {
     usage: athens admin [--url URL] [--token TOKEN | --token-file FILE] COMMAND
       delete MODULE@VERSION | MODULE@all | --glob GLOB  [--yes]   (a dry run without --yes)
       upload MODULE@VERSION --mod FILE --zip FILE [--time RFC3339] [--force]
+      verify MODULE@VERSION   (exit 1 when the stored hashes differ from the checksum database's)
     URL and token default to $ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and $ATHENS_ADMIN_TOKEN.
     """
 
@@ -98,6 +100,10 @@ package enum AdminCommand {
             if let time = options["--time"] { query += "&time=\(escape(time))" }
             if flags.contains("--force") { query += "&force=true" }
             return ("/admin/upload?" + query, Array(mod) + Array(zip))
+        case "verify":
+            guard positional.count == 1, options.isEmpty, flags.isEmpty else { throw Usage(message: "verify: one MODULE@VERSION") }
+            let (module, version) = try split(positional[0])
+            return ("/admin/verify", Array(JSONValue.object(JSONObject([("module", .string(module)), ("version", .string(version))])).text().utf8))
         default:
             throw Usage(message: "unknown command \(command)")
         }
@@ -120,7 +126,10 @@ package enum AdminCommand {
         do {
             let response = try HTTPClient().fetch(request, limits: HTTPLimits(maxBodyBytes: 64 << 20, timeout: .seconds(600), idleTimeout: .seconds(600)))
             FileHandle.standardOutput.write(Data(response.body + (response.body.last == 0x0A ? [] : [0x0A])))
-            if !(200..<300).contains(response.status) {
+            // A verify that found a mismatch answers 200: the command still fails, so scripts notice.
+            let mismatch = url.hasSuffix("/admin/verify") && response.body.starts(with: Array(#"{"module""#.utf8))
+                && String(decoding: response.body, as: UTF8.self).contains(#""match":false"#)
+            if !(200..<300).contains(response.status) || mismatch {
                 FileHandle.standardError.write(Data("athens admin: HTTP \(response.status)\n".utf8))
                 return 1
             }
