@@ -110,11 +110,13 @@ start_redis() {
 redis_answers() { [[ $(redis-cli -h 127.0.0.1 -p "$1" ping) == PONG ]]; }
 
 # Runs "$@" with no signal blocked or ignored: a caller (a test runner's thread) may have SIGTERM blocked, and a
-# daemon inheriting that would ignore `stop` and a rolling restart's SIGTERM.
+# daemon inheriting that would ignore `stop` and a rolling restart's SIGTERM. No fd but 0-2 either: a caller's
+# pipe or socket held by a daemon would keep the caller waiting for its end (Foundation's Process does).
 unblocked() {
     exec python3 -c 'import os, signal, sys
 signal.pthread_sigmask(signal.SIG_SETMASK, [])
 for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP): signal.signal(s, signal.SIG_DFL)
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
 os.execvp(sys.argv[1], sys.argv[1:])' "$@"
 }
 
