@@ -209,7 +209,8 @@ final class DeploymentTests {
             #expect(waitUntil(timeout: 30) { load.counts.ok >= before + 20 })
         }
         let counts = load.stop()
-        #expect(counts.failed == 0, "\(counts.failures.prefix(5))")
+        let errors = (try? String(contentsOfFile: work + "/run/nginx/error.log", encoding: .utf8)) ?? ""
+        #expect(counts.failed == 0, "\(counts.failures.prefix(5)); nginx: \(errors.suffix(1500))")
         #expect(counts.ok > 60)
     }
 }
