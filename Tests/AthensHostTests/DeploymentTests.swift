@@ -148,6 +148,8 @@ final class DeploymentTests {
             #expect(answer?.status == 200 && answer?.body == expected, "\(module): \(answer?.status ?? 0)")
         }
         for port in instances { #expect(fallbacks(port) >= 1, "instance \(port)") }
+        // /readyz checks the lock: not ready while Redis is gone, though downloads are served.
+        #expect(try RawClient.get(port: instances[0], "/readyz")?.status == 503)
 
         let restarted = try Self.deploy(["start-redis", work + "/run"])
         #expect(restarted.status == 0, "\(restarted.stderr)")
@@ -162,6 +164,7 @@ final class DeploymentTests {
             return instances.map(fallbacks) == before
         }
         #expect(resumed)
+        #expect(try RawClient.get(port: instances[0], "/readyz")?.status == 200)
         let module = "example.com/dep"
         let answers = try stampede(module, clients: 60)
         let expected = try expectedZip(module)
