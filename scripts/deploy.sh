@@ -120,13 +120,18 @@ os.closerange(3, os.sysconf("SC_OPEN_MAX"))
 os.execvp(sys.argv[1], sys.argv[1:])' "$@"
 }
 
+instance_port() { setting DEPLOY_INSTANCE_PORTS | cut -d' ' -f"$1"; }
+
+launch_instance() {
+    unblocked "$athens" --config "$dir/athens-$1.json" </dev/null >>"$dir/athens-$1.log" 2>&1 &
+    record "athens-$1" $!
+}
+
+await_instance() { wait_for 60 "athens-$1 on $(instance_port "$1")" answers "http://127.0.0.1:$(instance_port "$1")/readyz"; }
+
 start_instance() {
-    local n=$1
-    local port
-    port=$(setting DEPLOY_INSTANCE_PORTS | cut -d' ' -f"$n")
-    unblocked "$athens" --config "$dir/athens-$n.json" </dev/null >>"$dir/athens-$n.log" 2>&1 &
-    record "athens-$n" $!
-    wait_for 60 "athens-$n on $port" answers "http://127.0.0.1:$port/readyz"
+    launch_instance "$1"
+    await_instance "$1"
 }
 
 write_manifest() {
@@ -259,7 +264,9 @@ EOF
     start_redis "$redis_port"
     local n
     for ((n = 1; n <= count; n++)); do write_manifest "$n" "${instance_ports[n - 1]}"; done
-    for ((n = 1; n <= count; n++)); do start_instance "$n"; done
+    # Started together, then waited for: start-up is mostly loading plugins.
+    for ((n = 1; n <= count; n++)); do launch_instance "$n"; done
+    for ((n = 1; n <= count; n++)); do await_instance "$n"; done
 
     write_nginx "$nginx_port" "${instance_ports[@]}"
     unblocked nginx -p "$dir/nginx" -e "$dir/nginx/error.log" -c "$dir/nginx/nginx.conf" -g 'daemon off;' </dev/null >/dev/null 2>&1 &
