@@ -90,7 +90,8 @@ final class Assembly: @unchecked Sendable {
                                         cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
         let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy)
         router = Router(download: download, sumdb: sumdb, version: version,
-                        auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) })
+                        auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) },
+                        readinessLock: locking.map { ($0.settings.lock, $0.settings.namespace + "readyz") })
     }
 
     /// Gauges read at scrape time.
