@@ -13,6 +13,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v readelf >/dev/null || need+=(binutils)
 command -v strace >/dev/null || need+=(strace)
 command -v redis-server >/dev/null || need+=(redis-server)  # RedisClient and LeaseLock tests
+command -v nginx >/dev/null || need+=(nginx)  # the deployment test's load balancer (scripts/deploy.sh)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need+=(zlib1g-dev)
 dpkg -s libcurl4-openssl-dev >/dev/null 2>&1 || need+=(libcurl4-openssl-dev)
 # S3Storage: libcrypto for SigV4; curl for the presigned-URL and large-zip tests; botocore for the signer cross-check.

@@ -1,3 +1,5 @@
+// FileStorage: layout, atomic saves, crashes mid-save (killed child processes), recovery, catalog. Longer than
+// ~400 lines on purpose: one suite whose tests share the process-kill and tree-inspection helpers.
 import Foundation
 import Testing
 @testable import HostSupport

@@ -30,6 +30,18 @@ struct LockPluginCheckTests {
         #expect(try #require(rows["lock: concurrent acquirers are mutually exclusive"]).detail.contains("0 overlaps"))
     }
 
+    @Test("RedisLock on a real redis-server passes every lock check")
+    func redisLockPasses() throws {
+        let path = TestSupport.plugin("RedisLock")
+        try #require(FileManager.default.fileExists(atPath: path), "RedisLock not built at \(path)")
+        let server = try RedisServer()
+        let (status, rows) = try PluginCheckTests.check(path, config: #"{"url":"\#(server.url())"}"#)
+        let failures = rows.values.filter { $0.outcome != .pass }
+        #expect(failures.isEmpty, "\(failures)")
+        #expect(status == 0)
+        #expect(Set(rows.keys) == Set(["load", "create"] + Self.lockRows))
+    }
+
     @Test("a lock that excludes nothing fails the checks that cover exclusion, BUSY, NOT_FOUND and INVALID")
     func brokenLockFails() throws {
         let path = try TestSupport.compileCPlugin("test_lock.c", into: Self.directory, name: "libCTestLock.so")

@@ -1,3 +1,5 @@
+// `athens plugin-check` against good, broken and lying plugins. Longer than ~400 lines on purpose: the broken
+// plugins are C sources inline in this file, each next to the check that must catch it.
 import Foundation
 import Testing
 @testable import HostSupport

@@ -1,5 +1,6 @@
 // ProxyFetcher plugin tests: the built libProxyFetcher.so, loaded by path through the host's FetcherPlugin,
 // against Tests/Fixtures/fake_upstream.py (a static GOPROXY tree with fault modes) on 127.0.0.1.
+// Longer than ~400 lines on purpose: one suite over one shared fake upstream process, each fault mode a test.
 @testable import HostSupport
 @testable import PluginCheck
 @testable import PluginHost

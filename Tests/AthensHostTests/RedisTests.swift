@@ -1,3 +1,5 @@
+// The RESP2 client and lease lock (Plugins/RedisLock/Client) against real and scripted Redis servers. Longer than
+// ~400 lines on purpose: four suites sharing the scripted-server (FakeRedis) helpers.
 import Foundation
 import RedisClient
 import Testing

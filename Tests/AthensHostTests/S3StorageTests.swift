@@ -1,3 +1,5 @@
+// S3Storage against a real Ceph RGW (scripts/rgw.sh). Longer than ~400 lines on purpose: every test shares the
+// RGW session, bucket set-up and athens helpers of this file, and starting RGW once per file keeps the suite fast.
 import Foundation
 import Testing
 @testable import HostSupport

@@ -1,3 +1,5 @@
+// Hostile clients against the real server: header/body limits, slow clients, connection caps, basic auth.
+// Longer than ~400 lines on purpose: three suites that share one set of raw-socket attack helpers below.
 import Foundation
 import Testing
 @testable import HostSupport

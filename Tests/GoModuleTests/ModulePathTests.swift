@@ -1,3 +1,5 @@
+// Go's module path and version rules. Longer than ~400 lines on purpose: mostly tables of cases taken from
+// golang.org/x/mod's own tests, one row per case.
 import GoModule
 import Testing
 

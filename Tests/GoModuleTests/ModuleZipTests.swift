@@ -1,3 +1,5 @@
+// Module zips: directory reading, CheckZip's rules, full-content validation. Longer than ~400 lines on purpose:
+// tables of hostile zips built byte by byte by the builder at the top, one row per rule.
 import GoModule
 import Testing
 

@@ -1,4 +1,5 @@
 import HostSupport
+import JSON
 import PluginHost
 import Foundation
 import PluginABI
@@ -35,10 +36,11 @@ extension DownloadProtocol {
             } catch {
                 throw DownloadError(error, module: "catalog", version: nil)
             }
-            var object: [String: Any] = ["modules": page.entries.map { ["module": $0.module, "version": $0.version] }]
-            if !page.next.isEmpty { object["next"] = page.next }
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-            return .json(Array(data))
+            var members: [(String, JSONValue)] = [("modules", .array(page.entries.map {
+                .object(JSONObject([("module", .string($0.module)), ("version", .string($0.version))]))
+            }))]
+            if !page.next.isEmpty { members.append(("next", .string(page.next))) }
+            return .json(Array(JSONValue.object(JSONObject(members)).text(sortingKeys: true).utf8))
         }
     }
 }
