@@ -34,27 +34,8 @@ pids=$dir/pids
 say() { printf '[deploy] %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-wait_for() {
-    local seconds=$1 what=$2
-    shift 2
-    local deadline=$((SECONDS + seconds))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || die "timed out after ${seconds}s waiting for $what (logs in $dir)"
-        sleep 0.1
-    done
-}
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 
 answers() { curl -sf -o /dev/null --max-time 2 "$1"; }
 

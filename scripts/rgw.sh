@@ -39,28 +39,8 @@ install_packages() {
 }
 
 # Prints N distinct ports the OS reports free on 127.0.0.1.
-free_ports() {
-    python3 - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-}
-
-# Polls `$@` until it succeeds or `seconds` pass.
-wait_for() {
-    local seconds=$1 what=$2
-    shift 2
-    local deadline=$((SECONDS + seconds))
-    until "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || die "timed out after ${seconds}s waiting for $what (logs: $dir/log)"
-        sleep 0.1
-    done
-}
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 
 gateway_answers() {
     python3 - "$1" <<'EOF'
