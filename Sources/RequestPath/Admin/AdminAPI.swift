@@ -27,7 +27,7 @@ package final class AdminAPI: Sendable {
     }
 
     /// The actions there are, by path element.
-    private static let actions: Set<String> = ["delete", "upload", "verify"]
+    private static let actions: Set<String> = ["delete", "upload", "verify", "quarantine"]
 
     /// Answers one request whose path starts with `/admin/`. Called on the event loop.
     package func handle(_ request: Request, responder: Responder) {
@@ -79,7 +79,10 @@ package final class AdminAPI: Sendable {
             let upload = try UploadRequest.parse(query: query, body: body)
             return try AdminUpload(storage: download.storage, cache: download.cache, lists: download.lists, spoolDirectory: spoolDirectory).run(upload)
         case "verify":
-            return try AdminVerify(storage: download.storage, verifier: verifier).run(body)
+            return try AdminVerify(storage: download.storage, verifier: verifier, policy: download.policy, quarantine: download.quarantine,
+                                   cache: download.cache).run(body)
+        case "quarantine":
+            return try AdminQuarantine(quarantine: download.quarantine, cache: download.cache).run(body)
         default:
             throw .notFound("no admin action \"\(action)\"")
         }
