@@ -34,13 +34,13 @@ final class IngestVerificationTests {
         TestSupport.removeDirectory(work)
     }
 
-    func athens(checksumDB: String? = nil) throws -> AthensServer {
+    func athens(checksumDB: String? = nil, store: String = "store", upstreamURL: String? = nil, extra: String = "") throws -> AthensServer {
         let db = checksumDB ?? #"{"url": "\#(sumdb.url)", "key": "\#(sumdb.verifierKey)"}"#
         return try AthensServer(manifest: """
-        {"admin": {"token": "\(Self.token)"}, "checksumDB": \(db), "spoolDirectory": "\(work)", "accessLog": false,
-         "storage": {"plugin": "FileStorage", "config": {"root": "\(work)/store"}},
+        {"admin": {"token": "\(Self.token)"}, "checksumDB": \(db), "spoolDirectory": "\(work)", "accessLog": false, \(extra)
+         "storage": {"plugin": "FileStorage", "config": {"root": "\(work)/\(store)"}},
          "rules": [{"match": "corp.example", "action": "private", "fetcher": "corp"}],
-         "fetchers": [{"name": "u", "plugin": "ProxyFetcher", "config": {"url": "\(upstream.url)", "timeoutSeconds": 5}},
+         "fetchers": [{"name": "u", "plugin": "ProxyFetcher", "config": {"url": "\(upstreamURL ?? upstream.url)", "timeoutSeconds": 5}},
                       {"name": "corp", "plugin": "ProxyFetcher", "config": {"url": "\(privateUpstream.url)", "timeoutSeconds": 5}}]}
         """, directory: work)
     }
@@ -195,5 +195,36 @@ final class IngestVerificationTests {
         }
         #expect(try admin(server, "quarantine", "{}").body == #"{"quarantined":[]}"#)
         #expect(FileManager.default.fileExists(atPath: "\(work)/store/athens.quarantine") == false)
+    }
+
+    @Test("an athens whose upstream is another athens reads its extended .info and records its own hashes")
+    func athensBehindAthens() throws {
+        let first = try athens()
+        defer { first.stop() }
+        let second = try athens(store: "store2", upstreamURL: first.url)
+        defer { second.stop() }
+        let zip = try second.get("/example.com/dep/@v/v1.0.0.zip")
+        #expect(zip.status == 200, "\(String(decoding: zip.body, as: UTF8.self))")
+        let ours = try #require(FileManager.default.contents(atPath: "\(work)/store2/example.com/dep/@v/v1.0.0.info"))
+        let theirs = try #require(stored("example.com/dep", "v1.0.0", "info"))
+        #expect(Array(ours) == theirs, "the same hashes, computed again: \(String(decoding: ours, as: UTF8.self))")
+        #expect(try verified(second, "ok") == 1 && verified(first, "ok") == 1)
+    }
+
+    @Test("a mark made by one instance is seen by another on the same storage within the list-cache TTL; the command line drives it")
+    func quarantineSeenByOtherInstance() throws {
+        let a = try athens(extra: #""listCacheSeconds": 1,"#), b = try athens(extra: #""listCacheSeconds": 1,"#)
+        defer { a.stop(); b.stop() }
+        #expect(try b.get("/example.com/dep/@v/v1.0.0.mod").status == 200)
+        let cli = ["admin", "--url", a.url, "--token", Self.token, "quarantine"]
+        let added = try TestSupport.run(TestSupport.athens, cli + ["add", "example.com/dep@v1.0.0", "--reason", "CVE-0000-0001"])
+        #expect(added.status == 0 && added.stdout.contains("CVE-0000-0001"), "\(added)")
+        #expect(try a.get("/example.com/dep/@v/v1.0.0.mod").status == 410, "at once where it was made")
+        #expect(try waitUntil(timeout: 30) { try b.get("/example.com/dep/@v/v1.0.0.mod").status == 410 }, "b re-reads the marks")
+        #expect(String(decoding: try b.get("/example.com/dep/@v/v1.0.0.zip").body, as: UTF8.self).contains("CVE-0000-0001"))
+        #expect(try TestSupport.run(TestSupport.athens, cli + ["add", "example.com/dep@v1.0.0"]).status == 2, "add needs a reason")
+        #expect(try TestSupport.run(TestSupport.athens, cli + ["release", "example.com/dep@v1.0.0"]).status == 0)
+        #expect(try waitUntil(timeout: 30) { try b.get("/example.com/dep/@v/v1.0.0.mod").status == 200 })
+        #expect(try TestSupport.run(TestSupport.athens, cli + ["release", "example.com/dep@v1.0.0"]).status == 1, "not quarantined: 404")
     }
 }
