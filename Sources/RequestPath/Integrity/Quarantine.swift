@@ -34,6 +34,8 @@ package final class Quarantine: Sendable {
         var byMarker: [String: Mark] = [:]
         var refreshedAt: Double = -.infinity
         var refreshing = false
+        /// Bumped by every add and release here: a refresh that listed before one of them does not undo it.
+        var generation = 0
     }
 
     private let storage: any Storage
@@ -76,9 +78,15 @@ package final class Quarantine: Sendable {
 
     /// Reads the marks from storage (blocking). Keeps the previous ones when storage fails.
     package func refresh() throws(PluginError) {
-        defer { state.withLock { $0.refreshing = false } }
-        let markers = try storage.list(module: Self.module)
-        let known = state.withLock { $0.byMarker }
+        // A failed refresh waits its turn too: a storage that is down is not asked on every request.
+        defer { state.withLock { $0.refreshing = false; $0.refreshedAt = MonotonicClock.now() } }
+        let markers: [String]
+        do {
+            markers = try storage.list(module: Self.module)
+        } catch where error.code == .notFound {
+            markers = []  // nothing was ever marked on this storage
+        }
+        let (known, generation) = state.withLock { ($0.byMarker, $0.generation) }
         var byMarker: [String: Mark] = [:]
         for marker in markers {
             if let mark = known[marker] {
@@ -88,9 +96,9 @@ package final class Quarantine: Sendable {
             }
         }
         state.withLock { state in
+            guard state.generation == generation else { return }  // the next refresh lists again
             state.byMarker = byMarker
             state.marks = Dictionary(byMarker.values.map { ($0.module + "@" + $0.version, $0) }) { a, _ in a }
-            state.refreshedAt = MonotonicClock.now()
         }
     }
 
@@ -111,6 +119,7 @@ package final class Quarantine: Sendable {
         state.withLock { state in
             state.byMarker[marker] = mark
             state.marks[module + "@" + version] = mark
+            state.generation += 1
         }
         return mark
     }
@@ -125,6 +134,7 @@ package final class Quarantine: Sendable {
             found = false
         }
         let known = state.withLock { state in
+            state.generation += 1
             state.byMarker[marker] = nil
             return state.marks.removeValue(forKey: module + "@" + version) != nil
         }
