@@ -227,4 +227,21 @@ final class IngestVerificationTests {
         #expect(try waitUntil(timeout: 30) { try b.get("/example.com/dep/@v/v1.0.0.mod").status == 200 })
         #expect(try TestSupport.run(TestSupport.athens, cli + ["release", "example.com/dep@v1.0.0"]).status == 1, "not quarantined: 404")
     }
+
+    @Test("a public module the checksum database does not know is refused (404 there: not_found), nothing stored")
+    func unknownToChecksumDB() throws {
+        // example.com/second is served by the upstream but was never in the tree the checksum database hashes from.
+        let extra = work + "/second"
+        guard try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", extra, "--second"]).status == 0 else {
+            throw TestFailure("fixture tree")
+        }
+        try FileManager.default.copyItem(atPath: extra + "/example.com/second", toPath: tree + "/example.com/second")
+        let server = try athens()
+        defer { server.stop() }
+        let refused = try server.get("/example.com/second/@v/v1.0.0.zip")
+        let body = String(decoding: refused.body, as: UTF8.self)
+        #expect(refused.status == 502 && body.contains("example.com/second@v1.0.0") && body.contains("not found") && body.contains("noSumPatterns"), "\(body)")
+        #expect(stored("example.com/second", "v1.0.0", "info") == nil)
+        #expect(try verified(server, "not_found") == 1)
+    }
 }

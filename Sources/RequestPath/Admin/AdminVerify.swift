@@ -95,6 +95,7 @@ extension AdminVerify {
         return SumDBVerifier(key: key) { path in
             let response = try client.fetch(HTTPRequest(.get, url: base + "/" + path),
                                             limits: HTTPLimits(maxBodyBytes: 1 << 20, timeout: .seconds(30), idleTimeout: .seconds(30)))
+            if response.status == 404 || response.status == 410 { throw SumDBError.notFound(path: path) }
             guard response.status == 200 else { throw SumDBError.fetchFailed(path: path, reason: "HTTP \(response.status)") }
             return response.body
         }

@@ -34,7 +34,7 @@ package final class IngestVerifier: Sendable {
         } catch {
             let result: String
             switch error {
-            case .fetchFailed(_, let reason) where reason == "HTTP 404" || reason == "HTTP 410": result = "not_found"
+            case .notFound: result = "not_found"
             case .fetchFailed: result = "unavailable"
             default: result = "error"
             }
