@@ -168,6 +168,8 @@ final class IngestVerificationTests {
             #expect(gone.status == 410 && String(decoding: gone.body, as: UTF8.self).contains("quarantined"), "\(artifact)")
         }
         #expect(try server.get("/athens.quarantine/@v/list").status == 404, "marks are not served")
+        let catalog = String(decoding: try server.get("/catalog").body, as: UTF8.self)
+        #expect(catalog.contains("example.com/hello") && !catalog.contains("athens.quarantine"), "nor listed: \(catalog)")
         let go = try GoCommand.run(["mod", "download", "example.com/hello@v1.2.0-pre.1"], proxy: server.url)
         #expect(go.status != 0 && go.stderr.contains("410 Gone") && go.stderr.contains("quarantined"), "\(go)")
 
@@ -193,6 +195,7 @@ final class IngestVerificationTests {
                      #"{"action":"release","version":"v1.0.0"}"#, "not json", #"{"action":"list","extra":1}"#] {
             #expect(try admin(server, "quarantine", body).status == 400, "\(body)")
         }
+        #expect(try admin(server, "verify", #"{"module":"example.com/hello","version":"v1.0.0","quarantine":"yes"}"#).status == 400)
         #expect(try admin(server, "quarantine", "{}").body == #"{"quarantined":[]}"#)
         #expect(FileManager.default.fileExists(atPath: "\(work)/store/athens.quarantine") == false)
     }
