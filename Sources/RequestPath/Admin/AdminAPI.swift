@@ -17,17 +17,20 @@ package final class AdminAPI: Sendable {
     private let spoolDirectory: String
     /// The checksum database `verify` compares with; nil: verify answers 501.
     private let verifier: SumDBVerifier?
+    /// The manifest's retention; nil: `retention` answers 501.
+    private let retention: Retention?
 
     package init(token: AdminToken, download: DownloadProtocol, spoolDirectory: String = NSTemporaryDirectory(),
-                 verifier: SumDBVerifier? = nil) {
+                 verifier: SumDBVerifier? = nil, retention: Retention? = nil) {
         self.token = token
+        self.retention = retention
         self.verifier = verifier
         self.download = download
         self.spoolDirectory = spoolDirectory
     }
 
     /// The actions there are, by path element.
-    private static let actions: Set<String> = ["delete", "upload", "verify"]
+    private static let actions: Set<String> = ["delete", "upload", "verify", "retention"]
 
     /// Answers one request whose path starts with `/admin/`. Called on the event loop.
     package func handle(_ request: Request, responder: Responder) {
@@ -80,6 +83,8 @@ package final class AdminAPI: Sendable {
             return try AdminUpload(storage: download.storage, cache: download.cache, lists: download.lists, spoolDirectory: spoolDirectory).run(upload)
         case "verify":
             return try AdminVerify(storage: download.storage, verifier: verifier).run(body)
+        case "retention":
+            return try AdminRetention.run(retention, body: body)
         default:
             throw .notFound("no admin action \"\(action)\"")
         }

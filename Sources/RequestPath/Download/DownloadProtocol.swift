@@ -24,9 +24,12 @@ package final class DownloadProtocol: @unchecked Sendable {
     package let cache: ArtifactCache
     /// Sends storage opens to the pool for a while after one was slow.
     package let breaker: SlowStorageBreaker
+    /// Marks served versions for retention; nil when the manifest has no `retention`.
+    package let accesses: AccessRecorder?
 
     package init(storage: any Storage, policy: DownloadPolicy, stasher: Stasher, pool: WorkerPool,
-                 background: WorkerPool, lists: ListCache, cache: ArtifactCache, breaker: SlowStorageBreaker = SlowStorageBreaker()) {
+                 background: WorkerPool, lists: ListCache, cache: ArtifactCache, breaker: SlowStorageBreaker = SlowStorageBreaker(),
+                 accesses: AccessRecorder? = nil) {
         self.storage = storage
         self.policy = policy
         self.stasher = stasher
@@ -35,6 +38,7 @@ package final class DownloadProtocol: @unchecked Sendable {
         self.lists = lists
         self.cache = cache
         self.breaker = breaker
+        self.accesses = accesses
     }
 
     /// Answers one decoded request. Called on the event loop: what may block goes to the pool.
@@ -54,6 +58,7 @@ package final class DownloadProtocol: @unchecked Sendable {
             if !policy.storageRedirects.contains(artifact), let bytes = cache.get(request.cacheKey) {
                 var response = Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes))
                 response.cacheResult = "hit"
+                accesses?.note(module: module, version: version)
                 return responder.respond(response)
             }
             if ModulePath.canonicalVersion(version) == version, artifact != .info || ModulePath.isCanonical(path: module, version: version) {

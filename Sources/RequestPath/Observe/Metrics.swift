@@ -42,6 +42,7 @@ package final class Metrics: @unchecked Sendable {
     private var pluginErrors: [String: UInt64] = [:]      // "plugin\toperation\tcode"
     private var lockFallbacks: [String: UInt64] = [:]     // "lock\tcause"
     private var adminRequests: [String: UInt64] = [:]     // "action\tresult"
+    private var retentionEvictions: [String: UInt64] = [:] // reason
     private var gaugeSources: [@Sendable () -> [(name: String, labels: String, value: Double)]] = []
 
     /// Adds a source of gauges read at every scrape.
@@ -87,6 +88,11 @@ package final class Metrics: @unchecked Sendable {
         lock.withLock { adminRequests[action + "\t" + result, default: 0] += 1 }
     }
 
+    /// Versions retention removed (`reason`: age, lru), on demand or on its schedule.
+    package func retentionEvicted(reason: String, count: Int) {
+        lock.withLock { retentionEvictions[reason, default: 0] += UInt64(count) }
+    }
+
     /// The exposition text.
     package func render() -> String {
         lock.lock()
@@ -129,6 +135,7 @@ package final class Metrics: @unchecked Sendable {
         counter("athens_lock_fallback_total", "Stashes that fell back to local single-flight because the lock backend failed, by lock and cause.",
                 lock.withLock { self.lockFallbacks }, ["lock", "cause"])
         counter("athens_admin_requests_total", "Admin API calls by action and result.", lock.withLock { self.adminRequests }, ["action", "result"])
+        counter("athens_retention_evicted_total", "Versions retention removed, by reason (age, lru).", lock.withLock { self.retentionEvictions }, ["reason"])
         counter("athens_plugin_errors_total", "Plugin calls that failed, by plugin, operation and code.", pluginErrors, ["plugin", "operation", "code"])
         var gauges: [String: [(labels: String, value: Double)]] = [:]
         for source in gaugeSources { for g in source() { gauges[g.name, default: []].append((g.labels, g.value)) } }
