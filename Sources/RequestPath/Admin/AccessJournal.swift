@@ -69,7 +69,7 @@ package final class AccessJournal: AccessStore {
         writing.lock()
         defer { writing.unlock() }
         do {
-            let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+            let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw failure("open") }
             defer { close(fd) }
             // A line cut short by a crash would swallow the first line of this batch: end it first.
