@@ -7,6 +7,7 @@ import JSON
 ///     athens admin [--url URL] [--token TOKEN | --token-file FILE] delete MODULE@VERSION|MODULE@all|--glob GLOB [--yes]
 ///     athens admin [--url URL] [--token …] upload MODULE@VERSION --mod go.mod --zip module.zip [--time RFC3339] [--force]
 ///     athens admin [--url URL] [--token …] verify MODULE@VERSION
+///     athens admin [--url URL] [--token …] retention [--apply]
 ///
 /// URL and token default to ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and ATHENS_ADMIN_TOKEN. Prints the
 /// server's JSON answer on stdout; exit 0 on success, 1 when the server refused or failed, 2 on a usage error.
@@ -17,6 +18,7 @@ package enum AdminCommand {
       delete MODULE@VERSION | MODULE@all | --glob GLOB  [--yes]   (a dry run without --yes)
       upload MODULE@VERSION --mod FILE --zip FILE [--time RFC3339] [--force]
       verify MODULE@VERSION   (exit 1 when the stored hashes differ from the checksum database's)
+      retention [--apply]     (what the retention policy removes; a dry run without --apply)
     URL and token default to $ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and $ATHENS_ADMIN_TOKEN.
     """
 
@@ -67,7 +69,7 @@ package enum AdminCommand {
         var rest = arguments[...]
         while let argument = rest.popFirst() {
             switch argument {
-            case "--yes", "--force": flags.insert(argument)
+            case "--yes", "--force", "--apply": flags.insert(argument)
             case "--glob", "--mod", "--zip", "--time":
                 guard let value = rest.popFirst() else { throw Usage(message: "\(argument) needs a value") }
                 options[argument] = value
@@ -104,6 +106,9 @@ package enum AdminCommand {
             guard positional.count == 1, options.isEmpty, flags.isEmpty else { throw Usage(message: "verify: one MODULE@VERSION") }
             let (module, version) = try split(positional[0])
             return ("/admin/verify", Array(JSONValue.object(JSONObject([("module", .string(module)), ("version", .string(version))])).text().utf8))
+        case "retention":
+            guard positional.isEmpty, options.isEmpty, flags.isSubset(of: ["--apply"]) else { throw Usage(message: "retention: only --apply") }
+            return ("/admin/retention", Array(JSONValue.object(JSONObject([("dryRun", .bool(!flags.contains("--apply")))])).text().utf8))
         default:
             throw Usage(message: "unknown command \(command)")
         }
