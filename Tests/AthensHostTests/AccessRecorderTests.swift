@@ -19,6 +19,15 @@ struct AccessRecorderTests {
         #expect(recorder.dropped == 0)
     }
 
+    @Test("the table's hash is FNV-1a of module, 0, version, for small, large and non-contiguous strings")
+    func hash() {
+        #expect(AccessRecorder.hash("example.com/a", "v1.0.0") == 7_299_962_613_981_992_095)
+        let long = "exämple.com/ünïcode-long-enough-not-small"
+        #expect(AccessRecorder.hash(long, "v1.0.0") == 7_065_601_265_037_693_312)
+        // A Substring-made String and a lazily built one hash the same as the literal.
+        #expect(AccessRecorder.hash(String("xx" + long).dropFirst(2).description, "v1.0.0") == 7_065_601_265_037_693_312)
+    }
+
     @Test("served files mark their version through the download protocol; misses and 404s mark nothing")
     func hitsMark() throws {
         let store = FakeAccessStore()

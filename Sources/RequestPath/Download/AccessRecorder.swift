@@ -69,12 +69,19 @@ package final class AccessRecorder: Sendable {
         if outcome == 1 { wake.signal() } else if outcome == 2 { droppedMarks.add(1, ordering: .relaxed) }
     }
 
-    /// FNV-1a over module, a 0 byte and version: no allocation, and the same in every process.
+    /// FNV-1a over module, a 0 byte and version: no allocation, and the same in every process. Over the strings'
+    /// contiguous UTF-8 (a borrowed buffer): iterating `String.UTF8View` cost about 30 instructions a byte.
     static func hash(_ module: String, _ version: String) -> UInt64 {
+        func mix(_ hash: inout UInt64, _ text: String) {
+            let done: Void? = text.utf8.withContiguousStorageIfAvailable { bytes in
+                for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+            }
+            if done == nil { for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 } }
+        }
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in module.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        mix(&hash, module)
         hash = (hash ^ 0) &* 0x100_0000_01b3
-        for byte in version.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        mix(&hash, version)
         return hash == 0 ? 1 : hash
     }
 
