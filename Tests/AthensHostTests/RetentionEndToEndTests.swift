@@ -72,6 +72,18 @@ final class RetentionEndToEndTests {
         #expect(metric(try second.metrics(), "athens_admin_requests_total", labels: #"action="retention",result="unauthorized""#) == 1)
     }
 
+    @Test("a SIGHUP reload flushes the replaced assembly's marks to the journal")
+    func reloadFlushes() throws {
+        let journal = work + "/state3/r.access"
+        let server = try athens(retention: #"{"maxAgeDays": 30, "intervalHours": 0, "flushSeconds": 3600, "stateDirectory": "\#(work)/state3", "instance": "r"}"#)
+        defer { server.stop() }
+        #expect(try server.get("/example.com/hello/@v/v1.1.0.info").status == 200)
+        #expect(!FileManager.default.fileExists(atPath: journal))
+        kill(server.process.process.processIdentifier, SIGHUP)
+        #expect(waitUntil(timeout: 30) { ((try? String(contentsOfFile: journal, encoding: .utf8)) ?? "").hasSuffix(" example.com/hello v1.1.0\n") })
+        #expect(try server.get("/healthz").status == 200)
+    }
+
     @Test("evictions while clients download: every response is the whole zip (or a 404), never a partial body")
     func evictionUnderDownloads() throws {
         let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_big_module.py", tree,
