@@ -10,7 +10,7 @@ struct AccessRecorderTests {
         let store = FakeAccessStore()
         let recorder = AccessRecorder(store: store, wallClock: { 1_234 })
         let modules = (0..<50).map { "example.com/m\($0)" }
-        for i in 0..<10_000 { recorder.note(module: modules[i % 50], version: "v1.0.\(i % 2 == 0 ? 0 : 0)") }
+        for i in 0..<10_000 { recorder.note(module: modules[i % 50], version: "v1.0.0") }
         #expect(store.appends == 0, "nothing is written on the hit path")
         #expect(try recorder.flush() == 50)
         #expect(store.appends == 1 && store.batches.first?.count == 50)

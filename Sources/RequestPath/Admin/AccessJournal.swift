@@ -68,16 +68,14 @@ package final class AccessJournal: AccessStore {
         for id in versions { bytes += Array("\(time) \(id.module) \(id.version)\n".utf8) }
         writing.lock()
         defer { writing.unlock() }
-        do {
-            let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw failure("open") }
-            defer { close(fd) }
-            // A line cut short by a crash would swallow the first line of this batch: end it first.
-            var last: UInt8 = 0x0A, status = stat()
-            if fstat(fd, &status) == 0, status.st_size > 0 { _ = pread(fd, &last, 1, off_t(status.st_size - 1)) }
-            if last != 0x0A { bytes.insert(0x0A, at: 0) }
-            try writeAll(fd, bytes)
-        }
+        let fd = Glibc.open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("open") }
+        defer { close(fd) }
+        // A line cut short by a crash would swallow the first line of this batch: end it first.
+        var last: UInt8 = 0x0A, status = stat()
+        if fstat(fd, &status) == 0, status.st_size > 0 { _ = pread(fd, &last, 1, off_t(status.st_size - 1)) }
+        if last != 0x0A { bytes.insert(0x0A, at: 0) }
+        try writeAll(fd, bytes)
     }
 
     package func lastAccesses() throws(AccessStoreError) -> [VersionID: Int64] {
@@ -99,27 +97,25 @@ package final class AccessJournal: AccessStore {
     package func compact(keeping stored: Set<VersionID>) throws(AccessStoreError) {
         writing.lock()
         defer { writing.unlock() }
-        do {
-            guard let data = FileManager.default.contents(atPath: path) else { return }
-            var newest: [VersionID: Int64] = [:]
-            Self.parse(Array(data)) { id, time in if stored.contains(id) { newest[id] = max(newest[id] ?? .min, time) } }
-            var bytes: [UInt8] = []
-            for (id, time) in newest.sorted(by: { $0.key < $1.key }) { bytes += Array("\(time) \(id.module) \(id.version)\n".utf8) }
-            // Written beside it, synced, then renamed over it: a crash leaves the old journal or the new one.
-            let temporary = path + ".compact"
-            let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw failure("create \(temporary)") }
-            do throws(AccessStoreError) {
-                try writeAll(fd, bytes)
-                guard fsync(fd) == 0 else { throw failure("sync \(temporary)") }
-            } catch {
-                close(fd)
-                unlink(temporary)
-                throw error
-            }
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        var newest: [VersionID: Int64] = [:]
+        Self.parse(Array(data)) { id, time in if stored.contains(id) { newest[id] = max(newest[id] ?? .min, time) } }
+        var bytes: [UInt8] = []
+        for (id, time) in newest.sorted(by: { $0.key < $1.key }) { bytes += Array("\(time) \(id.module) \(id.version)\n".utf8) }
+        // Written beside it, synced, then renamed over it: a crash leaves the old journal or the new one.
+        let temporary = path + ".compact"
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("create \(temporary)") }
+        do throws(AccessStoreError) {
+            try writeAll(fd, bytes)
+            guard fsync(fd) == 0 else { throw failure("sync \(temporary)") }
+        } catch {
             close(fd)
-            guard rename(temporary, path) == 0 else { throw failure("rename \(temporary)") }
+            unlink(temporary)
+            throw error
         }
+        close(fd)
+        guard rename(temporary, path) == 0 else { throw failure("rename \(temporary)") }
     }
 
     /// Calls `each` for every well-formed line; a malformed one (a torn write, an edit by hand) is skipped.
