@@ -51,8 +51,11 @@ final class RetentionEndToEndTests {
         let zip = FakeZip.stored(["\(module)@v0.1.0/go.mod": mod])
         #expect(try Self.post(first, "/admin/upload", mod + zip, query: "?module=\(module)&version=v0.1.0&modBytes=\(mod.count)").status == 200)
         #expect((try? String(contentsOfFile: journal, encoding: .utf8)) ?? "" == "", "nothing written before the flush interval")
-        first.stop()
-        let lines = try String(contentsOfFile: journal, encoding: .utf8).split(separator: "\n")
+        // SIGTERM and a generous wait (ChildProcess.stop kills after 5 s, which a loaded machine can take).
+        kill(first.process.process.processIdentifier, SIGTERM)
+        #expect(waitUntil(timeout: 60) { !first.process.process.isRunning }, "athens stops on SIGTERM")
+        #expect(first.process.process.terminationStatus == 0, "\(first.process.stderr)")
+        let lines = ((try? String(contentsOfFile: journal, encoding: .utf8)) ?? "").split(separator: "\n")
         #expect(lines.count == 1 && lines.first?.hasSuffix(" example.com/hello v1.0.0") == true, "two hits, one record: \(lines)")
 
         let second = try athens(retention: retention)
