@@ -55,6 +55,32 @@ struct AccessRecorderTests {
         #expect(try recorder.flush() == 1)
     }
 
+    @Test("stop() returns only after a flush already under way has written: shutdown loses no marks")
+    func stopWaitsForFlushUnderWay() {
+        final class Seen: @unchecked Sendable {
+            let lock = NSLock()
+            var appendsAtStop: Int?
+        }
+        let store = FakeAccessStore(), seen = Seen()
+        let recorder = AccessRecorder(store: store, wallClock: { 5 })
+        recorder.note(module: "example.com/a", version: "v1.0.0")
+        store.appendGate.close()
+        let flusher = Thread { recorder.flushLogging() }  // the flusher thread, woken just before shutdown
+        flusher.start()
+        #expect(waitUntil(timeout: 10) { store.appendGate.held == 1 }, "the flush holds the marks, in its write")
+        let stopper = Thread {
+            recorder.stop()
+            seen.lock.withLock { seen.appendsAtStop = store.appends }
+        }
+        stopper.start()
+        // Stop must wait for the write under way; give it a second to (wrongly) return first.
+        _ = waitUntil(timeout: 1) { seen.lock.withLock { seen.appendsAtStop != nil } }
+        store.appendGate.openGate()
+        #expect(waitUntil(timeout: 10) { seen.lock.withLock { seen.appendsAtStop != nil } })
+        #expect(seen.lock.withLock { seen.appendsAtStop } == 1, "when stop returned, the marks were written")
+        #expect(store.time("example.com/a", "v1.0.0") == 5)
+    }
+
     @Test("the journal: appends survive a new object, journals in one folder merge (newest wins), torn lines are skipped")
     func journal() throws {
         let directory = TestSupport.makeTemporaryDirectory("journal")

@@ -35,6 +35,9 @@ package final class AccessRecorder: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let droppedMarks = Atomic<Int>(0)
     private let appendCalls = Atomic<Int>(0)
+    /// Held for a whole flush (take the marks, append them): a flush returns only once every flush begun before
+    /// it has written, so the last one at shutdown does not return while the flusher thread still holds marks.
+    private let flushing = NSLock()
 
     /// `capacity` is rounded up to a power of two; `wallClock` gives Unix seconds (tests inject one).
     package init(store: any AccessStore, capacity: Int = 4096,
@@ -88,6 +91,8 @@ package final class AccessRecorder: Sendable {
     /// Writes the marks since the last flush to the store (one `append`); returns how many versions it wrote.
     @discardableResult
     package func flush() throws(AccessStoreError) -> Int {
+        flushing.lock()
+        defer { flushing.unlock() }
         let fresh = [Slot](repeating: Slot(), count: capacity)
         let taken: [Slot] = table.withLock { table in
             guard table.used > 0 else { return [] }

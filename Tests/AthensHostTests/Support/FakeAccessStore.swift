@@ -8,6 +8,8 @@ final class FakeAccessStore: AccessStore, @unchecked Sendable {
     private var appendCount = 0
     private var appended: [[VersionID]] = []
     private var failing = false
+    /// Every `append` passes this gate first (close it to hold a flush in its write).
+    let appendGate = Gate()
 
     /// Sets a version's last download (as another instance's journal would).
     func set(_ module: String, _ version: String, _ time: Int64) { lock.withLock { newest[VersionID(module, version)] = time } }
@@ -20,6 +22,7 @@ final class FakeAccessStore: AccessStore, @unchecked Sendable {
     func fail(_ on: Bool) { lock.withLock { failing = on } }
 
     func append(_ versions: [VersionID], at time: Int64) throws(AccessStoreError) {
+        appendGate.pass()
         lock.lock()
         defer { lock.unlock() }
         if failing { throw AccessStoreError(description: "scripted failure") }
