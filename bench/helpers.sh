@@ -31,9 +31,9 @@ EOF
     PIDS+=($!)
 }
 
-write_manifest() {  # write_manifest STORAGE_JSON: athens on $PORT, ProxyFetcher to $UP, no access log
+write_manifest() {  # write_manifest STORAGE_JSON: athens on $PORT, ProxyFetcher to $UP, no access log (+ $MANIFEST_EXTRA keys)
     cat >"$TMP/manifest.json" <<EOF
-{"listen":"127.0.0.1:$PORT","pluginDirectory":"$PLUGIN_DIR","storage":$1,
+{"listen":"127.0.0.1:$PORT","pluginDirectory":"$PLUGIN_DIR","storage":$1,${MANIFEST_EXTRA:+$MANIFEST_EXTRA,}
  "fetchers":[{"name":"upstream","plugin":"ProxyFetcher","config":{"url":"http://127.0.0.1:$UP"}}],"accessLog":false}
 EOF
 }

@@ -16,6 +16,9 @@ final class Assembly: @unchecked Sendable {
     let background: WorkerPool
     let router: Router
     private let stash: StashChain
+    /// Marks downloads for retention (manifest `retention`); nil without it.
+    let accesses: AccessRecorder?
+    private let retentionSchedule: RetentionSchedule?
 
     /// Why an assembly failed: one line naming the manifest key.
     struct Failure: Error, CustomStringConvertible { var description: String }
@@ -88,17 +91,36 @@ final class Assembly: @unchecked Sendable {
 
         pool = WorkerPool(name: "download", threads: manifest.downloadWorkers, capacity: manifest.downloadQueue)
         background = WorkerPool(name: "background", threads: backgroundThreads, capacity: manifest.downloadQueue)
+        var journal: AccessJournal?
+        if let settings = manifest.retention {
+            do {
+                journal = try AccessJournal.journal(directory: settings.stateDirectory, instance: settings.instance)
+            } catch {
+                throw Failure(description: "retention.stateDirectory: \(error.description)")
+            }
+        }
+        accesses = journal.map { AccessRecorder(store: $0) }
         let download = DownloadProtocol(storage: storage, policy: policy, stasher: stash.stasher, pool: pool, background: background,
                                         lists: ListCache(ttl: manifest.listCacheSeconds),
-                                        cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
+                                        cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes),
+                                        accesses: accesses)
+        var retention: Retention?
+        if let settings = manifest.retention, let journal {
+            retention = Retention(settings: settings, download: download, store: journal, recorder: accesses)
+        }
+        retentionSchedule = retention.flatMap { retention in
+            retention.settings.intervalHours.map { RetentionSchedule(retention: retention, intervalSeconds: $0 * 3600) }
+        }
         let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy)
         router = Router(download: download, sumdb: sumdb, version: version,
                         auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) },
                         readinessLock: locking.map { ($0.settings.lock, $0.settings.namespace + "readyz") },
                         admin: manifest.adminToken.map { AdminAPI(token: AdminToken($0), download: download, spoolDirectory: manifest.spoolDirectory,
-                                                               verifier: verifier) })
+                                                               verifier: verifier, retention: retention) })
         // Quarantine marks are known before the first request (later ones are re-read as requests arrive).
         do throws(PluginError) { try download.quarantine.refresh() } catch { Log.error("reading quarantine marks: \(error)") }
+        accesses?.start(every: manifest.retention?.flushSeconds ?? 60)
+        retentionSchedule?.start()
     }
 
     /// Gauges read at scrape time.
@@ -113,6 +135,7 @@ final class Assembly: @unchecked Sendable {
             // The in-memory file cache's own content bytes, apart from the process RSS they are part of.
             ("athens_cache_bytes", "", Double(router.download.cache.heldBytes)),
             ("athens_cache_max_bytes", "", Double(router.download.cache.maxBytes)),
+            ("athens_access_marks_dropped_total", "", Double(accesses?.dropped ?? 0)),
         ] + stash.gauges()
     }
 
@@ -125,6 +148,8 @@ final class Assembly: @unchecked Sendable {
         background.retire()
         stash.retire()
         router.sumdb?.retire()
+        retentionSchedule?.stop()
+        accesses?.stop()
     }
 }
 

@@ -191,6 +191,8 @@ while true {
         while busy() && Date() < grace { usleep(20_000) }
     }
     if server.inFlight > 0 { Log.error("shutdown timeout: abandoning requests", [("in_flight", String(server.inFlight))]) }
+    // The downloads marked since the last flush reach the access journal (retention reads them after a restart).
+    handler.assembly.accesses?.stop()
     PluginStore.shared.removeCopies()
     exit(0)
 }

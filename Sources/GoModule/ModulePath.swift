@@ -150,6 +150,14 @@ public enum ModulePath {
         }
     }
 
+    /// Whether `glob` (one glob, no commas) is well formed `path.Match` syntax: `matchPrefixPatterns` silently
+    /// ignores a malformed one, so configuration checks it first.
+    public static func isWellFormedPattern(_ glob: String) -> Bool {
+        var glob = glob
+        var probe = "x"
+        return glob.withUTF8 { pattern in probe.withUTF8 { name in (try? PathGlob.match(pattern: pattern[...], name: name[...])) != nil } }
+    }
+
     private static func matchPrefixPatterns(globs: PathGlob.Bytes, target: PathGlob.Bytes) -> Bool {
         var globStart = globs.startIndex
         while globStart < globs.endIndex {

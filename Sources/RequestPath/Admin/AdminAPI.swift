@@ -17,17 +17,20 @@ package final class AdminAPI: Sendable {
     private let spoolDirectory: String
     /// The checksum database `verify` compares with; nil: verify answers 501.
     private let verifier: SumDBVerifier?
+    /// The manifest's retention; nil: `retention` answers 501.
+    private let retention: Retention?
 
     package init(token: AdminToken, download: DownloadProtocol, spoolDirectory: String = NSTemporaryDirectory(),
-                 verifier: SumDBVerifier? = nil) {
+                 verifier: SumDBVerifier? = nil, retention: Retention? = nil) {
         self.token = token
+        self.retention = retention
         self.verifier = verifier
         self.download = download
         self.spoolDirectory = spoolDirectory
     }
 
     /// The actions there are, by path element.
-    private static let actions: Set<String> = ["delete", "upload", "verify", "quarantine"]
+    private static let actions: Set<String> = ["delete", "upload", "verify", "quarantine", "retention"]
 
     /// Answers one request whose path starts with `/admin/`. Called on the event loop.
     package func handle(_ request: Request, responder: Responder) {
@@ -83,6 +86,8 @@ package final class AdminAPI: Sendable {
                                    cache: download.cache).run(body)
         case "quarantine":
             return try AdminQuarantine(quarantine: download.quarantine, cache: download.cache).run(body)
+        case "retention":
+            return try AdminRetention.run(retention, body: body)
         default:
             throw .notFound("no admin action \"\(action)\"")
         }

@@ -8,6 +8,7 @@ import JSON
 ///     athens admin [--url URL] [--token …] upload MODULE@VERSION --mod go.mod --zip module.zip [--time RFC3339] [--force]
 ///     athens admin [--url URL] [--token …] verify MODULE@VERSION [--quarantine]
 ///     athens admin [--url URL] [--token …] quarantine list | add MODULE@VERSION --reason TEXT | release MODULE@VERSION
+///     athens admin [--url URL] [--token …] retention [--apply]
 ///
 /// URL and token default to ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and ATHENS_ADMIN_TOKEN. Prints the
 /// server's JSON answer on stdout; exit 0 on success, 1 when the server refused or failed, 2 on a usage error.
@@ -20,6 +21,7 @@ package enum AdminCommand {
       verify MODULE@VERSION [--quarantine]   (exit 1 when the stored hashes differ from the checksum database's
                                               or the ingest record; --quarantine: then it answers 410)
       quarantine list | add MODULE@VERSION --reason TEXT | release MODULE@VERSION
+      retention [--apply]     (what the retention policy removes; a dry run without --apply)
     URL and token default to $ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and $ATHENS_ADMIN_TOKEN.
     """
 
@@ -70,7 +72,7 @@ package enum AdminCommand {
         var rest = arguments[...]
         while let argument = rest.popFirst() {
             switch argument {
-            case "--yes", "--force", "--quarantine": flags.insert(argument)
+            case "--yes", "--force", "--quarantine", "--apply": flags.insert(argument)
             case "--glob", "--mod", "--zip", "--time", "--reason":
                 guard let value = rest.popFirst() else { throw Usage(message: "\(argument) needs a value") }
                 options[argument] = value
@@ -121,6 +123,9 @@ package enum AdminCommand {
             }
             if let reason = options["--reason"] { fields.append(("reason", .string(reason))) }
             return ("/admin/quarantine", Array(JSONValue.object(JSONObject(fields)).text().utf8))
+        case "retention":
+            guard positional.isEmpty, options.isEmpty, flags.isSubset(of: ["--apply"]) else { throw Usage(message: "retention: only --apply") }
+            return ("/admin/retention", Array(JSONValue.object(JSONObject([("dryRun", .bool(!flags.contains("--apply")))])).text().utf8))
         default:
             throw Usage(message: "unknown command \(command)")
         }

@@ -21,26 +21,36 @@ package struct AdminDelete {
             let body = JSONObject([("dryRun", .bool(true)), ("wouldDelete", .array(targets.map { item($0.module, $0.version) }))])
             return (.json(Array(JSONValue.object(body).text().utf8)), "dry-run")
         }
-        var deleted: [JSONValue] = [], failed: [JSONValue] = []
-        for (module, version) in targets {
-            do {
-                try storage.remove(module: module, version: version)
-                deleted.append(item(module, version))
-            } catch where error.code == .notFound {
-                // Gone already (another instance, a concurrent delete): what was asked holds.
-                deleted.append(item(module, version))
-            } catch {
-                failed.append(.object(JSONObject([("module", .string(module)), ("version", .string(version)),
-                                                  ("error", .string(error.description))])))
-            }
-            // Forgotten even after a failed remove: the next request asks storage, which knows what it still holds.
-            cache.forget(module: module, version: version)
-            lists.forget(module: module)
+        let (removed, errors) = remove(targets.map { VersionID($0.module, $0.version) })
+        let deleted = removed.map { item($0.module, $0.version) }
+        let failed = errors.map { id, error in
+            JSONValue.object(JSONObject([("module", .string(id.module)), ("version", .string(id.version)), ("error", .string(error))]))
         }
         let body = JSONObject([("dryRun", .bool(false)), ("deleted", .array(deleted)), ("failed", .array(failed))])
         var response = Response.json(Array(JSONValue.object(body).text().utf8))
         if !failed.isEmpty { response.status = 500 }
         return (response, failed.isEmpty ? "ok" : "error")
+    }
+
+    /// Removes each version and makes the memory and list caches forget it (retention deletes through here too):
+    /// what went, and what could not be removed with why.
+    package func remove(_ targets: [VersionID]) -> (deleted: [VersionID], failed: [(VersionID, String)]) {
+        var deleted: [VersionID] = [], failed: [(VersionID, String)] = []
+        for id in targets {
+            do {
+                try storage.remove(module: id.module, version: id.version)
+                deleted.append(id)
+            } catch where error.code == .notFound {
+                // Gone already (another instance, a concurrent delete): what was asked holds.
+                deleted.append(id)
+            } catch {
+                failed.append((id, error.description))
+            }
+            // Forgotten even after a failed remove: the next request asks storage, which knows what it still holds.
+            cache.forget(module: id.module, version: id.version)
+            lists.forget(module: id.module)
+        }
+        return (deleted, failed)
     }
 
     /// The stored versions a selection names.

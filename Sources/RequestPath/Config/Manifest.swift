@@ -84,6 +84,8 @@ package struct Manifest {
     package var checksumDB: ChecksumDBUse?
     /// Seconds SIGTERM waits for in-flight requests before exiting.
     package var shutdownTimeout: Double = 30
+    /// Retention of stored versions and the last-access journal it needs; nil: neither.
+    package var retention: RetentionSettings?
 
     /// The working default: FileStorage in ./athens-data once that plugin is built, else MemoryStorage,
     /// and the public proxy upstream.
@@ -236,6 +238,7 @@ package struct Manifest {
             if let db = try admin.object("checksumDB") { manifest.checksumDB = try checksumDB(db, previous: manifest.checksumDB) }
             try admin.finish()
         }
+        if let fields = try object.object("retention") { manifest.retention = try Self.retention(fields) }
         if let cache = try object.object("cache") {
             if let v = try cache.int("maxBytes", min: 0, max: 1 << 40) { manifest.cacheMaxBytes = v }
             if let v = try cache.int("maxFileBytes", min: 0, max: 1 << 30) { manifest.cacheMaxFileBytes = v }

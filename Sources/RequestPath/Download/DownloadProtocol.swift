@@ -26,9 +26,12 @@ package final class DownloadProtocol: @unchecked Sendable {
     package let breaker: SlowStorageBreaker
     /// Versions that answer 410 (marks kept in storage, re-read every list-cache TTL on the background pool).
     package let quarantine: Quarantine
+    /// Marks served versions for retention; nil when the manifest has no `retention`.
+    package let accesses: AccessRecorder?
 
     package init(storage: any Storage, policy: DownloadPolicy, stasher: Stasher, pool: WorkerPool,
-                 background: WorkerPool, lists: ListCache, cache: ArtifactCache, breaker: SlowStorageBreaker = SlowStorageBreaker()) {
+                 background: WorkerPool, lists: ListCache, cache: ArtifactCache, breaker: SlowStorageBreaker = SlowStorageBreaker(),
+                 accesses: AccessRecorder? = nil) {
         self.storage = storage
         self.policy = policy
         self.stasher = stasher
@@ -38,6 +41,7 @@ package final class DownloadProtocol: @unchecked Sendable {
         self.cache = cache
         self.breaker = breaker
         quarantine = Quarantine(storage: storage, refreshSeconds: max(lists.ttl, 1), pool: background)
+        self.accesses = accesses
     }
 
     /// Answers one decoded request. Called on the event loop: what may block goes to the pool.
@@ -58,6 +62,7 @@ package final class DownloadProtocol: @unchecked Sendable {
             if !policy.storageRedirects.contains(artifact), let bytes = cache.get(request.cacheKey) {
                 var response = Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes))
                 response.cacheResult = "hit"
+                accesses?.note(module: module, version: version)
                 return responder.respond(response)
             }
             if ModulePath.canonicalVersion(version) == version, artifact != .info || ModulePath.isCanonical(path: module, version: version) {

@@ -9,7 +9,14 @@ extension DownloadProtocol {
     /// memory after their first read. `onLoop`: called on the event loop, where a stream blob's `read` must not
     /// run (it may block for long): a small stream, which must be read whole before its status is known, then
     /// fails with `readOffTheLoop` and the caller asks again from the pool.
+    /// A stored file served counts as a download of its version for retention (`accesses`).
     func hit(module: String, version: String, artifact: Artifact, onLoop: Bool = false) -> Result<Response, DownloadError> {
+        let found = stored(module: module, version: version, artifact: artifact, onLoop: onLoop)
+        if case .success = found { accesses?.note(module: module, version: version) }
+        return found
+    }
+
+    private func stored(module: String, version: String, artifact: Artifact, onLoop: Bool) -> Result<Response, DownloadError> {
         let redirects = policy.storageRedirects.contains(artifact)
         if redirects, let target = storage.url(module: module, version: version, artifact: artifact) {
             return .success(Self.storageRedirect(target))

@@ -43,6 +43,7 @@ package final class Metrics: @unchecked Sendable {
     private var lockFallbacks: [String: UInt64] = [:]     // "lock\tcause"
     private var adminRequests: [String: UInt64] = [:]     // "action\tresult"
     private var ingestVerifications: [String: UInt64] = [:]  // result
+    private var retentionEvictions: [String: UInt64] = [:] // reason
     private var gaugeSources: [@Sendable () -> [(name: String, labels: String, value: Double)]] = []
 
     /// Adds a source of gauges read at every scrape.
@@ -93,6 +94,11 @@ package final class Metrics: @unchecked Sendable {
         lock.withLock { ingestVerifications[result, default: 0] += 1 }
     }
 
+    /// Versions retention removed (`reason`: age, lru), on demand or on its schedule.
+    package func retentionEvicted(reason: String, count: Int) {
+        lock.withLock { retentionEvictions[reason, default: 0] += UInt64(count) }
+    }
+
     /// The exposition text.
     package func render() -> String {
         lock.lock()
@@ -137,6 +143,7 @@ package final class Metrics: @unchecked Sendable {
         counter("athens_admin_requests_total", "Admin API calls by action and result.", lock.withLock { self.adminRequests }, ["action", "result"])
         counter("athens_ingest_verify_total", "Fetched versions checked against the checksum database before storing, by result.",
                 lock.withLock { self.ingestVerifications }, ["result"])
+        counter("athens_retention_evicted_total", "Versions retention removed, by reason (age, lru).", lock.withLock { self.retentionEvictions }, ["reason"])
         counter("athens_plugin_errors_total", "Plugin calls that failed, by plugin, operation and code.", pluginErrors, ["plugin", "operation", "code"])
         var gauges: [String: [(labels: String, value: Double)]] = [:]
         for source in gaugeSources { for g in source() { gauges[g.name, default: []].append((g.labels, g.value)) } }

@@ -60,7 +60,8 @@ final class DownloadHarness: @unchecked Sendable {
 
     init(mode: DownloadMode = .sync, network: NetworkMode = .fallback, rules: [RoutingRule] = [], downloadURL: String? = nil,
          workers: Int = 2, queue: Int = 16, listTTL: Double = 60, cacheFileBytes: Int = 1 << 16, auth: BasicAuth? = nil,
-         storageRedirects: Set<Artifact> = [], lock: (any Lock)? = nil, adminToken: String? = nil) {
+         storageRedirects: Set<Artifact> = [], lock: (any Lock)? = nil, adminToken: String? = nil,
+         accesses: AccessRecorder? = nil, retention: ((DownloadProtocol) -> Retention)? = nil) {
         var policy = DownloadPolicy(rules: rules, mode: mode, downloadURL: downloadURL, networkMode: network)
         policy.storageRedirects = storageRedirects
         policy.fetchersByName = ["public": upstream, "private": inhouse]
@@ -71,10 +72,12 @@ final class DownloadHarness: @unchecked Sendable {
         // The stash wrappers (single-flight, pool, deadline) have their own tests; here the fetch runs on the caller's pool thread.
         let stasher = FetchingStasher(policy: policy, storage: storage, spoolDirectory: NSTemporaryDirectory())
         download = DownloadProtocol(storage: storage, policy: policy, stasher: stasher, pool: pool, background: background,
-                                    lists: ListCache(ttl: listTTL), cache: ArtifactCache(maxBytes: 1 << 20, maxFileBytes: cacheFileBytes))
+                                    lists: ListCache(ttl: listTTL), cache: ArtifactCache(maxBytes: 1 << 20, maxFileBytes: cacheFileBytes),
+                                    accesses: accesses)
         let download = download
+        let retention = retention?(download)
         router = Router(download: download, sumdb: nil, version: "test", auth: auth, readinessLock: lock.map { ($0, "test:readyz") },
-                        admin: adminToken.map { AdminAPI(token: AdminToken($0), download: download) })
+                        admin: adminToken.map { AdminAPI(token: AdminToken($0), download: download, retention: retention) })
     }
 
     deinit {
