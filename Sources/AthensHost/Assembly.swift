@@ -81,7 +81,7 @@ final class Assembly: @unchecked Sendable {
         stash = StashChain(wrappers: manifest.stashWrappers, timeout: manifest.stashTimeout,
                            fetching: FetchingStasher(policy: policy, storage: storage, spoolDirectory: manifest.spoolDirectory),
                            callers: manifest.downloadWorkers + backgroundThreads, queue: manifest.downloadQueue,
-                           lock: locking)
+                           abandonGrace: manifest.stashAbandonGrace, fetchTimeout: manifest.stashFetchTimeout, lock: locking)
 
         pool = WorkerPool(name: "download", threads: manifest.downloadWorkers, capacity: manifest.downloadQueue)
         background = WorkerPool(name: "background", threads: backgroundThreads, capacity: manifest.downloadQueue)

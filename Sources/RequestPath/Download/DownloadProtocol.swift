@@ -130,10 +130,12 @@ package final class DownloadProtocol: @unchecked Sendable {
     private func runOnPool(answering responder: Responder, _ job: @escaping @Sendable () -> Void) {
         // The crash line names the request a pool thread works for, as it does on the event loop.
         let request = CrashReporter.currentRequest()
+        // Made on the loop: its connection signals it when the client hangs up, and a stash wait then ends.
+        let client = responder.clientHangUp()
         let accepted = pool.submit {
             CrashReporter.setRequest(request)
             defer { CrashReporter.setRequest("") }
-            job()
+            ClientHangUp.with(client) { job() }
         }
         if !accepted {
             var response = Response.text(503, "service unavailable: too many downloads in progress, retry shortly")
