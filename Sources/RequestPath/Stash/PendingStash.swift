@@ -146,6 +146,13 @@ package final class PendingStash: @unchecked Sendable {
         }
     }
 
+    /// Callers waiting on this stash now (for tests).
+    package var waiterCount: Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return waiters
+    }
+
     /// Whether the stash has ended (for tests and gauges).
     package var hasEnded: Bool {
         pthread_mutex_lock(mutex)

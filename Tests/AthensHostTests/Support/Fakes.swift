@@ -25,6 +25,19 @@ final class Gate: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Blocks while closed, unless `call` is cancelled (checked every millisecond, as a plugin polls): false then.
+    func pass(unlessCancelled call: CallContext) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        waiting += 1
+        defer { waiting -= 1 }
+        while !open {
+            if call.isCancelled { return false }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.001))
+        }
+        return true
+    }
+
     func close() { condition.withLock { open = false } }
 
     func openGate() {
@@ -227,6 +240,11 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     private var fetchingThreads: Set<UInt> = []
     /// Every `fetch` passes this gate before it writes (close it to make the upstream slow).
     let fetchGate = Gate()
+    /// When set, a fetch held at the gate stops as soon as its context is cancelled (a context-aware plugin).
+    var stopsWhenCancelled = false
+    /// When a held fetch saw its context cancelled (MonotonicClock nanoseconds), with `stopsWhenCancelled`.
+    var cancelledAt: UInt64? { lock.withLock { cancelSeen } }
+    private var cancelSeen: UInt64?
     /// What `resolve` answers per query ("latest", a branch…) as the version it resolves to; unknown: not found.
     private var queries: [String: String] = [:]
 
@@ -269,7 +287,14 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
         }
         defer { lock.withLock { running -= 1 } }
         try count("fetch")
-        fetchGate.pass()
+        if stopsWhenCancelled {
+            guard fetchGate.pass(unlessCancelled: call) else {
+                lock.withLock { cancelSeen = MonotonicClock.nanoseconds() }
+                throw PluginError(code: .cancelled, plugin: name, operation: "fetcher.fetch", message: "\(module)@\(version): cancelled")
+            }
+        } else {
+            fetchGate.pass()
+        }
         guard let files = lock.withLock({ versions[key(module, version)] }) else {
             throw PluginError(code: .notFound, plugin: name, operation: "fetcher.fetch", message: "\(module)@\(version): unknown upstream")
         }
