@@ -87,7 +87,8 @@ final class Assembly: @unchecked Sendable {
         background = WorkerPool(name: "background", threads: backgroundThreads, capacity: manifest.downloadQueue)
         let download = DownloadProtocol(storage: storage, policy: policy, stasher: stash.stasher, pool: pool, background: background,
                                         lists: ListCache(ttl: manifest.listCacheSeconds),
-                                        cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
+                                        cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes),
+                                        requestTimeout: manifest.stashTimeout)
         let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy)
         router = Router(download: download, sumdb: sumdb, version: version,
                         auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) },

@@ -24,9 +24,14 @@ package final class DownloadProtocol: @unchecked Sendable {
     package let cache: ArtifactCache
     /// Sends storage opens to the pool for a while after one was slow.
     package let breaker: SlowStorageBreaker
+    /// Seconds a request waits for its plugins (`stash.timeoutSeconds`): the deadline of list, @latest, query
+    /// and catalog calls (`requestContext`); a stash has its own (`DeadlineStasher`).
+    package let requestTimeout: Double
 
     package init(storage: any Storage, policy: DownloadPolicy, stasher: Stasher, pool: WorkerPool,
-                 background: WorkerPool, lists: ListCache, cache: ArtifactCache, breaker: SlowStorageBreaker = SlowStorageBreaker()) {
+                 background: WorkerPool, lists: ListCache, cache: ArtifactCache, breaker: SlowStorageBreaker = SlowStorageBreaker(),
+                 requestTimeout: Double = 600) {
+        self.requestTimeout = requestTimeout
         self.storage = storage
         self.policy = policy
         self.stasher = stasher
@@ -119,6 +124,10 @@ package final class DownloadProtocol: @unchecked Sendable {
             Self.answer(responder) { () throws(DownloadError) in try self.fetchAndServe(module: module, version: version, artifact: artifact) }
         }
     }
+
+    /// The context of one request's plugin calls outside a stash: its deadline is `requestTimeout` from now, so
+    /// every call of the request shares one budget. On the pool thread that answers the request.
+    func requestContext() -> CallContext { CallContext(timeout: requestTimeout) }
 
     /// Runs `work` on the download pool and answers with its result; 503 when the pool is full.
     func offload(_ responder: Responder, _ work: @escaping @Sendable () throws(DownloadError) -> Response) {

@@ -125,7 +125,7 @@ final class FakeStorage: Storage, @unchecked Sendable {
     func calls(_ operation: String) -> Int { lock.withLock { counts[operation, default: 0] } }
     private var contexts: [String: CallContext] = [:]
     private func record(_ operation: String, _ call: CallContext) { lock.withLock { contexts[operation] = call } }
-    /// The context the last `operation` ("save", "exists") was called with.
+    /// The context the last `operation` ("save", "exists", "list", "catalog") was called with.
     func lastCall(_ operation: String) -> CallContext? { lock.withLock { contexts[operation] } }
     /// Makes every later `operation` fail with `code` (nil: succeed again).
     func fail(_ operation: String, with code: PluginError.Code?) { lock.withLock { failures[operation] = code } }
@@ -179,6 +179,7 @@ final class FakeStorage: Storage, @unchecked Sendable {
     }
 
     func list(module: String, call: CallContext) throws(PluginError) -> [String] {
+        record("list", call)
         try count("list")
         let prefix = module + "@"
         return lock.withLock { versions.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
@@ -215,6 +216,7 @@ final class FakeStorage: Storage, @unchecked Sendable {
     var hasCatalog: Bool { catalogSupported }
 
     func catalog(token: String, pageSize: Int, call: CallContext) throws(PluginError) -> (entries: [(module: String, version: String)], next: String) {
+        record("catalog", call)
         try count("catalog")
         let all = keys
         let start = token.isEmpty ? 0 : (Int(token) ?? all.count)
@@ -263,7 +265,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     func calls(_ operation: String) -> Int { lock.withLock { counts[operation, default: 0] } }
     private var contexts: [String: CallContext] = [:]
     private func record(_ operation: String, _ call: CallContext) { lock.withLock { contexts[operation] = call } }
-    /// The context the last `fetch` was called with.
+    /// The context the last `operation` ("fetch", "list", "resolve") was called with.
     func lastCall(_ operation: String) -> CallContext? { lock.withLock { contexts[operation] } }
     /// The most fetches that ran at once.
     var peakConcurrentFetches: Int { lock.withLock { mostRunning } }
@@ -309,6 +311,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     }
 
     func list(module: String, call: CallContext) throws(PluginError) -> [String] {
+        record("list", call)
         try count("list")
         let prefix = module + "@"
         let known = lock.withLock { versions.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
@@ -317,6 +320,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     }
 
     func resolve(module: String, query: String, limit: Int, call: CallContext) throws(PluginError) -> [UInt8] {
+        record("resolve", call)
         try count("resolve")
         let files: FakeVersion? = lock.withLock {
             let version = queries[key(module, query)] ?? (versions[key(module, query)] != nil ? query : nil)
