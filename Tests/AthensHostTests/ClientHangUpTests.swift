@@ -162,6 +162,18 @@ struct ClientHangUpTests {
         #expect(rig.fetcher.calls("fetch") == 1)
     }
 
+    @Test("a list request whose client hangs up has its plugin calls cancelled")
+    func listCancelled() throws {
+        let rig = try Rig()
+        rig.fetcher.listGate.close()
+        var client: RawClient? = try rig.send("/example.com/slow/@v/list")
+        #expect(waitUntil { rig.fetcher.listGate.held == 1 })
+        client = nil
+        #expect(waitUntil(timeout: 10) { rig.fetcher.cancelledAt != nil }, "the list went on after its client left")
+        #expect(waitUntil { rig.pool.load.running == 0 && rig.server.connectionCount == 0 })
+        _ = client
+    }
+
     @Test("ClientHangUp: a wait ends when the client goes, from another thread; a gone client's wait ends at once")
     func signalEndsWait() {
         let pending = PendingStash(), client = ClientHangUp()

@@ -126,8 +126,14 @@ package final class DownloadProtocol: @unchecked Sendable {
     }
 
     /// The context of one request's plugin calls outside a stash: its deadline is `requestTimeout` from now, so
-    /// every call of the request shares one budget. On the pool thread that answers the request.
-    func requestContext() -> CallContext { CallContext(timeout: requestTimeout) }
+    /// every call of the request shares one budget, and it is cancelled when the client hangs up (nobody else
+    /// waits for these calls). On the pool thread that answers the request.
+    func requestContext() -> CallContext {
+        let context = CallContext(timeout: requestTimeout)
+        // The observer goes with the request's signal, which lives no longer than the request.
+        _ = ClientHangUp.current?.observe { context.cancel() }
+        return context
+    }
 
     /// Runs `work` on the download pool and answers with its result; 503 when the pool is full.
     func offload(_ responder: Responder, _ work: @escaping @Sendable () throws(DownloadError) -> Response) {

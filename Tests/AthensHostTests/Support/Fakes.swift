@@ -242,9 +242,11 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     private var fetchingThreads: Set<UInt> = []
     /// Every `fetch` passes this gate before it writes (close it to make the upstream slow).
     let fetchGate = Gate()
-    /// When set, a fetch held at the gate stops as soon as its context is cancelled (a context-aware plugin).
+    /// Every `list` passes this gate first.
+    let listGate = Gate()
+    /// When set, a fetch or list held at its gate stops as soon as its context is cancelled (a context-aware plugin).
     var stopsWhenCancelled = false
-    /// When a held fetch saw its context cancelled (MonotonicClock nanoseconds), with `stopsWhenCancelled`.
+    /// When a held fetch or list saw its context cancelled (MonotonicClock nanoseconds), with `stopsWhenCancelled`.
     var cancelledAt: UInt64? { lock.withLock { cancelSeen } }
     private var cancelSeen: UInt64?
     /// What `resolve` answers per query ("latest", a branch…) as the version it resolves to; unknown: not found.
@@ -289,14 +291,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
         }
         defer { lock.withLock { running -= 1 } }
         try count("fetch")
-        if stopsWhenCancelled {
-            guard fetchGate.pass(unlessCancelled: call) else {
-                lock.withLock { cancelSeen = MonotonicClock.nanoseconds() }
-                throw PluginError(code: .cancelled, plugin: name, operation: "fetcher.fetch", message: "\(module)@\(version): cancelled")
-            }
-        } else {
-            fetchGate.pass()
-        }
+        try pass(fetchGate, call, "fetch")
         guard let files = lock.withLock({ versions[key(module, version)] }) else {
             throw PluginError(code: .notFound, plugin: name, operation: "fetcher.fetch", message: "\(module)@\(version): unknown upstream")
         }
@@ -310,9 +305,19 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
         try write(files.zip, zip)
     }
 
+    /// Passes `gate`, or throws `.cancelled` once `call` is cancelled while held there (with `stopsWhenCancelled`).
+    private func pass(_ gate: Gate, _ call: CallContext, _ operation: String) throws(PluginError) {
+        guard stopsWhenCancelled else { return gate.pass() }
+        guard gate.pass(unlessCancelled: call) else {
+            lock.withLock { cancelSeen = MonotonicClock.nanoseconds() }
+            throw PluginError(code: .cancelled, plugin: name, operation: "fetcher." + operation, message: "cancelled")
+        }
+    }
+
     func list(module: String, call: CallContext) throws(PluginError) -> [String] {
         record("list", call)
         try count("list")
+        try pass(listGate, call, "list")
         let prefix = module + "@"
         let known = lock.withLock { versions.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
         if known.isEmpty { throw PluginError(code: .notFound, plugin: name, operation: "fetcher.list", message: "\(module): unknown") }
