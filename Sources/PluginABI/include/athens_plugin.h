@@ -260,8 +260,8 @@ typedef struct ath_host {
  * Cancellation: cancelled(call) turns non-zero when the host no longer wants the result (the last client
  *   waiting for it went away, timed out or hung up, and the fetch is not kept for later, the host is
  *   shutting down past its timeout, or the deadline passed) and stays non-zero. Poll it between steps (each
- *   chunk written, each retry); an entry that notices returns ATH_CANCELLED (or ATH_TIMEOUT past the deadline) soon, after
- *   releasing what it holds. Ignoring it is allowed but wastes work. Sinks may also refuse once cancelled.
+ *   chunk written, each retry); an entry that notices returns ATH_CANCELLED (or ATH_TIMEOUT past the
+ *   deadline) soon, after releasing what it holds. Ignoring it is allowed but wastes work. Sinks may also refuse once cancelled.
  */
 typedef struct ath_call {
     /** sizeof(ath_call) as the host compiled it. */
