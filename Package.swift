@@ -37,7 +37,8 @@ let package = Package(
         .target(name: "RequestPath", dependencies: ["PluginHost", "HostSupport", "GoModule", "SystemShims", "HTTPClient", "PluginABI", "Digests", "JSON", "SumDB"],
                 path: "Sources/RequestPath"),
         // `athens plugin-check`: drives one plugin through the whole contract and reports what it breaks;
-        .target(name: "PluginCheck", dependencies: ["PluginHost", "HostSupport", "GoModule", "PluginABI", "JSON"], path: "Sources/PluginCheck"),
+        .target(name: "PluginCheck", dependencies: ["PluginHost", "HostSupport", "GoModule", "PluginABI", "JSON", "HTTPClient"],
+                path: "Sources/PluginCheck"),
         // and the thin executable: arguments, signals, and the composition root that wires the above.
         .executableTarget(name: "AthensHost", dependencies: ["RequestPath", "PluginHost", "PluginCheck", "HostSupport", "PluginABI", "SystemShims"],
                           path: "Sources/AthensHost"),

@@ -87,7 +87,7 @@ final class Assembly: @unchecked Sendable {
         stash = StashChain(wrappers: manifest.stashWrappers, timeout: manifest.stashTimeout,
                            fetching: FetchingStasher(policy: policy, storage: storage, spoolDirectory: manifest.spoolDirectory, ingest: ingest),
                            callers: manifest.downloadWorkers + backgroundThreads, queue: manifest.downloadQueue,
-                           lock: locking)
+                           abandonGrace: manifest.stashAbandonGrace, fetchTimeout: manifest.stashFetchTimeout, lock: locking)
 
         pool = WorkerPool(name: "download", threads: manifest.downloadWorkers, capacity: manifest.downloadQueue)
         background = WorkerPool(name: "background", threads: backgroundThreads, capacity: manifest.downloadQueue)
@@ -103,7 +103,7 @@ final class Assembly: @unchecked Sendable {
         let download = DownloadProtocol(storage: storage, policy: policy, stasher: stash.stasher, pool: pool, background: background,
                                         lists: ListCache(ttl: manifest.listCacheSeconds),
                                         cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes),
-                                        accesses: accesses)
+                                        accesses: accesses, requestTimeout: manifest.stashTimeout)
         var retention: Retention?
         if let settings = manifest.retention, let journal {
             retention = Retention(settings: settings, download: download, store: journal, recorder: accesses)

@@ -36,7 +36,8 @@ package final class ErrorAudit: @unchecked Sendable {
         if status == ATH_OK { return (status, "") }
         let terminator = bytes[0..<capacity].firstIndex(of: 0)
         let message = String(decoding: bytes[0..<(terminator ?? capacity)], as: UTF8.self)
-        if status == ATH_ALREADY_EXISTS { return (status, message) }
+        // Answers, not failures: their message is optional.
+        if status == ATH_ALREADY_EXISTS || status == ATH_DECLINED { return (status, message) }
         lock.withLock { audited += 1 }
         if bytes[capacity...].contains(where: { $0 != Self.fill }) {
             problems.add("\(operation): wrote past the \(capacity)-byte ath_error message buffer")

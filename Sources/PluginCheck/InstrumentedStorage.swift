@@ -31,6 +31,37 @@ package final class InstrumentedStorage: @unchecked Sendable {
     /// Whether the plugin implements the optional `catalog` entry.
     package var hasCatalog: Bool { methods.catalog != nil }
 
+    /// Whether the plugin implements the optional `url` entry (1.1; NULL past a 1.0 table's size in the loader's copy).
+    package var hasURL: Bool { methods.url != nil }
+
+    /// The `url` of one stored file, checked as the host checks it before a redirect (`RedirectURL`); nil when the
+    /// plugin declines (`ATH_DECLINED`). Requires `hasURL`.
+    package func url(_ module: String, _ version: String, _ artifact: Artifact) throws(PluginCallError)
+        -> Result<(url: String, validSeconds: Int), RedirectURL.Refusal>? {
+        let operation = "storage.url \(module)@\(version) \(artifact)"
+        let capacity = Int(ATH_URL_CAPACITY)
+        // One sentinel byte past the capacity: a write beyond it is seen, and the check reads `capacity` bytes only.
+        var buffer = [UInt8](repeating: 0x41, count: capacity + 1)
+        var valid: UInt32 = 0
+        let (status, message) = errors.call(operation) { error in
+            CallContext(requestID: "plugin-check").withCCall { call in
+                module.withCString { m in
+                    version.withCString { v in
+                        buffer.withUnsafeMutableBytes { out in
+                            methods.url!(instance, call, m, v, artifact.cValue, out.baseAddress!.assumingMemoryBound(to: CChar.self), &valid, error)
+                        }
+                    }
+                }
+            }
+        }
+        if status == ATH_DECLINED { return nil }
+        guard status == ATH_OK else { throw PluginCallError(operation: operation, status: status, message: message) }
+        guard buffer[capacity] == 0x41 else {
+            throw PluginCallError(operation: operation, status: ATH_INTERNAL, message: "contract violation: wrote past the \(capacity)-byte URL buffer")
+        }
+        return buffer.withUnsafeBufferPointer { RedirectURL.check(UnsafeBufferPointer(rebasing: $0[0..<capacity]), validSeconds: valid) }
+    }
+
     /// Opens one stored file; the blob is shimmed so its release is counted.
     package func open(_ module: String, _ version: String, _ artifact: Artifact) throws(PluginCallError) -> Blob {
         let operation = "storage.open \(module)@\(version) \(artifact)"

@@ -42,6 +42,7 @@ package struct StorageChecks {
         report.check("storage: remove keeps a held blob readable") { try removeWithHeldBlob() }
         report.check("storage: catalog pages complete, never repeat") { try catalogPaging() }
         report.check("storage: large streamed zip") { try largeZip() }
+        report.check("storage: url of a saved zip") { try urlOfSavedZip() }
         report.check("storage: everything saved is removed") { try cleanup() }
         // The audits come last: they sum up every call the checks above made.
         report.check("storage: error messages NUL-terminated, bounded") {

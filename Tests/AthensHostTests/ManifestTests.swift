@@ -72,6 +72,12 @@ struct ManifestTests {
         (#"{"storage": {"plugin": "M", "config": "#+String(repeating: "[", count: 70)+"}}",
          "manifest: not valid JSON (nested deeper than 64 levels"),
         (#"{"stash": {"wrappers": [{"type": "pool", "size": 3}]}}"#, "manifest.stash.wrappers[0].size: unknown key"),
+        (#"{"stash": {"abandonGraceSeconds": -1}}"#, "manifest.stash.abandonGraceSeconds: must be at least 0 and at most 86400"),
+        (#"{"stash": {"abandonGraceSeconds": "10"}}"#, "manifest.stash.abandonGraceSeconds: must be a number"),
+        (#"{"stash": {"fetchTimeoutSeconds": 0}}"#, "manifest.stash.fetchTimeoutSeconds: must be more than 0 and at most 86400"),
+        (#"{"stash": {"fetchTimeoutSeconds": 90000}}"#, "manifest.stash.fetchTimeoutSeconds: must be more than 0 and at most 86400"),
+        (#"{"stash": {"fetchTimeoutSeconds": 300}}"#, "manifest.stash.fetchTimeoutSeconds: must be at least stash.timeoutSeconds (600"),
+        (#"{"stash": {"fetchTimeoutSeconds": 10, "timeoutSeconds": 20}}"#, "manifest.stash.fetchTimeoutSeconds: must be at least stash.timeoutSeconds (20"),
         (#"{"fetchers": [{"name": "a", "plugin": "P", "conf": {}}]}"#, "fetchers[0].conf: unknown key"),
         (#"{"download": {"workers": 99999999999999999999999}}"#, "manifest.download.workers: must be an integer from 1 to 4096"),
         (#"{"download": {"workers": "8"}}"#, "manifest.download.workers: must be a number"),
@@ -84,6 +90,19 @@ struct ManifestTests {
         let error = #expect(throws: ManifestError.self) { _ = try Self.parse(json) }
         #expect(error?.description.contains(message) == true, "got \(error?.description ?? "nothing")")
         #expect(error?.description.contains("\n") == false)
+    }
+
+    @Test("stash.abandonGraceSeconds and stash.fetchTimeoutSeconds: defaults, zero grace, a fetch deadline of its own")
+    func stashTimes() throws {
+        let defaults = try Self.parse("{}")
+        #expect(defaults.stashAbandonGrace == StashChain.defaultAbandonGrace && defaults.stashFetchTimeout == nil)
+        let set = try Self.parse(#"{"stash": {"timeoutSeconds": 30, "abandonGraceSeconds": 0, "fetchTimeoutSeconds": 30}}"#)
+        #expect(set.stashTimeout == 30 && set.stashAbandonGrace == 0 && set.stashFetchTimeout == 30)
+        let chain = StashChain(wrappers: set.stashWrappers, timeout: set.stashTimeout, fetching: FetchingStasher(
+            policy: DownloadPolicy(), storage: FakeStorage(), spoolDirectory: NSTemporaryDirectory()), callers: 1, queue: 1,
+            abandonGrace: set.stashAbandonGrace, fetchTimeout: set.stashFetchTimeout)
+        defer { chain.retire() }
+        #expect(chain.stasher.abandonGrace == 0 && chain.stasher.fetchTimeout == 30)
     }
 
     @Test("environment overrides, named like Athens'")

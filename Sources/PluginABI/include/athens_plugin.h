@@ -258,10 +258,10 @@ typedef struct ath_host {
  *   has passed returns ATH_TIMEOUT. Compare with clock_gettime(CLOCK_MONOTONIC): deadline_ns is
  *   tv_sec * 1000000000 + tv_nsec of that clock, absolute, 0 = no deadline.
  * Cancellation: cancelled(call) turns non-zero when the host no longer wants the result (the last client
- *   waiting for it went away and the fetch is not kept for later, the host is shutting down past its
- *   timeout, or the deadline passed) and stays non-zero. Poll it between steps (each chunk written, each
- *   retry); an entry that notices returns ATH_CANCELLED (or ATH_TIMEOUT past the deadline) soon, after
- *   releasing what it holds. Ignoring it is allowed but wastes work. Sinks may also refuse once cancelled.
+ *   waiting for it went away, timed out or hung up, and the fetch is not kept for later, the host is
+ *   shutting down past its timeout, or the deadline passed) and stays non-zero. Poll it between steps (each
+ *   chunk written, each retry); an entry that notices returns ATH_CANCELLED (or ATH_TIMEOUT past the
+ *   deadline) soon, after releasing what it holds. Ignoring it is allowed but wastes work. Sinks may also refuse once cancelled.
  */
 typedef struct ath_call {
     /** sizeof(ath_call) as the host compiled it. */
@@ -467,8 +467,10 @@ typedef struct ath_fetcher_methods {
  *   lease_ms after the last acquire or refresh (a backend with expiring keys). A living holder that stops
  *   refreshing may lose the lock once its lease has run out (a backend with expiring keys does; FileLock
  *   does not, since its kernel lock has no timer); refresh then says so with ATH_NOT_FOUND. So a holder that
- *   must keep it refreshes well before lease_ms (the host: at a third of it) and stops its work when a
- *   refresh fails.
+ *   must keep it refreshes well before lease_ms (the host: at a third of it). What a holder does once the
+ *   lock is lost is its own choice: athens finishes the fetch it holds the lock for (its saves are atomic and
+ *   a stored version is a success, so a lost lock costs at most a second upstream fetch elsewhere, while
+ *   stopping would fail every fetch during a lock-backend outage), logs the loss once and counts it.
  * FAIRNESS: none promised. Waiters are not served in arrival order: a caller arriving as the lock is freed
  *   may take it before one that waited (barging). Every waiter gets its answer within wait_ms (plus one
  *   backend round trip); none waits forever.

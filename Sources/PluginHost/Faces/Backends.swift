@@ -83,7 +83,7 @@ extension Fetcher {
         try resolve(module: module, query: query, limit: limit, call: CallContext())
     }
     /// `resolve` with the host's bound for an .info (64 KiB).
-    package func resolve(module: String, query: String) throws(PluginError) -> [UInt8] {
-        try resolve(module: module, query: query, limit: 1 << 16)
+    package func resolve(module: String, query: String, call: CallContext = CallContext()) throws(PluginError) -> [UInt8] {
+        try resolve(module: module, query: query, limit: 1 << 16, call: call)
     }
 }

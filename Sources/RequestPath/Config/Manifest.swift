@@ -56,6 +56,10 @@ package struct Manifest {
     /// Seconds a request waits for a fetch+save (the fetch goes on and is stored if it completes).
     package var stashTimeout: Double = 600
     package var stashWrappers: [StashWrapper] = [.singleflight, .pool(workers: 10)]
+    /// Seconds a stash nobody waits for any more goes on for a retry to join before it is cancelled (`StashChain`).
+    package var stashAbandonGrace = StashChain.defaultAbandonGrace
+    /// Seconds a fetch and its save may run in all (the plugins' deadline); nil: `StashChain.defaultFetchTimeout`.
+    package var stashFetchTimeout: Double?
     /// The lock plugin a `singleflight` wrapper names (`"lock": {...}`): its flights then coordinate across processes.
     package var stashLock: LockUse?
     package var rules: [RoutingRule] = []
@@ -150,6 +154,12 @@ package struct Manifest {
         }
         if let stash = try object.object("stash") {
             if let v = try stash.seconds("timeoutSeconds") { manifest.stashTimeout = v }
+            if let v = try stash.seconds("abandonGraceSeconds", allowZero: true) { manifest.stashAbandonGrace = v }
+            if let v = try stash.seconds("fetchTimeoutSeconds") {
+                // Shorter than the wait, every slow fetch would fail while its callers still wait for it.
+                guard v >= manifest.stashTimeout else { throw stash.error("fetchTimeoutSeconds", "must be at least stash.timeoutSeconds (\(manifest.stashTimeout))") }
+                manifest.stashFetchTimeout = v
+            }
             if let wrappers = try stash.array("wrappers") {
                 manifest.stashWrappers = []
                 for (index, element) in wrappers.enumerated() {

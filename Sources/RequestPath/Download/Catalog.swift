@@ -30,7 +30,7 @@ extension DownloadProtocol {
         offload(responder) { () throws(DownloadError) in
             let page: (entries: [(module: String, version: String)], next: String)
             do throws(PluginError) {
-                page = try self.storage.catalog(token: pageToken, pageSize: size)
+                page = try self.storage.catalog(token: pageToken, pageSize: size, call: self.requestContext())
             } catch where error.code == .invalid {
                 throw DownloadError(status: 400, message: "bad request: \(error.message)")
             } catch {

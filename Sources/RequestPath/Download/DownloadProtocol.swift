@@ -28,10 +28,14 @@ package final class DownloadProtocol: @unchecked Sendable {
     package let quarantine: Quarantine
     /// Marks served versions for retention; nil when the manifest has no `retention`.
     package let accesses: AccessRecorder?
+    /// Seconds a request waits for its plugins (`stash.timeoutSeconds`): the deadline of list, @latest, query
+    /// and catalog calls (`requestContext`); a stash has its own (`DeadlineStasher`).
+    package let requestTimeout: Double
 
     package init(storage: any Storage, policy: DownloadPolicy, stasher: Stasher, pool: WorkerPool,
                  background: WorkerPool, lists: ListCache, cache: ArtifactCache, breaker: SlowStorageBreaker = SlowStorageBreaker(),
-                 accesses: AccessRecorder? = nil) {
+                 accesses: AccessRecorder? = nil, requestTimeout: Double = 600) {
+        self.requestTimeout = requestTimeout
         self.storage = storage
         self.policy = policy
         self.stasher = stasher
@@ -129,6 +133,16 @@ package final class DownloadProtocol: @unchecked Sendable {
         }
     }
 
+    /// The context of one request's plugin calls outside a stash: its deadline is `requestTimeout` from now, so
+    /// every call of the request shares one budget, and it is cancelled when the client hangs up (nobody else
+    /// waits for these calls). On the pool thread that answers the request.
+    func requestContext() -> CallContext {
+        let context = CallContext(timeout: requestTimeout)
+        // The observer goes with the request's signal, which lives no longer than the request.
+        _ = ClientHangUp.current?.observe { context.cancel() }
+        return context
+    }
+
     /// Runs `work` on the download pool and answers with its result; 503 when the pool is full.
     func offload(_ responder: Responder, _ work: @escaping @Sendable () throws(DownloadError) -> Response) {
         runOnPool(answering: responder) { Self.answer(responder, work) }
@@ -139,10 +153,12 @@ package final class DownloadProtocol: @unchecked Sendable {
     private func runOnPool(answering responder: Responder, _ job: @escaping @Sendable () -> Void) {
         // The crash line names the request a pool thread works for, as it does on the event loop.
         let request = CrashReporter.currentRequest()
+        // Made on the loop: its connection signals it when the client hangs up, and a stash wait then ends.
+        let client = responder.clientHangUp()
         let accepted = pool.submit {
             CrashReporter.setRequest(request)
             defer { CrashReporter.setRequest("") }
-            job()
+            ClientHangUp.with(client) { job() }
         }
         if !accepted {
             var response = Response.text(503, "service unavailable: too many downloads in progress, retry shortly")

@@ -19,10 +19,11 @@ extension DownloadProtocol {
         if policy.networkMode == .offline || route.mode == .none {
             throw DownloadError(status: 404, message: "not found: \(module)@\(query): queries need a fetcher")
         }
+        let call = requestContext()
         for fetcher in route.fetchers {
             let version: String
             do {
-                let info = try fetcher.resolve(module: module, query: query)
+                let info = try fetcher.resolve(module: module, query: query, call: call)
                 version = try ArtifactValidator.checkInfo(info, version: nil)
                 try ModulePath.check(path: module, version: version)
             } catch let error as PluginError {

@@ -13,14 +13,14 @@ extension DownloadProtocol {
 
     /// What the route's fetchers list (cached for the TTL; stale when they fail, unless strict), or the error;
     /// nil when no fetcher is asked (offline, or none routed).
-    private func fetchedVersions(module: String, route: Route) -> Result<[String], DownloadError>? {
+    private func fetchedVersions(module: String, route: Route, call: CallContext) -> Result<[String], DownloadError>? {
         guard policy.networkMode != .offline, !route.fetchers.isEmpty else { return nil }
         var lastError: DownloadError?
         for fetcher in route.fetchers {
             let key = "list\u{0}" + fetcher.name + "\u{0}" + module
             if let cached = lists.fresh(key) { return .success(Self.decodeLines(cached)) }
             do {
-                let versions = Self.listable(try fetcher.list(module: module))
+                let versions = Self.listable(try fetcher.list(module: module, call: call))
                 lists.store(key, Array(versions.joined(separator: "\n").utf8))
                 return .success(versions)
             } catch {
@@ -46,16 +46,17 @@ extension DownloadProtocol {
     /// Stored ∪ fetched versions, semver-sorted. Fetcher failures fall back to storage in `fallback` mode
     /// when storage knows the module; in `strict` mode they fail the request.
     package func list(module: String, route: Route) throws(DownloadError) -> Response {
+        let call = requestContext()
         // Storage knows the module if it holds any version, a pseudo-version included (then the list is
         // empty but 200, so the go command goes on to @latest).
         let storedAll: [String]
         do {
-            storedAll = try storage.list(module: module)
+            storedAll = try storage.list(module: module, call: call)
         } catch {
             throw DownloadError(error, module: module, version: nil)
         }
         var versions = Set(Self.listable(storedAll))
-        switch fetchedVersions(module: module, route: route) {
+        switch fetchedVersions(module: module, route: route, call: call) {
         case let .success(fetched)?:
             versions.formUnion(fetched)
         case let .failure(error)?:
@@ -81,13 +82,14 @@ extension DownloadProtocol {
     /// module, or there is none, or — unless strict — they fail, or in offline mode: the same choice made
     /// from the versions in storage, pseudo-versions included (`LatestVersion`).
     package func latest(module: String, route: Route) throws(DownloadError) -> Response {
+        let call = requestContext()
         var failure: DownloadError?, notFound: DownloadError?
         if policy.networkMode != .offline {
             for fetcher in route.fetchers {
                 let key = "latest\u{0}" + fetcher.name + "\u{0}" + module
                 if let cached = lists.fresh(key) { return Self.latestResponse(cached) }
                 do {
-                    let info = try latestInfo(module: module, fetcher: fetcher)
+                    let info = try latestInfo(module: module, fetcher: fetcher, call: call)
                     let version = try ArtifactValidator.checkInfo(info, version: nil)
                     try ModulePath.check(path: module, version: version)
                     lists.store(key, info)
@@ -110,7 +112,7 @@ extension DownloadProtocol {
             }
             if let failure, policy.networkMode == .strict { throw failure }
         }
-        if let response = storedLatest(module: module) { return response }
+        if let response = storedLatest(module: module, call: call) { return response }
         if let failure = failure ?? notFound { throw failure }
         if policy.networkMode == .offline {
             throw DownloadError(status: 404, message: "not found: \(module)@latest: nothing cached (offline mode)")
@@ -120,8 +122,8 @@ extension DownloadProtocol {
     }
 
     /// The stored .info of the version `LatestVersion` picks from storage's versions; nil if none is stored.
-    private func storedLatest(module: String) -> Response? {
-        guard let stored = try? storage.list(module: module), let best = LatestVersion.pick(stored),
+    private func storedLatest(module: String, call: CallContext) -> Response? {
+        guard let stored = try? storage.list(module: module, call: call), let best = LatestVersion.pick(stored),
               case var .success(response) = hit(module: module, version: best, artifact: .info) else { return nil }
         response.headers = Self.latestHeaders
         return response
@@ -129,12 +131,12 @@ extension DownloadProtocol {
 
     /// The fetcher's @latest; when it has none (ATH_NOT_FOUND), the .info of the version `LatestVersion`
     /// picks from what it lists — what the go command itself would pick.
-    private func latestInfo(module: String, fetcher: any Fetcher) throws(PluginError) -> [UInt8] {
+    private func latestInfo(module: String, fetcher: any Fetcher, call: CallContext) throws(PluginError) -> [UInt8] {
         do {
-            return try fetcher.resolve(module: module, query: "latest")
+            return try fetcher.resolve(module: module, query: "latest", call: call)
         } catch where error.code == .notFound {
-            guard let best = LatestVersion.pick(Self.listable(try fetcher.list(module: module))) else { throw error }
-            return try fetcher.resolve(module: module, query: best)
+            guard let best = LatestVersion.pick(Self.listable(try fetcher.list(module: module, call: call))) else { throw error }
+            return try fetcher.resolve(module: module, query: best, call: call)
         }
     }
 

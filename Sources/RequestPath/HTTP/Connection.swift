@@ -48,6 +48,11 @@ final class Connection: EvictionListNode {
     private(set) var requestTarget = ""
     /// Set while a request is being answered (parsed, not yet recorded).
     var requestID: RequestID?
+    /// The signal for whoever waits off the loop on the current request's behalf (`hangUpSignal`); nil: nobody.
+    private var hangUp: ClientHangUp?
+    /// Of the half-close probe (`probeHalfClose`), the bytes the socket did not take yet: they go before the head.
+    private var probeLeft: [UInt8] = []
+    private var probed = false
 
     init(fd: Int32, generation: UInt64, client: ClientAddress, loop: EventLoop, capacity: Int, deadline: Double) {
         self.fd = fd
@@ -66,6 +71,8 @@ final class Connection: EvictionListNode {
     /// The loop closed the socket: drop the response (and any stream blob: its reader lets go of it).
     func didClose() {
         closed = true
+        hangUp?.signal()
+        hangUp = nil
         pending = nil
         stream?.cancel()
         stream = nil
@@ -116,12 +123,44 @@ final class Connection: EvictionListNode {
         } else if n == 0 {
             peerClosed = true
             if wantsRead { wantsRead = false; loop.updateInterest(self) }
+            if state == .awaiting && hangUp != nil { probeHalfClose() }
         } else if errno != EAGAIN && errno != EINTR {
             peerClosed = true
             keepAlive = false
             if wantsRead { wantsRead = false; loop.updateInterest(self) }
+            // Reset: nobody will read the answer, and a waiter off the loop is told now (didClose).
+            if state == .awaiting { loop.close(self) }
         }
     }
+
+    /// The hang-up signal of the request being answered, made for a job that waits for it off the loop.
+    /// Nil when no request is awaiting its response.
+    func hangUpSignal() -> ClientHangUp? {
+        guard state == .awaiting, pending == nil else { return nil }
+        if let hangUp { return hangUp }
+        let signal = ClientHangUp()
+        hangUp = signal
+        // The FIN came with the request, before anyone waited.
+        if peerClosed { probeHalfClose() }
+        return signal
+    }
+
+    /// A FIN while a request waits off the loop. It says only that the client sends no more: `close()` and
+    /// `shutdown(SHUT_WR)` look the same. nginx (by default) and Go's net/http server take it as an abort; athens
+    /// does not, and asks: an interim `100 Continue` goes out (every HTTP/1.1 client must skip an unexpected 1xx);
+    /// a client that still reads skips it and gets its answer, the kernel of one that closed answers with a reset
+    /// (EPOLLHUP: the loop closes the connection, and the waiter is told). HTTP/1.0 has no 1xx: its half-closed
+    /// clients are told apart from gone ones only when the answer is written.
+    private func probeHalfClose() {
+        guard !probed, !http10 else { return }
+        probed = true
+        let bytes = Self.probe
+        let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n < 0 && errno != EAGAIN && errno != EINTR { return loop.close(self) }
+        probeLeft = Array(bytes[max(0, n)...])
+    }
+
+    private static let probe = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     /// Runs the state machine as far as it can go without blocking.
     func drive() {
@@ -192,6 +231,8 @@ final class Connection: EvictionListNode {
                 case .done:
                     loop.record(self, completed: true)
                     pending = nil
+                    hangUp = nil
+                    probed = false
                     stream = nil
                     if head.capacity > 4096 { head = [] } else { head.removeAll(keepingCapacity: true) }
                     if wantsWrite { wantsWrite = false; loop.updateInterest(self) }
@@ -258,6 +299,8 @@ final class Connection: EvictionListNode {
         if response.close || loop.drained { keepAlive = false }
         // Into the connection's reused buffer: no allocation once it has grown to a head's size.
         head.removeAll(keepingCapacity: true)
+        head += probeLeft
+        probeLeft = []
         let keepAlive = keepAlive, http10 = http10
         let date = loop.currentDate()
         if let id = requestID {

@@ -272,6 +272,13 @@ final class EventLoop: @unchecked Sendable {
         if first { wake() }
     }
 
+    /// The hang-up signal of connection `fd`'s request in progress (`Connection.hangUpSignal`); nil off this loop's
+    /// thread, or when the connection has gone or answers no request.
+    func hangUpSignal(fd: Int32, generation: UInt64) -> ClientHangUp? {
+        guard let thread, pthread_equal(thread, pthread_self()) != 0 else { return nil }
+        return connection(fd, generation)?.hangUpSignal()
+    }
+
     /// A stream body of connection `fd` has bytes to send (or failed). Called from `StreamReaders` threads.
     func streamReady(fd: Int32, generation: UInt64) {
         mailboxLock.lock()

@@ -33,6 +33,10 @@ package struct Responder: Sendable {
         return copy
     }
 
+    /// The signal that this request's client hung up, for a job that waits on its behalf off the loop; nil without
+    /// a connection. - Important: call on the event loop, while handling the request (elsewhere it is nil).
+    package func clientHangUp() -> ClientHangUp? { loop?.hangUpSignal(fd: fd, generation: generation) }
+
     /// Sends `response`. Safe from any thread; a response for a connection that has gone is dropped.
     package func respond(_ response: Response) {
         var response = response

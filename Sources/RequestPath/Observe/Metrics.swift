@@ -41,6 +41,7 @@ package final class Metrics: @unchecked Sendable {
     private var fetchSeconds: [String: Histogram] = [:]   // fetcher
     private var pluginErrors: [String: UInt64] = [:]      // "plugin\toperation\tcode"
     private var lockFallbacks: [String: UInt64] = [:]     // "lock\tcause"
+    private var leasesLost: [String: UInt64] = [:]        // "lock"
     private var adminRequests: [String: UInt64] = [:]     // "action\tresult"
     private var ingestVerifications: [String: UInt64] = [:]  // result
     private var retentionEvictions: [String: UInt64] = [:] // reason
@@ -82,6 +83,11 @@ package final class Metrics: @unchecked Sendable {
     /// A stash that went on with local single-flight only because its lock backend failed (`cause`: the error code).
     package func lockFallback(lock name: String, cause: String) {
         lock.withLock { lockFallbacks[name + "\t" + cause, default: 0] += 1 }
+    }
+
+    /// A held lock lost while its fetch ran (`LeaseKeeper`): the fetch went on.
+    package func lockLeaseLost(lock name: String) {
+        lock.withLock { leasesLost[name, default: 0] += 1 }
     }
 
     /// One admin API call (`result`: ok, dry-run, unauthorized, bad-request, conflict, not-supported, error).
@@ -140,6 +146,8 @@ package final class Metrics: @unchecked Sendable {
         histogram("athens_fetch_duration_seconds", "Duration of fetch, validate and save.", fetchSeconds, "fetcher")
         counter("athens_lock_fallback_total", "Stashes that fell back to local single-flight because the lock backend failed, by lock and cause.",
                 lock.withLock { self.lockFallbacks }, ["lock", "cause"])
+        counter("athens_lock_lease_lost_total", "Held locks lost while their fetch ran (the fetch finished regardless), by lock.",
+                lock.withLock { self.leasesLost }, ["lock"])
         counter("athens_admin_requests_total", "Admin API calls by action and result.", lock.withLock { self.adminRequests }, ["action", "result"])
         counter("athens_ingest_verify_total", "Fetched versions checked against the checksum database before storing, by result.",
                 lock.withLock { self.ingestVerifications }, ["result"])

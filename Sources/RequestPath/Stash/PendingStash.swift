@@ -74,22 +74,44 @@ package final class PendingStash: @unchecked Sendable {
 
     /// The outcome, waiting at most `timeout` seconds for it (nil: forever); nil when the time ran out first.
     package func wait(timeout: Double? = nil) -> Outcome? {
+        if case let .ended(outcome) = wait(timeout: timeout, client: nil) { return outcome }
+        return nil
+    }
+
+    /// How a caller's wait ended.
+    package enum WaitEnd {
+        case ended(Outcome)
+        case timedOut
+        /// The client the caller waits for hung up (`ClientHangUp`).
+        case clientLeft
+    }
+
+    /// The outcome, waiting at most `timeout` seconds (nil: forever), or until `client` hangs up.
+    package func wait(timeout: Double?, client: ClientHangUp?) -> WaitEnd {
         var deadline = timespec()
         if let timeout {
             let at = MonotonicClock.now() + max(0, timeout)
             deadline.tv_sec = Int(at)
             deadline.tv_nsec = min(999_999_999, Int((at - Double(deadline.tv_sec)) * 1e9))
         }
+        // The hang-up wakes this wait: under the mutex, so it cannot fall between the check below and the sleep.
+        let token = client?.observe { [self] in
+            pthread_mutex_lock(mutex)
+            pthread_cond_broadcast(condition)
+            pthread_mutex_unlock(mutex)
+        }
+        defer { if let token { client?.stopObserving(token) } }
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         while outcome == nil {
+            if let client, token == nil || client.hasHungUp { return .clientLeft }
             if timeout == nil {
                 pthread_cond_wait(condition, mutex)
             } else if pthread_cond_timedwait(condition, mutex, &deadline) == ETIMEDOUT {
                 break
             }
         }
-        return outcome
+        return outcome.map { .ended($0) } ?? .timedOut
     }
 
     /// A caller starts waiting for the outcome; `keep`: it wants the stash to complete even if it stops waiting
@@ -102,7 +124,7 @@ package final class PendingStash: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
-    /// A caller stopped waiting (its deadline passed). When it was the last and nobody keeps the stash, the stash is
+    /// A caller stopped waiting (its deadline passed, or its client hung up). When it was the last and nobody keeps the stash, the stash is
     /// cancelled after `grace` seconds unless a caller attached meanwhile (a retry that joins the flight) or it ended.
     package func detach(grace: Double) {
         pthread_mutex_lock(mutex)
@@ -122,6 +144,13 @@ package final class PendingStash: @unchecked Sendable {
         } else {
             DispatchQueue.global().asyncAfter(deadline: .now() + grace, execute: cancelIfStillAbandoned)
         }
+    }
+
+    /// Callers waiting on this stash now (for tests).
+    package var waiterCount: Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return waiters
     }
 
     /// Whether the stash has ended (for tests and gauges).

@@ -27,6 +27,19 @@ final class Gate: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Blocks while closed, unless `call` is cancelled (checked every millisecond, as a plugin polls): false then.
+    func pass(unlessCancelled call: CallContext) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        waiting += 1
+        defer { waiting -= 1 }
+        while !open {
+            if call.isCancelled { return false }
+            _ = condition.wait(until: Date(timeIntervalSinceNow: 0.001))
+        }
+        return true
+    }
+
     func close() { condition.withLock { open = false } }
 
     func openGate() {
@@ -122,7 +135,7 @@ final class FakeStorage: Storage, @unchecked Sendable {
     func calls(_ operation: String) -> Int { lock.withLock { counts[operation, default: 0] } }
     private var contexts: [String: CallContext] = [:]
     private func record(_ operation: String, _ call: CallContext) { lock.withLock { contexts[operation] = call } }
-    /// The context the last `operation` ("save", "exists") was called with.
+    /// The context the last `operation` ("save", "exists", "list", "catalog") was called with.
     func lastCall(_ operation: String) -> CallContext? { lock.withLock { contexts[operation] } }
     /// Makes every later `operation` fail with `code` (nil: succeed again).
     func fail(_ operation: String, with code: PluginError.Code?) { lock.withLock { failures[operation] = code } }
@@ -176,6 +189,7 @@ final class FakeStorage: Storage, @unchecked Sendable {
     }
 
     func list(module: String, call: CallContext) throws(PluginError) -> [String] {
+        record("list", call)
         try count("list")
         let prefix = module + "@"
         return lock.withLock { versions.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
@@ -212,6 +226,7 @@ final class FakeStorage: Storage, @unchecked Sendable {
     var hasCatalog: Bool { catalogSupported }
 
     func catalog(token: String, pageSize: Int, call: CallContext) throws(PluginError) -> (entries: [(module: String, version: String)], next: String) {
+        record("catalog", call)
         try count("catalog")
         let all = keys
         let start = token.isEmpty ? 0 : (Int(token) ?? all.count)
@@ -237,6 +252,13 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     private var fetchingThreads: Set<UInt> = []
     /// Every `fetch` passes this gate before it writes (close it to make the upstream slow).
     let fetchGate = Gate()
+    /// Every `list` passes this gate first.
+    let listGate = Gate()
+    /// When set, a fetch or list held at its gate stops as soon as its context is cancelled (a context-aware plugin).
+    var stopsWhenCancelled = false
+    /// When a held fetch or list saw its context cancelled (MonotonicClock nanoseconds), with `stopsWhenCancelled`.
+    var cancelledAt: UInt64? { lock.withLock { cancelSeen } }
+    private var cancelSeen: UInt64?
     /// What `resolve` answers per query ("latest", a branch…) as the version it resolves to; unknown: not found.
     private var queries: [String: String] = [:]
 
@@ -255,7 +277,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     func calls(_ operation: String) -> Int { lock.withLock { counts[operation, default: 0] } }
     private var contexts: [String: CallContext] = [:]
     private func record(_ operation: String, _ call: CallContext) { lock.withLock { contexts[operation] = call } }
-    /// The context the last `fetch` was called with.
+    /// The context the last `operation` ("fetch", "list", "resolve") was called with.
     func lastCall(_ operation: String) -> CallContext? { lock.withLock { contexts[operation] } }
     /// The most fetches that ran at once.
     var peakConcurrentFetches: Int { lock.withLock { mostRunning } }
@@ -279,7 +301,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
         }
         defer { lock.withLock { running -= 1 } }
         try count("fetch")
-        fetchGate.pass()
+        try pass(fetchGate, call, "fetch")
         guard let files = lock.withLock({ versions[key(module, version)] }) else {
             throw PluginError(code: .notFound, plugin: name, operation: "fetcher.fetch", message: "\(module)@\(version): unknown upstream")
         }
@@ -293,8 +315,19 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
         try write(files.zip, zip)
     }
 
+    /// Passes `gate`, or throws `.cancelled` once `call` is cancelled while held there (with `stopsWhenCancelled`).
+    private func pass(_ gate: Gate, _ call: CallContext, _ operation: String) throws(PluginError) {
+        guard stopsWhenCancelled else { return gate.pass() }
+        guard gate.pass(unlessCancelled: call) else {
+            lock.withLock { cancelSeen = MonotonicClock.nanoseconds() }
+            throw PluginError(code: .cancelled, plugin: name, operation: "fetcher." + operation, message: "cancelled")
+        }
+    }
+
     func list(module: String, call: CallContext) throws(PluginError) -> [String] {
+        record("list", call)
         try count("list")
+        try pass(listGate, call, "list")
         let prefix = module + "@"
         let known = lock.withLock { versions.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)) } }
         if known.isEmpty { throw PluginError(code: .notFound, plugin: name, operation: "fetcher.list", message: "\(module): unknown") }
@@ -302,6 +335,7 @@ final class FakeFetcher: Fetcher, @unchecked Sendable {
     }
 
     func resolve(module: String, query: String, limit: Int, call: CallContext) throws(PluginError) -> [UInt8] {
+        record("resolve", call)
         try count("resolve")
         let files: FakeVersion? = lock.withLock {
             let version = queries[key(module, query)] ?? (versions[key(module, query)] != nil ? query : nil)

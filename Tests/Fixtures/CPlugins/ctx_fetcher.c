@@ -4,6 +4,8 @@
  * CLOCK_MONOTONIC nanoseconds (the clock of ath_call.deadline_ns):
  *   create host=<name> version=<v> minor=<n> reader=<b> sink=<b> error=<b>   (create_with_host)   | create10
  *   fetch entry=<fetch|fetch_ctx> module=<m> request=<id> deadline=<ns>
+ *   list entry=list_ctx module=<m> request=<id> deadline=<ns>          (both answer not found)
+ *   resolve entry=resolve_ctx module=<m> query=<q> request=<id> deadline=<ns>
  *   cancelled at=<ns> request=<id>     the call's cancelled() turned non-zero
  *   timeout at=<ns>                    its deadline passed (seen by the plugin itself)
  *   refused at=<ns>                    (1.0 build) a sink refused a byte
@@ -161,12 +163,38 @@ static ath_status resolve(void *self, const char *module, const char *query, con
     return ATH_NOT_FOUND;
 }
 
+#ifndef ABI10_ONLY
+static ath_status list_ctx(void *opaque, const ath_call *call, const char *module, ath_emit_version_fn emit, void *ctx,
+                           ath_error *err) {
+    (void)emit; (void)ctx;
+    char line[1400];
+    snprintf(line, sizeof line, "list entry=list_ctx module=%s request=%s deadline=%llu\n", module, call->request_id,
+             (unsigned long long)call->deadline_ns);
+    record(opaque, line);
+    ath_error_set(err, "lists nothing");
+    return ATH_NOT_FOUND;
+}
+
+static ath_status resolve_ctx(void *opaque, const ath_call *call, const char *module, const char *query, const ath_sink *info,
+                              ath_error *err) {
+    (void)info;
+    char line[1400];
+    snprintf(line, sizeof line, "resolve entry=resolve_ctx module=%s query=%s request=%s deadline=%llu\n", module, query,
+             call->request_id, (unsigned long long)call->deadline_ns);
+    record(opaque, line);
+    ath_error_set(err, "resolves nothing");
+    return ATH_NOT_FOUND;
+}
+#endif
+
 static const ath_fetcher_methods methods = {
 #ifdef ABI10_ONLY
     .struct_size = offsetof(ath_fetcher_methods, fetch_ctx),
 #else
     .struct_size = sizeof(ath_fetcher_methods),
     .fetch_ctx = fetch_ctx,
+    .list_ctx = list_ctx,
+    .resolve_ctx = resolve_ctx,
 #endif
     .fetch = fetch,
     .list = list,

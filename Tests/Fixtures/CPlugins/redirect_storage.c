@@ -10,6 +10,8 @@
  *   "url-nonul"       fills the whole buffer, no NUL
  *   "url-file"        file:///etc/passwd
  *   "url-novalidity"  a good URL valid for 0 seconds
+ * $ATH_TEST_URL_LIE, when set, makes every module answer one way (for plugin-check, whose module paths are its own):
+ *   "decline", "nonul", "file", or "wrongbytes" (a zip's URL names the .mod file instead).
  */
 #include "athens_plugin.h"
 #include <errno.h>
@@ -83,7 +85,9 @@ static ath_status storage_url(void *instance, const ath_call *call, const char *
         ath_error_set(err, "not stored");
         return ATH_NOT_FOUND;
     }
-    if (strstr(module, "url-decline")) {
+    const char *lie = getenv("ATH_TEST_URL_LIE");
+    if (!lie) lie = "";
+    if (strstr(module, "url-decline") || strcmp(lie, "decline") == 0) {
         ath_error_set(err, "no URL for this one");
         return ATH_DECLINED;
     }
@@ -96,11 +100,11 @@ static ath_status storage_url(void *instance, const ath_call *call, const char *
         snprintf(out_url, ATH_URL_CAPACITY, "http://127.0.0.1:9/x\r\nSet-Cookie: stolen=1");
         return ATH_OK;
     }
-    if (strstr(module, "url-nonul")) {
+    if (strstr(module, "url-nonul") || strcmp(lie, "nonul") == 0) {
         memset(out_url, 'a', ATH_URL_CAPACITY);
         return ATH_OK;
     }
-    if (strstr(module, "url-file")) {
+    if (strstr(module, "url-file") || strcmp(lie, "file") == 0) {
         snprintf(out_url, ATH_URL_CAPACITY, "file:///etc/passwd");
         return ATH_OK;
     }
@@ -111,7 +115,7 @@ static ath_status storage_url(void *instance, const ath_call *call, const char *
         return ATH_DECLINED;
     }
     int n = snprintf(out_url, ATH_URL_CAPACITY, "%s/%s/@v/%s%s", base ? base : "http://127.0.0.1:9", escaped_module,
-                     escaped_version, extensions[which]);
+                     escaped_version, extensions[which == 2 && strcmp(lie, "wrongbytes") == 0 ? 1 : which]);
     if (n < 0 || n >= (int)ATH_URL_CAPACITY) {
         ath_error_set(err, "URL too long");
         return ATH_DECLINED;
