@@ -93,7 +93,8 @@ final class Assembly: @unchecked Sendable {
                         auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) },
                         readinessLock: locking.map { ($0.settings.lock, $0.settings.namespace + "readyz") },
                         admin: manifest.adminToken.map { AdminAPI(token: AdminToken($0), download: download, spoolDirectory: manifest.spoolDirectory,
-                                                               verifier: manifest.adminChecksumDB.flatMap { AdminVerify.verifier(url: $0.url, key: $0.key) }) })
+                                                               verifier: manifest.adminChecksumDB.flatMap { AdminVerify.verifier(url: $0.url, key: $0.key) },
+                                                               settings: manifest.adminSettings) })
     }
 
     /// Gauges read at scrape time.

@@ -17,22 +17,33 @@ package final class AdminAPI: Sendable {
     private let spoolDirectory: String
     /// The checksum database `verify` compares with; nil: verify answers 501.
     private let verifier: SumDBVerifier?
+    package let settings: AdminSettings
+    /// Prefetch jobs, by id (`GET /admin/jobs/<id>`).
+    package let jobs: PrefetchJobs
+    package let prefetcher: Prefetcher
 
     package init(token: AdminToken, download: DownloadProtocol, spoolDirectory: String = NSTemporaryDirectory(),
-                 verifier: SumDBVerifier? = nil) {
+                 verifier: SumDBVerifier? = nil, settings: AdminSettings = AdminSettings()) {
         self.token = token
+        self.settings = settings
+        jobs = PrefetchJobs(capacity: settings.maxJobs)
+        prefetcher = Prefetcher(download: download, concurrency: settings.prefetchConcurrency)
         self.verifier = verifier
         self.download = download
         self.spoolDirectory = spoolDirectory
     }
 
     /// The actions there are, by path element.
-    private static let actions: Set<String> = ["delete", "upload", "verify"]
+    private static let actions: Set<String> = ["delete", "upload", "verify", "prefetch", "jobs"]
 
-    /// Answers one request whose path starts with `/admin/`. Called on the event loop.
+    /// Answers one request whose path starts with `/admin/`. Called on the event loop. `GET /admin/jobs/<id>` is
+    /// answered from memory there and not logged (a CLI polls it); every other action is a POST run on the pool.
     package func handle(_ request: Request, responder: Responder) {
-        let action = String(request.path.dropFirst("/admin/".count))
+        let name = String(request.path.dropFirst("/admin/".count))
         let responder = responder.tagged("admin")
+        // GET /admin/jobs/<id>: the one action named by a path below it.
+        let jobID = name.hasPrefix("jobs/") ? String(name.dropFirst("jobs/".count)) : nil
+        let action = jobID == nil ? name : "jobs"
         guard Self.actions.contains(action) else {
             return responder.respond(AdminError(status: 404, result: "not-found", message: "no admin action \"\(action)\"").response)
         }
@@ -42,6 +53,9 @@ package final class AdminAPI: Sendable {
                 $0.headers.append(("WWW-Authenticate", "Bearer realm=\"athens-admin\""))
             }
             return
+        }
+        if action == "jobs" {
+            return job(jobID, request, responder)
         }
         guard request.method == .post else {
             finish(action: action, who: request.peer, what: "", AdminError(status: 405, result: "bad-request", message: "use POST"), responder) {
@@ -54,7 +68,7 @@ package final class AdminAPI: Sendable {
             // Bodies of uploads are zips: the query says what they are.
             let what = action == "upload" ? String(query.prefix(512)) : String(decoding: body.prefix(512), as: UTF8.self)
             do throws(AdminError) {
-                let (response, result) = try perform(action, query, body)
+                let (response, result) = try perform(action, query, body, who: who)
                 log(action: action, who: who, what: what, status: response.status, result: result)
                 responder.respond(response)
             } catch {
@@ -70,7 +84,7 @@ package final class AdminAPI: Sendable {
     }
 
     /// Runs one action on a pool thread.
-    private func perform(_ action: String, _ query: Substring, _ body: [UInt8]) throws(AdminError) -> (Response, String) {
+    private func perform(_ action: String, _ query: Substring, _ body: [UInt8], who: String) throws(AdminError) -> (Response, String) {
         switch action {
         case "delete":
             let request = try DeleteRequest.parse(body)
@@ -80,6 +94,8 @@ package final class AdminAPI: Sendable {
             return try AdminUpload(storage: download.storage, cache: download.cache, lists: download.lists, spoolDirectory: spoolDirectory).run(upload)
         case "verify":
             return try AdminVerify(storage: download.storage, verifier: verifier).run(body)
+        case "prefetch":
+            return try prefetch(query, body, who: who)
         default:
             throw .notFound("no admin action \"\(action)\"")
         }
