@@ -17,6 +17,9 @@ package enum AdminCommand {
       delete MODULE@VERSION | MODULE@all | --glob GLOB  [--yes]   (a dry run without --yes)
       upload MODULE@VERSION --mod FILE --zip FILE [--time RFC3339] [--force]
       verify MODULE@VERSION   (exit 1 when the stored hashes differ from the checksum database's)
+      prefetch FILE|- [--format gosum|gomod|list]   (a go.sum, a go.mod or module@version lines; shows progress;
+                                                     exit 1 when any item failed)
+      job ID   (a prefetch job's state as JSON)
     URL and token default to $ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and $ATHENS_ADMIN_TOKEN.
     """
 
@@ -28,6 +31,9 @@ package enum AdminCommand {
         do {
             let (url, token, rest) = try connection(arguments, environment)
             guard let command = rest.first else { throw Usage(message: "no command") }
+            // These two poll a job: more than one request each.
+            if command == "prefetch" { return try prefetch(url: url, token: token, Array(rest.dropFirst())) }
+            if command == "job" { return try job(url: url, token: token, Array(rest.dropFirst())) }
             let (path, body) = try request(command, Array(rest.dropFirst()))
             return send(url: url + path, token: token, body: body)
         } catch let error as Usage {
@@ -116,7 +122,7 @@ package enum AdminCommand {
         return (String(text[..<at]), String(text[text.index(after: at)...]))
     }
 
-    private static func escape(_ text: String) -> String {
+    static func escape(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/"))) ?? text
     }
 
