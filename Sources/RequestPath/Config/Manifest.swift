@@ -238,6 +238,7 @@ package struct Manifest {
             if let v = try admin.int("prefetchMaxItems", min: 1, max: 1_000_000) { manifest.adminSettings.prefetchMaxItems = v }
             if let v = try admin.int("maxJobs", min: 1, max: 10_000) { manifest.adminSettings.maxJobs = v }
             if let v = try admin.int("maxUploadBytes", min: 1024, max: 1 << 40) { manifest.adminSettings.maxUploadBytes = v }
+            manifest.server.limits.maxStreamedBodyBytes = manifest.adminSettings.maxUploadBytes
             if let db = try admin.object("checksumDB") {
                 guard let url = try db.string("url"), url.hasPrefix("http://") || url.hasPrefix("https://") else {
                     throw ManifestError("manifest.admin.checksumDB.url: required, http:// or https://")
