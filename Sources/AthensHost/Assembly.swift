@@ -146,4 +146,9 @@ final class SwappableHandler: RequestHandler, @unchecked Sendable {
     func handle(_ request: Request, responder: Responder) {
         assembly.router.handle(request, responder: responder)
     }
+
+    /// The router's say over a body, from the head (the admin token and upload limits).
+    func plan(_ request: Request) -> BodyPlan {
+        assembly.router.plan(request)
+    }
 }
