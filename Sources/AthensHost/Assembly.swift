@@ -94,7 +94,7 @@ final class Assembly: @unchecked Sendable {
                         readinessLock: locking.map { ($0.settings.lock, $0.settings.namespace + "readyz") },
                         admin: manifest.adminToken.map { AdminAPI(token: AdminToken($0), download: download, spoolDirectory: manifest.spoolDirectory,
                                                                verifier: manifest.adminChecksumDB.flatMap { AdminVerify.verifier(url: $0.url, key: $0.key) },
-                                                               settings: manifest.adminSettings) })
+                                                               settings: manifest.adminSettings, jobs: PrefetchJobs.shared) })
     }
 
     /// Gauges read at scrape time.

@@ -163,6 +163,20 @@ final class AdminPrefetchEndToEndTests {
         #expect(gone.status == 2, "no server: \(gone.stderr)")
     }
 
+    @Test("on a terminal the CLI redraws one progress line with \\r, then prints the summary")
+    func progressBarOnATTY() throws {
+        let server = try athens()
+        defer { server.stop() }
+        try "example.com/hello@v1.0.0\nexample.com/dep@v1.0.0\n".write(toFile: work + "/two.txt", atomically: true, encoding: .utf8)
+        // script(1) gives the command a pseudo-terminal; its output is the terminal's.
+        let command = [TestSupport.athens, "admin", "--url", server.url, "--token", Self.token, "prefetch", work + "/two.txt"].joined(separator: " ")
+        let result = try TestSupport.run("/usr/bin/script", ["-qec", command, "/dev/null"], environment: ["PATH": "/usr/bin:/bin", "TERM": "dumb"])
+        #expect(result.status == 0, "\(result.stdout) \(result.stderr)")
+        #expect(result.stdout.contains("\r\u{1B}[K[") && result.stdout.contains("] 2/2"), "\(result.stdout.debugDescription)")
+        #expect(result.stdout.contains(": 2 items: 2 fetched, 0 already stored, 0 failed"))
+        #expect(!result.stdout.contains("done example.com/hello"), "no per-item lines on a terminal")
+    }
+
     @Test("a 100 MB go.sum is refused with 413 from its head, before any of it is read")
     func hugeBody() throws {
         let server = try athens()

@@ -261,3 +261,37 @@ struct AdminPrefetchTests {
 extension JSONValue {
     var stringValue: String? { if case let .string(s) = self { s } else { nil } }
 }
+
+extension AdminPrefetchTests {
+    @Test("the CLI's progress line: a bar of finished/total, failures, the item in progress; the summary counts")
+    func progressLine() throws {
+        let job = try #require({ () -> JSONObject? in
+            if case let .object(o) = try? JSONReader.parse(Array("""
+            {"id":"ab","state":"running","total":4,"done":1,"skipped":1,"failed":0,"running":1,"seconds":1.500,
+             "items":[{"module":"a.example/x","version":"v1.0.0","state":"done"},{"module":"b.example/y","version":"v1.0.0","state":"skipped"},
+                      {"module":"c.example/z","query":"latest","state":"running"},{"module":"d.example/w","version":"v1.0.0","state":"pending"}]}
+            """.utf8)) { return o }
+            return nil
+        }())
+        let progress = AdminCommand.Progress(job)
+        #expect(progress.bar(width: 8) == "[####....] 2/4  c.example/z@latest")
+        #expect(progress.finishedLines().map(\.1) == ["done a.example/x@v1.0.0", "skipped b.example/y@v1.0.0"])
+        #expect(!progress.done)
+        #expect(progress.summary(id: "ab") == "prefetch ab: 4 items: 1 fetched, 1 already stored, 0 failed (1.500 s)")
+    }
+
+    @Test("a reload keeps the jobs: an AdminAPI given the process's table sets its bound and sees the older jobs")
+    func jobsAcrossReloads() throws {
+        let table = PrefetchJobs(capacity: 5)
+        var settings = AdminSettings()
+        settings.maxJobs = 3
+        let first = DownloadHarness(adminToken: Self.token)
+        let api = AdminAPI(token: AdminToken(Self.token), download: first.download, settings: settings, jobs: table)
+        #expect(api.jobs === table && table.capacity == 3)
+        let job = PrefetchJob(id: "0011223344556677", request: try Self.items("example.com/a@v1.0.0\n"), who: "")
+        #expect(table.add(job))
+        let second = DownloadHarness(adminToken: Self.token)
+        let reloaded = AdminAPI(token: AdminToken(Self.token), download: second.download, jobs: table)
+        #expect(reloaded.jobs.job("0011223344556677") === job)
+    }
+}

@@ -23,10 +23,12 @@ package final class AdminAPI: Sendable {
     package let prefetcher: Prefetcher
 
     package init(token: AdminToken, download: DownloadProtocol, spoolDirectory: String = NSTemporaryDirectory(),
-                 verifier: SumDBVerifier? = nil, settings: AdminSettings = AdminSettings()) {
+                 verifier: SumDBVerifier? = nil, settings: AdminSettings = AdminSettings(), jobs: PrefetchJobs? = nil) {
         self.token = token
         self.settings = settings
-        jobs = PrefetchJobs(capacity: settings.maxJobs)
+        // A given table (the process's, kept across reloads) takes this manifest's bound.
+        if let jobs { jobs.capacity = settings.maxJobs }
+        self.jobs = jobs ?? PrefetchJobs(capacity: settings.maxJobs)
         prefetcher = Prefetcher(download: download, concurrency: settings.prefetchConcurrency)
         self.verifier = verifier
         self.download = download

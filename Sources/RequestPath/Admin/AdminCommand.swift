@@ -68,7 +68,7 @@ package enum AdminCommand {
     }
 
     /// The API path and body of a command.
-    private static func request(_ command: String, _ arguments: [String]) throws -> (String, [UInt8]) {
+    private static func request(_ command: String, _ arguments: [String]) throws -> (String, HTTPRequestBody) {
         var options: [String: String] = [:], flags = Set<String>(), positional: [String] = []
         var rest = arguments[...]
         while let argument = rest.popFirst() {
@@ -94,22 +94,36 @@ package enum AdminCommand {
                 fields = [("module", .string(module)), version == "all" ? ("versions", .string("all")) : ("version", .string(version))]
             }
             fields.append(("dryRun", .bool(!flags.contains("--yes"))))
-            return ("/admin/delete", Array(JSONValue.object(JSONObject(fields)).text().utf8))
+            return ("/admin/delete", .bytes(Array(JSONValue.object(JSONObject(fields)).text().utf8)))
         case "upload":
             guard positional.count == 1, let modFile = options["--mod"], let zipFile = options["--zip"] else {
                 throw Usage(message: "upload: MODULE@VERSION --mod FILE --zip FILE")
             }
             let (module, version) = try split(positional[0])
             guard let mod = FileManager.default.contents(atPath: modFile), !mod.isEmpty else { throw Usage(message: "cannot read \(modFile)") }
-            guard let zip = FileManager.default.contents(atPath: zipFile) else { throw Usage(message: "cannot read \(zipFile)") }
+            // The zip is streamed from its file (it may be 500 MiB), after the go.mod.
+            guard let zip = FileHandle(forReadingAtPath: zipFile),
+                  let zipSize = (try? FileManager.default.attributesOfItem(atPath: zipFile))?[.size] as? Int else {
+                throw Usage(message: "cannot read \(zipFile)")
+            }
             var query = "module=\(escape(module))&version=\(escape(version))&modBytes=\(mod.count)"
             if let time = options["--time"] { query += "&time=\(escape(time))" }
             if flags.contains("--force") { query += "&force=true" }
-            return ("/admin/upload?" + query, Array(mod) + Array(zip))
+            var head = Array(mod)[...]
+            return ("/admin/upload?" + query, .stream(length: Int64(mod.count + zipSize)) { buffer in
+                if !head.isEmpty {
+                    let n = min(head.count, buffer.count)
+                    buffer.copyBytes(from: head.prefix(n))
+                    head = head.dropFirst(n)
+                    return n
+                }
+                let data = zip.readData(ofLength: buffer.count)
+                return data.copyBytes(to: buffer)
+            })
         case "verify":
             guard positional.count == 1, options.isEmpty, flags.isEmpty else { throw Usage(message: "verify: one MODULE@VERSION") }
             let (module, version) = try split(positional[0])
-            return ("/admin/verify", Array(JSONValue.object(JSONObject([("module", .string(module)), ("version", .string(version))])).text().utf8))
+            return ("/admin/verify", .bytes(Array(JSONValue.object(JSONObject([("module", .string(module)), ("version", .string(version))])).text().utf8)))
         default:
             throw Usage(message: "unknown command \(command)")
         }
@@ -126,9 +140,9 @@ package enum AdminCommand {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/"))) ?? text
     }
 
-    private static func send(url: String, token: String, body: [UInt8]) -> Int32 {
+    private static func send(url: String, token: String, body: HTTPRequestBody) -> Int32 {
         let request = HTTPRequest(.post, url: url, headers: HTTPHeaders([("Authorization", "Bearer " + token), ("Content-Type", "application/json")]),
-                                  body: .bytes(body))
+                                  body: body)
         do {
             let response = try HTTPClient().fetch(request, limits: HTTPLimits(maxBodyBytes: 64 << 20, timeout: .seconds(600), idleTimeout: .seconds(600)))
             FileHandle.standardOutput.write(Data(response.body + (response.body.last == 0x0A ? [] : [0x0A])))

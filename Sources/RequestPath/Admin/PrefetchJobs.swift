@@ -4,17 +4,26 @@ import Glibc
 /// The prefetch jobs this instance knows, in memory only: at most `capacity`, the oldest finished ones dropped to make
 /// room. When every kept job is still running, a new one is refused (503) rather than forgetting one in progress.
 package final class PrefetchJobs: @unchecked Sendable {
-    package let capacity: Int
+    /// The process's jobs: a reload (SIGHUP) builds a new AdminAPI, and a job started before it must stay visible.
+    package static let shared = PrefetchJobs(capacity: AdminSettings().maxJobs)
+
     private let lock = NSLock()
+    private var kept: Int
     /// Oldest first.
     private var jobs: [PrefetchJob] = []
 
-    package init(capacity: Int) { self.capacity = max(1, capacity) }
+    package init(capacity: Int) { kept = max(1, capacity) }
+
+    /// Jobs kept at most (the manifest's `admin.maxJobs`, set again by each reload).
+    package var capacity: Int {
+        get { lock.withLock { kept } }
+        set { lock.withLock { kept = max(1, newValue) } }
+    }
 
     /// Keeps `job`, dropping the oldest finished job when full; false when all kept jobs are running.
     package func add(_ job: PrefetchJob) -> Bool {
         lock.withLock {
-            if jobs.count >= capacity {
+            while jobs.count >= kept {
                 guard let oldest = jobs.firstIndex(where: \.isFinished) else { return false }
                 jobs.remove(at: oldest)
             }
