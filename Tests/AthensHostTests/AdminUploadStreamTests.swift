@@ -112,6 +112,20 @@ final class AdminUploadStreamTests {
         #expect(waitUntil { Self.openSpools(server) == 0 }, "every spool file closed")
     }
 
+    @Test("a client that hangs up halfway through an upload leaves no spool file open and nothing stored")
+    func hangUpMidUpload() throws {
+        let server = try athens()
+        defer { server.stop() }
+        let mod = "module example.com/half\n"
+        let client = try RawClient(port: server.port)
+        client.send(Self.head("module=example.com/half&version=v1.0.0&modBytes=\(mod.utf8.count)", length: mod.utf8.count + (8 << 20)) + mod)
+        client.send([UInt8](repeating: 0x41, count: 4 << 20))
+        #expect(waitUntil { Self.openSpools(server) == 1 }, "the upload is being spooled")
+        shutdown(client.fd, Int32(SHUT_RDWR))
+        #expect(waitUntil { Self.openSpools(server) == 0 }, "its spool went with the connection")
+        #expect(try server.get("/catalog").body == Array(#"{"modules":[]}"#.utf8))
+    }
+
     @Test("a 128 MiB upload is stored and served whole; RSS stays far below its size")
     func bigUpload() throws {
         let module = "example.com/big", version = "v1.0.0"
