@@ -38,7 +38,7 @@ public enum GoSumFile {
 
     /// Whether `data` looks like a go.sum: its first non-blank line has three fields, the last `h1:…`.
     public static func looksLike(_ data: some Collection<UInt8>) -> Bool {
-        for raw in Array(data).split(separator: UInt8(ascii: "\n")) {
+        for raw in Array(data).lazy.split(separator: UInt8(ascii: "\n")) {
             let fields = raw.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D })
             if fields.isEmpty { continue }
             return fields.count == 3 && fields[2].starts(with: "h1:".utf8)

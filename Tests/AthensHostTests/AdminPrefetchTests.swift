@@ -295,3 +295,13 @@ extension AdminPrefetchTests {
         #expect(reloaded.jobs.job("0011223344556677") === job)
     }
 }
+
+extension AdminPrefetchTests {
+    @Test("a /go.mod line first, then the zip line: one item, the whole version; 2,000 distinct items parse")
+    func dedupeOrderAndScale() throws {
+        let request = try Self.items("example.com/a v1.0.0/go.mod h1:x=\nexample.com/a v1.0.0 h1:y=\nexample.com/a v1.0.0/go.mod h1:x=\n")
+        #expect(request.items == [.init(module: "example.com/a", version: "v1.0.0", isQuery: false)])
+        let big = (0..<2_000).map { "example.com/m\($0) v1.0.0 h1:x=\nexample.com/m\($0) v1.0.0/go.mod h1:y=" }.joined(separator: "\n")
+        #expect(try Self.items(big).items.count == 2_000)
+    }
+}

@@ -42,7 +42,7 @@ package struct PrefetchRequest: Equatable {
         let format = try Self.format(query: query, body: body)
         var items: [Item] = [], notes: [String] = []
         var problems: [(line: Int, message: String)] = []
-        var seen = Set<String>()
+        var seen: [String: Int] = [:]
         func add(_ module: String, _ version: String, line: Int, goModOnly: Bool = false, queries: Bool = false) {
             if let problem = problem(module: module, version: version, queries: queries) {
                 problems.append((line, problem))
@@ -50,11 +50,12 @@ package struct PrefetchRequest: Equatable {
             }
             let isQuery = !ModulePath.isCanonical(path: module, version: version)
             let key = module + "@" + version
-            if seen.insert(key).inserted {
-                items.append(Item(module: module, version: version, isQuery: isQuery, goModOnly: goModOnly))
-            } else if !goModOnly, let index = items.firstIndex(where: { $0.module == module && $0.version == version }) {
+            if let index = seen[key] {
                 // The zip line of a version seen first by its /go.mod line: the whole version is wanted.
-                items[index].goModOnly = false
+                if !goModOnly { items[index].goModOnly = false }
+            } else {
+                seen[key] = items.count
+                items.append(Item(module: module, version: version, isQuery: isQuery, goModOnly: goModOnly))
             }
         }
         switch format {
