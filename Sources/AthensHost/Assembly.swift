@@ -89,12 +89,14 @@ final class Assembly: @unchecked Sendable {
                                         lists: ListCache(ttl: manifest.listCacheSeconds),
                                         cache: ArtifactCache(maxBytes: manifest.cacheMaxBytes, maxFileBytes: manifest.cacheMaxFileBytes))
         let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy)
+        let stashWorkers = stash.pools.map(\.workers).min()
         router = Router(download: download, sumdb: sumdb, version: version,
                         auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) },
                         readinessLock: locking.map { ($0.settings.lock, $0.settings.namespace + "readyz") },
                         admin: manifest.adminToken.map { AdminAPI(token: AdminToken($0), download: download, spoolDirectory: manifest.spoolDirectory,
                                                                verifier: manifest.adminChecksumDB.flatMap { AdminVerify.verifier(url: $0.url, key: $0.key) },
-                                                               settings: manifest.adminSettings, jobs: PrefetchJobs.shared) })
+                                                               settings: manifest.adminSettings, jobs: PrefetchJobs.shared,
+                                                               stashWorkers: stashWorkers) })
     }
 
     /// Gauges read at scrape time.

@@ -305,3 +305,16 @@ extension AdminPrefetchTests {
         #expect(try Self.items(big).items.count == 2_000)
     }
 }
+
+extension AdminPrefetchTests {
+    @Test("the bound: half the download pool, half the smallest stash pool, at least one, never more than asked")
+    func concurrencyArithmetic() {
+        let h = DownloadHarness(workers: 8)
+        #expect(Prefetcher(download: h.download, concurrency: nil).concurrency == 4)
+        #expect(Prefetcher(download: h.download, concurrency: 100).concurrency == 4)
+        #expect(Prefetcher(download: h.download, concurrency: 2).concurrency == 2)
+        #expect(Prefetcher(download: h.download, concurrency: nil, stashWorkers: 2).concurrency == 1)
+        #expect(Prefetcher(download: h.download, concurrency: nil, stashWorkers: 6).concurrency == 3)
+        #expect(Prefetcher(download: DownloadHarness(workers: 1).download, concurrency: nil).concurrency == 1)
+    }
+}

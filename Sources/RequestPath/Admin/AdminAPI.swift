@@ -23,13 +23,14 @@ package final class AdminAPI: Sendable {
     package let prefetcher: Prefetcher
 
     package init(token: AdminToken, download: DownloadProtocol, spoolDirectory: String = NSTemporaryDirectory(),
-                 verifier: SumDBVerifier? = nil, settings: AdminSettings = AdminSettings(), jobs: PrefetchJobs? = nil) {
+                 verifier: SumDBVerifier? = nil, settings: AdminSettings = AdminSettings(), jobs: PrefetchJobs? = nil,
+                 stashWorkers: Int? = nil) {
         self.token = token
         self.settings = settings
         // A given table (the process's, kept across reloads) takes this manifest's bound.
         if let jobs { jobs.capacity = settings.maxJobs }
         self.jobs = jobs ?? PrefetchJobs(capacity: settings.maxJobs)
-        prefetcher = Prefetcher(download: download, concurrency: settings.prefetchConcurrency)
+        prefetcher = Prefetcher(download: download, concurrency: settings.prefetchConcurrency, stashWorkers: stashWorkers)
         self.verifier = verifier
         self.download = download
         self.spoolDirectory = spoolDirectory

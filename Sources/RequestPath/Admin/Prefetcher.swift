@@ -9,12 +9,14 @@ import PluginHost
 /// one pool job per item, so client requests queue fairly beside it, and a full pool only delays a lane.
 package struct Prefetcher: Sendable {
     package let download: DownloadProtocol
-    /// Items in progress at once; at most half the download pool's threads, so clients always find workers.
+    /// Items in progress at once; at most half the download pool's threads (and half the smallest stash pool's), so
+    /// clients always find workers.
     package let concurrency: Int
 
-    package init(download: DownloadProtocol, concurrency: Int?) {
+    /// `stashWorkers`: the smallest stash pool's threads, when the chain has a pool.
+    package init(download: DownloadProtocol, concurrency: Int?, stashWorkers: Int? = nil) {
         self.download = download
-        let half = max(1, download.pool.threadCount / 2)
+        let half = max(1, min(download.pool.threadCount, stashWorkers ?? Int.max) / 2)
         self.concurrency = min(half, max(1, concurrency ?? half))
     }
 
