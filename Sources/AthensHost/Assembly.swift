@@ -78,8 +78,11 @@ final class Assembly: @unchecked Sendable {
             locking = (LockingStasher.Settings(lock: lock, namespace: namespace, leaseSeconds: use.leaseSeconds,
                                                waitSeconds: use.waitSeconds ?? manifest.stashTimeout), storage)
         }
+        // One verifier for verify and ingest: one newest tree head, one tile cache.
+        let verifier = manifest.checksumDB.flatMap { AdminVerify.verifier(url: $0.url, key: $0.key) }
+        let ingest = manifest.checksumDB.flatMap { use in use.verifyIngest ? verifier.map { IngestVerifier(verifier: $0, url: use.url) } : nil }
         stash = StashChain(wrappers: manifest.stashWrappers, timeout: manifest.stashTimeout,
-                           fetching: FetchingStasher(policy: policy, storage: storage, spoolDirectory: manifest.spoolDirectory),
+                           fetching: FetchingStasher(policy: policy, storage: storage, spoolDirectory: manifest.spoolDirectory, ingest: ingest),
                            callers: manifest.downloadWorkers + backgroundThreads, queue: manifest.downloadQueue,
                            lock: locking)
 
@@ -94,9 +97,10 @@ final class Assembly: @unchecked Sendable {
                         auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) },
                         readinessLock: locking.map { ($0.settings.lock, $0.settings.namespace + "readyz") },
                         admin: manifest.adminToken.map { AdminAPI(token: AdminToken($0), download: download, spoolDirectory: manifest.spoolDirectory,
-                                                               verifier: manifest.adminChecksumDB.flatMap { AdminVerify.verifier(url: $0.url, key: $0.key) },
-                                                               settings: manifest.adminSettings, jobs: PrefetchJobs.shared,
+                                                               verifier: verifier, settings: manifest.adminSettings, jobs: PrefetchJobs.shared,
                                                                stashWorkers: stashWorkers) })
+        // Quarantine marks are known before the first request (later ones are re-read as requests arrive).
+        do throws(PluginError) { try download.quarantine.refresh() } catch { Log.error("reading quarantine marks: \(error)") }
     }
 
     /// Gauges read at scrape time.

@@ -96,12 +96,13 @@ public enum ArtifactValidator {
 
     /// The zip in `fd` (`size` bytes from offset 0) read in full: the central directory and `ModuleZip.check`'s
     /// rules, then every entry's local header and data (`ZipContents.verify`: CRC-32 and real sizes).
-    /// Returns its entries.
+    /// Returns its entries; `observer` sees every entry's uncompressed bytes on the way (indexes into them).
     @discardableResult
-    public static func checkZip(fd: Int32, size: UInt64, module: String, version: String) throws(ZipError) -> [ZipEntry] {
+    public static func checkZip(fd: Int32, size: UInt64, module: String, version: String,
+                                observer: (any ZipEntryObserver)? = nil) throws(ZipError) -> [ZipEntry] {
         let listing = try ZipDirectory.listing(fd: fd, size: size)
         try ModuleZip.check(module: module, version: version, entries: listing.entries, zipSize: size)
-        try ZipContents.verify(fd: fd, size: size, entries: listing.entries, directoryOffset: listing.directoryOffset)
+        try ZipContents.verify(fd: fd, size: size, entries: listing.entries, directoryOffset: listing.directoryOffset, observer: observer)
         return listing.entries
     }
 

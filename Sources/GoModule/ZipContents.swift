@@ -16,6 +16,15 @@ import Musl
 import Darwin
 #endif
 
+/// Sees every entry's uncompressed bytes while `ZipContents` checks them (so a caller can hash them in the same
+/// pass): `begin`, then `data` per chunk, then `end`, one entry after another in local-header order. `index` is the
+/// entry's position in the entries checked. An entry that fails its check gets no `end`.
+public protocol ZipEntryObserver: AnyObject {
+    func begin(entry index: Int)
+    func data(_ bytes: UnsafeRawBufferPointer)
+    func end(entry index: Int)
+}
+
 /// Checks a zip's contents against its central directory.
 public enum ZipContents {
     /// Bytes read or inflated per step.
@@ -26,17 +35,22 @@ public enum ZipContents {
     /// follows), the data lies before the next entry and the directory, the data inflates to exactly the declared
     /// size with the declared CRC-32 (Go's "zip: checksum error" otherwise), and a data descriptor, if flagged,
     /// carries the same CRC-32. `entries` and `directoryOffset` come from `ZipDirectory`.
-    static func verify(fd: Int32, size: UInt64, entries: [ZipEntry], directoryOffset: UInt64) throws(ZipError) {
+    /// `observer` sees each entry's uncompressed bytes.
+    static func verify(fd: Int32, size: UInt64, entries: [ZipEntry], directoryOffset: UInt64,
+                       observer: (any ZipEntryObserver)? = nil) throws(ZipError) {
         var reader = Reader(fd: fd, size: size)
-        let order = entries.sorted { $0.localHeaderOffset < $1.localHeaderOffset }
+        let order = entries.indices.sorted { entries[$0].localHeaderOffset < entries[$1].localHeaderOffset }
         var inflater = try Inflater()
-        for (index, entry) in order.enumerated() {
-            let bound = index + 1 < order.count ? order[index + 1].localHeaderOffset : directoryOffset
-            try verify(entry, before: bound, &reader, &inflater)
+        for (position, index) in order.enumerated() {
+            let bound = position + 1 < order.count ? entries[order[position + 1]].localHeaderOffset : directoryOffset
+            observer?.begin(entry: index)
+            try verify(entries[index], before: bound, &reader, &inflater, observer)
+            observer?.end(entry: index)
         }
     }
 
-    private static func verify(_ entry: ZipEntry, before bound: UInt64, _ reader: inout Reader, _ inflater: inout Inflater) throws(ZipError) {
+    private static func verify(_ entry: ZipEntry, before bound: UInt64, _ reader: inout Reader, _ inflater: inout Inflater,
+                               _ observer: (any ZipEntryObserver)?) throws(ZipError) {
         let name = GoQuote.string(entry.name)
         let header = try reader.read(at: entry.localHeaderOffset, count: 30, what: "the local header of \(name)")
         guard header.u32(0) == 0x0403_4b50 else { throw ZipError(message: "zip: entry \(name) has no local header at offset \(entry.localHeaderOffset)") }
@@ -89,8 +103,8 @@ public enum ZipContents {
 
         let crc: UInt32
         switch entry.method {
-        case 0: crc = try stored(entry, at: dataStart, &reader)
-        case 8: crc = try inflater.inflate(entry, at: dataStart, &reader)
+        case 0: crc = try stored(entry, at: dataStart, &reader, observer)
+        case 8: crc = try inflater.inflate(entry, at: dataStart, &reader, observer)
         default: throw ZipError(message: "zip: entry \(name): unsupported compression method \(entry.method)")
         }
         guard crc == entry.crc32 else { throw ZipError(message: "zip: checksum error in entry \(name)") }
@@ -107,13 +121,15 @@ public enum ZipContents {
     }
 
     /// CRC-32 of a stored entry's bytes (its two sizes were checked equal by `ZipDirectory`).
-    private static func stored(_ entry: ZipEntry, at start: UInt64, _ reader: inout Reader) throws(ZipError) -> UInt32 {
+    private static func stored(_ entry: ZipEntry, at start: UInt64, _ reader: inout Reader,
+                               _ observer: (any ZipEntryObserver)?) throws(ZipError) -> UInt32 {
         var crc: UInt = 0
         var done: UInt64 = 0
         while done < entry.compressedSize {
             let count = Int(min(UInt64(chunk), entry.compressedSize - done))
             try reader.withChunk(at: start + done, count: count, what: "the data of \(GoQuote.string(entry.name))") { bytes in
                 crc = CZlib.crc32(crc, bytes.baseAddress, uInt(bytes.count))
+                observer?.data(bytes)
             }
             done += UInt64(count)
         }
@@ -154,7 +170,8 @@ private struct Inflater {
     }
 
     /// Inflates the entry's data; returns its CRC-32. Refuses as soon as the output passes the declared size.
-    mutating func inflate(_ entry: ZipEntry, at start: UInt64, _ reader: inout Reader) throws(ZipError) -> UInt32 {
+    mutating func inflate(_ entry: ZipEntry, at start: UInt64, _ reader: inout Reader,
+                          _ observer: (any ZipEntryObserver)?) throws(ZipError) -> UInt32 {
         let name = GoQuote.string(entry.name)
         guard inflateReset(stream) == Z_OK else { throw ZipError(message: "zip: zlib inflateReset failed") }
         var crc: UInt = 0
@@ -184,6 +201,7 @@ private struct Inflater {
                         failure = ZipError(message: "zip: entry \(name) inflates to more than the \(entry.uncompressedSize) bytes its directory declares")
                         return
                     }
+                    if made > 0 { observer?.data(UnsafeRawBufferPointer(start: out, count: made)) }
                     switch status {
                     case Z_STREAM_END:
                         finished = true

@@ -45,6 +45,17 @@ public enum DirHash {
         return try hashEntries(entries, FileBytes(fd: fd, size: size))
     }
 
+    /// Checks the zip in `fd` as `ArtifactValidator.checkZip` does and computes its h1 hash in the same pass (every
+    /// entry is inflated once, for its CRC-32 and its SHA-256 together). Equal to `hashZip` for any zip it accepts.
+    public static func checkAndHashZip(fd: Int32, size: UInt64, module: String, version: String) throws(ZipError)
+        -> (entries: [ZipEntry], hash: String)
+    {
+        let digests = EntryDigests()
+        let entries = try ArtifactValidator.checkZip(fd: fd, size: size, module: module, version: version, observer: digests)
+        // ModuleZip.check refused repeated names, so each name has exactly one digest.
+        return (entries, try hash1(entries.indices.map { (entries[$0].name, digests.finished[$0] ?? []) }))
+    }
+
     /// Same for a zip in memory.
     public static func hashZip(bytes: [UInt8]) throws(ZipError) -> String {
         let entries = try ZipDirectory.read(bytes: bytes)
@@ -183,6 +194,24 @@ public enum DirHash {
     }
 
     private static func quoted(_ name: String) -> String { "\"" + name + "\"" }
+}
+
+/// SHA-256 of each entry's uncompressed bytes, fed by `ZipContents` while it checks them.
+private final class EntryDigests: ZipEntryObserver {
+    private var current: SHA256?
+    private(set) var finished: [Int: [UInt8]] = [:]
+
+    func begin(entry index: Int) { current = SHA256() }
+
+    func data(_ bytes: UnsafeRawBufferPointer) {
+        guard var digest = current.take() else { return }
+        digest.update(bytes)
+        current = consume digest
+    }
+
+    func end(entry index: Int) {
+        if let digest = current.take() { finished[index] = digest.finish() }
+    }
 }
 
 /// Exact reads at an offset.

@@ -12,6 +12,8 @@ public enum SumDBError: Error, Equatable, Sendable, CustomStringConvertible {
     case recordMismatch(String)
     /// The fetch function failed for a path.
     case fetchFailed(path: String, reason: String)
+    /// The database answered that it has nothing at a path (HTTP 404 or 410): for a lookup, no record of the version.
+    case notFound(path: String)
 
     public var description: String {
         switch self {
@@ -21,6 +23,7 @@ public enum SumDBError: Error, Equatable, Sendable, CustomStringConvertible {
         case .proofFailed(let message): "sumdb: proof failure: \(message)"
         case .recordMismatch(let message): "sumdb: record mismatch: \(message)"
         case .fetchFailed(let path, let reason): "sumdb: fetching \(path): \(reason)"
+        case .notFound(let path): "sumdb: \(path): not found (the database has no record of it)"
         }
     }
 }

@@ -21,7 +21,7 @@ public struct VerifiedSums: Equatable, Sendable {
 /// Verifies checksum-database answers fetched through a caller's transport.
 ///
 /// `fetch` gets a path relative to the database's base URL ("lookup/…", "tile/8/…", "latest") and returns the body
-/// of a successful answer or throws. The verifier keeps the newest verified tree head and refuses any later one
+/// of a successful answer or throws (a `SumDBError` as is, such as `.notFound` for a 404; anything else is wrapped). The verifier keeps the newest verified tree head and refuses any later one
 /// that is not an extension of it (or an earlier one that it does not extend): a server cannot show different
 /// clients different histories without one of them noticing.
 public final class SumDBVerifier: Sendable {
@@ -144,6 +144,8 @@ public final class SumDBVerifier: Sendable {
     fileprivate func get(_ path: String) throws(SumDBError) -> [UInt8] {
         do {
             return try fetch(path)
+        } catch let error as SumDBError {
+            throw error  // the transport's own verdict (notFound), not wrapped twice
         } catch {
             throw .fetchFailed(path: path, reason: "\(error)")
         }

@@ -2,6 +2,7 @@
 // passes, immutability (409 unless force and the same bytes), and hostile uploads leaving nothing stored.
 import Foundation
 import JSON
+import SumDB
 import Testing
 @testable import PluginHost
 @testable import RequestPath
@@ -29,7 +30,7 @@ struct AdminUploadTests {
         #expect(response.status == 200, "\(response.bodyText)")
         let stored = try #require(h.storage.stored(Self.module, "v1.2.3"))
         #expect(stored.mod == mod && stored.zip == zip)
-        #expect(String(decoding: stored.info, as: UTF8.self) == #"{"Version":"v1.2.3","Time":"2024-05-06T07:08:09Z"}"#)
+        #expect(String(decoding: stored.info, as: UTF8.self) == #"{"Version":"v1.2.3","Time":"2024-05-06T07:08:09Z","Athens":{"Zip":"\#(try DirHash.hashZip(bytes: zip))","Mod":"\#(DirHash.hashGoMod(mod))"}}"#)
         #expect(h.get("/example.com/up/@v/v1.2.3.zip")?.response.bodyBytes == zip)
     }
 

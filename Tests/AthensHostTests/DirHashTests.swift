@@ -80,6 +80,9 @@ struct DirHashTests {
             let fromFile = try DirHash.hashZip(fd: fd, size: UInt64(zipBytes.count))
             #expect(fromFile == sums[module]?.zip, "\(module)")
             #expect(try DirHash.hashZip(bytes: zipBytes) == fromFile, "\(module): memory and fd reads agree")
+            let parts = module.split(separator: "@").map(String.init)
+            let checked = try DirHash.checkAndHashZip(fd: fd, size: UInt64(zipBytes.count), module: parts[0], version: parts[1])
+            #expect(checked.hash == fromFile, "\(module): hashed while checked (the ingest record) equals hashed alone")
             let mod = Array(try Data(contentsOf: URL(fileURLWithPath: try SumDBFixtures.file(tree, module, "mod"))))
             #expect(DirHash.hashGoMod(mod) == sums[module]?.mod, "\(module)")
         }

@@ -183,8 +183,8 @@ struct DownloadRoutingUnitTests {
         h.upstream.resolves(module, "main", to: "v1.2.0")
         let answer = try #require(h.get("/example.com/m/@v/main.info"))
         #expect(answer.response.status == 200)
-        #expect(answer.response.bodyBytes == FakeVersion.honest(module: module, version: "v1.2.0").info)
-        #expect(h.storage.stored(module, "v1.2.0") == .honest(module: module, version: "v1.2.0"))
+        #expect(answer.response.bodyBytes == FakeVersion.honest(module: module, version: "v1.2.0").ingested.info)
+        #expect(h.storage.stored(module, "v1.2.0") == FakeVersion.honest(module: module, version: "v1.2.0").ingested)
         #expect(h.get("/example.com/m/@v/main.info")?.response.status == 200)
         #expect(h.upstream.calls("fetch") == 1, "the second query found the version stored")
 

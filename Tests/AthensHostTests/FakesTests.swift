@@ -14,7 +14,7 @@ struct FakesTests {
         fetcher.add("example.com/bad", "v1.0.0", FakeVersion(info: Array(#"{"Version":"v1.0.0"}"#.utf8), mod: Array("module example.com/bad\n".utf8), zip: [1, 2, 3]))
         let stasher = FetchingStasher(policy: DownloadPolicy(defaultFetchers: [fetcher]), storage: storage, spoolDirectory: NSTemporaryDirectory())
         try stasher.stash(module: "example.com/a", version: "v1.0.0")
-        #expect(storage.stored("example.com/a", "v1.0.0") == .honest(module: "example.com/a", version: "v1.0.0"))
+        #expect(storage.stored("example.com/a", "v1.0.0") == FakeVersion.honest(module: "example.com/a", version: "v1.0.0").ingested)
         #expect(fetcher.calls("fetch") == 1)
         let blob = try storage.open(module: "example.com/a", version: "v1.0.0", artifact: .mod)
         #expect(blob.readAll(limit: 1 << 20) == Array("module example.com/a\n".utf8))

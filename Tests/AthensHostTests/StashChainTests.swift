@@ -88,7 +88,7 @@ struct StashChainTests {
         rig.fetcher.fetchGate.close()
         #expect(Self.status(rig.stash()) == 200)
         #expect(rig.fetcher.calls("fetch") == 1)
-        #expect(rig.storage.stored("example.com/a", "v1.0.0") == .honest(module: "example.com/a", version: "v1.0.0"))
+        #expect(rig.storage.stored("example.com/a", "v1.0.0") == FakeVersion.honest(module: "example.com/a", version: "v1.0.0").ingested)
     }
 
     /// Manifest orders whose fetches must stay within 2 at once, on at most 2 threads.
@@ -194,7 +194,7 @@ struct StashChainTests {
         let all = try #require(calls.wait())
         #expect(all.map(Self.status) == Array(repeating: 200, count: 50))
         #expect(rig.fetcher.calls("fetch") == 1)
-        #expect(rig.storage.stored("example.com/a", "v1.0.0") == .honest(module: "example.com/a", version: "v1.0.0"))
+        #expect(rig.storage.stored("example.com/a", "v1.0.0") == FakeVersion.honest(module: "example.com/a", version: "v1.0.0").ingested)
     }
 
     @Test("a full stash queue refuses at once with 503 and stores nothing; queued stashes still complete")

@@ -37,7 +37,7 @@ package final class AdminAPI: Sendable {
     }
 
     /// The actions there are, by path element.
-    private static let actions: Set<String> = ["delete", "upload", "verify", "prefetch", "jobs"]
+    private static let actions: Set<String> = ["delete", "upload", "verify", "quarantine", "prefetch", "jobs"]
 
     /// The action a path names: `jobs` for `/admin/jobs/<id>` (with the id), else the path element.
     private static func action(_ request: Request) -> (action: String, jobID: String?) {
@@ -139,7 +139,10 @@ package final class AdminAPI: Sendable {
             }
             return try AdminUpload(storage: download.storage, cache: download.cache, lists: download.lists).run(upload, spool)
         case "verify":
-            return try AdminVerify(storage: download.storage, verifier: verifier).run(body)
+            return try AdminVerify(storage: download.storage, verifier: verifier, policy: download.policy, quarantine: download.quarantine,
+                                   cache: download.cache).run(body)
+        case "quarantine":
+            return try AdminQuarantine(quarantine: download.quarantine, cache: download.cache).run(body)
         case "prefetch":
             return try prefetch(query, body, who: who)
         default:

@@ -6,7 +6,8 @@ import JSON
 ///
 ///     athens admin [--url URL] [--token TOKEN | --token-file FILE] delete MODULE@VERSION|MODULE@all|--glob GLOB [--yes]
 ///     athens admin [--url URL] [--token …] upload MODULE@VERSION --mod go.mod --zip module.zip [--time RFC3339] [--force]
-///     athens admin [--url URL] [--token …] verify MODULE@VERSION
+///     athens admin [--url URL] [--token …] verify MODULE@VERSION [--quarantine]
+///     athens admin [--url URL] [--token …] quarantine list | add MODULE@VERSION --reason TEXT | release MODULE@VERSION
 ///
 /// URL and token default to ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and ATHENS_ADMIN_TOKEN. Prints the
 /// server's JSON answer on stdout; exit 0 on success, 1 when the server refused or failed, 2 on a usage error.
@@ -16,7 +17,9 @@ package enum AdminCommand {
     usage: athens admin [--url URL] [--token TOKEN | --token-file FILE] COMMAND
       delete MODULE@VERSION | MODULE@all | --glob GLOB  [--yes]   (a dry run without --yes)
       upload MODULE@VERSION --mod FILE --zip FILE [--time RFC3339] [--force]
-      verify MODULE@VERSION   (exit 1 when the stored hashes differ from the checksum database's)
+      verify MODULE@VERSION [--quarantine]   (exit 1 when the stored hashes differ from the checksum database's
+                                              or the ingest record; --quarantine: then it answers 410)
+      quarantine list | add MODULE@VERSION --reason TEXT | release MODULE@VERSION
       prefetch FILE|- [--format gosum|gomod|list]   (a go.sum, a go.mod or module@version lines; shows progress;
                                                      exit 1 when any item failed)
       job ID   (a prefetch job's state as JSON)
@@ -73,8 +76,8 @@ package enum AdminCommand {
         var rest = arguments[...]
         while let argument = rest.popFirst() {
             switch argument {
-            case "--yes", "--force": flags.insert(argument)
-            case "--glob", "--mod", "--zip", "--time":
+            case "--yes", "--force", "--quarantine": flags.insert(argument)
+            case "--glob", "--mod", "--zip", "--time", "--reason":
                 guard let value = rest.popFirst() else { throw Usage(message: "\(argument) needs a value") }
                 options[argument] = value
             default:
@@ -121,9 +124,23 @@ package enum AdminCommand {
                 return data.copyBytes(to: buffer)
             })
         case "verify":
-            guard positional.count == 1, options.isEmpty, flags.isEmpty else { throw Usage(message: "verify: one MODULE@VERSION") }
+            guard positional.count == 1, options.isEmpty, flags.subtracting(["--quarantine"]).isEmpty else {
+                throw Usage(message: "verify: one MODULE@VERSION [--quarantine]")
+            }
             let (module, version) = try split(positional[0])
-            return ("/admin/verify", .bytes(Array(JSONValue.object(JSONObject([("module", .string(module)), ("version", .string(version))])).text().utf8)))
+            return ("/admin/verify", .bytes(Array(JSONValue.object(JSONObject([("module", .string(module)), ("version", .string(version)),
+                                                                        ("quarantine", .bool(flags.contains("--quarantine")))])).text().utf8)))
+        case "quarantine":
+            guard flags.isEmpty, let action = positional.first, ["list", "add", "release"].contains(action),
+                  positional.count == (action == "list" ? 1 : 2), (options["--reason"] != nil) == (action == "add"), options.count <= 1
+            else { throw Usage(message: "quarantine: list | add MODULE@VERSION --reason TEXT | release MODULE@VERSION") }
+            var fields: [(String, JSONValue)] = [("action", .string(action))]
+            if action != "list" {
+                let (module, version) = try split(positional[1])
+                fields += [("module", .string(module)), ("version", .string(version))]
+            }
+            if let reason = options["--reason"] { fields.append(("reason", .string(reason))) }
+            return ("/admin/quarantine", .bytes(Array(JSONValue.object(JSONObject(fields)).text().utf8)))
         default:
             throw Usage(message: "unknown command \(command)")
         }

@@ -4,6 +4,7 @@ import GoModule
 import HostSupport
 import JSON
 import PluginHost
+import SumDB
 
 /// Stores an uploaded module version after the checks a fetched one passes (ArtifactValidator: .info, go.mod
 /// module line, CheckZip rules and every entry's CRC), plus: the go.mod is the zip's own (or, for a zip without
@@ -19,12 +20,14 @@ package struct AdminUpload {
         let (module, version) = (upload.module, upload.version)
         let mod = body.mod
         let spool = body.spool, zipSize = body.zipSize
-        let info = Array(JSONValue.object(JSONObject([("Version", .string(version)),
-                                                       ("Time", .string(upload.time ?? Self.now()))])).text().utf8)
+        var info = Array(JSONValue.object(JSONObject([("Version", .string(version)),
+                                                     ("Time", .string(upload.time ?? Self.now()))])).text().utf8)
         do {
             try ArtifactValidator.checkInfo(info, version: version)
             try ArtifactValidator.checkMod(mod, module: module)
-            let entries = try ArtifactValidator.checkZip(fd: spool.fd, size: zipSize, module: module, version: version)
+            let (entries, zipHash) = try DirHash.checkAndHashZip(fd: spool.fd, size: zipSize, module: module, version: version)
+            // Recorded like a fetched version's, so verify can tell later what was uploaded.
+            info = try IngestRecord(zip: zipHash, mod: DirHash.hashGoMod(mod)).stamped(info, version: version)
             if let goMod = ModuleZip.goModEntry(module: module, version: version, entries: entries) {
                 guard ModuleZip.entry(goMod, holds: mod) else { throw ValidationError(message: "a go.mod that differs from the zip's go.mod") }
             } else if mod != Array("module \(module)\n".utf8) {

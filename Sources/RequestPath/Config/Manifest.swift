@@ -80,8 +80,8 @@ package struct Manifest {
     package var basicAuth: (user: String, password: String)?
     /// The admin API's bearer token (`admin.token` or the contents of `admin.tokenFile`); nil: the API is off.
     package var adminToken: String?
-    /// The checksum database `/admin/verify` compares with (`admin.checksumDB`: base URL and verifier key).
-    package var adminChecksumDB: (url: String, key: String)?
+    /// The checksum database `verify` and ingest verification use (`checksumDB`, or `admin.checksumDB`).
+    package var checksumDB: ChecksumDBUse?
     /// The admin API's limits: prefetch concurrency and items, jobs kept, upload size.
     package var adminSettings = AdminSettings()
     /// Seconds SIGTERM waits for in-flight requests before exiting.
@@ -231,6 +231,7 @@ package struct Manifest {
             manifest.basicAuth = (user, password)
             try auth.finish()
         }
+        if let db = try object.object("checksumDB") { manifest.checksumDB = try checksumDB(db, previous: nil) }
         if let admin = try object.object("admin") {
             manifest.adminToken = try adminToken(admin)
             manifest.server.limits.maxBodyBytes = try admin.int("maxBodyBytes", min: 1024, max: 1 << 30) ?? 1 << 20
@@ -239,16 +240,7 @@ package struct Manifest {
             if let v = try admin.int("maxJobs", min: 1, max: 10_000) { manifest.adminSettings.maxJobs = v }
             if let v = try admin.int("maxUploadBytes", min: 1024, max: 1 << 40) { manifest.adminSettings.maxUploadBytes = v }
             manifest.server.limits.maxStreamedBodyBytes = manifest.adminSettings.maxUploadBytes
-            if let db = try admin.object("checksumDB") {
-                guard let url = try db.string("url"), url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                    throw ManifestError("manifest.admin.checksumDB.url: required, http:// or https://")
-                }
-                guard let key = try db.string("key"), (try? VerifierKey(key)) != nil else {
-                    throw ManifestError("manifest.admin.checksumDB.key: required, a verifier key (name+hash+key)")
-                }
-                manifest.adminChecksumDB = (url, key)
-                try db.finish()
-            }
+            if let db = try admin.object("checksumDB") { manifest.checksumDB = try checksumDB(db, previous: manifest.checksumDB) }
             try admin.finish()
         }
         if let cache = try object.object("cache") {

@@ -24,6 +24,8 @@ package final class DownloadProtocol: @unchecked Sendable {
     package let cache: ArtifactCache
     /// Sends storage opens to the pool for a while after one was slow.
     package let breaker: SlowStorageBreaker
+    /// Versions that answer 410 (marks kept in storage, re-read every list-cache TTL on the background pool).
+    package let quarantine: Quarantine
 
     package init(storage: any Storage, policy: DownloadPolicy, stasher: Stasher, pool: WorkerPool,
                  background: WorkerPool, lists: ListCache, cache: ArtifactCache, breaker: SlowStorageBreaker = SlowStorageBreaker()) {
@@ -35,13 +37,14 @@ package final class DownloadProtocol: @unchecked Sendable {
         self.lists = lists
         self.cache = cache
         self.breaker = breaker
+        quarantine = Quarantine(storage: storage, refreshSeconds: max(lists.ttl, 1), pool: background)
     }
 
     /// Answers one decoded request. Called on the event loop: what may block goes to the pool.
     package func serve(_ request: DownloadRequest, responder: Responder) {
         let module = request.module
         let route = policy.route(module)
-        if route.excluded {
+        if route.excluded || Quarantine.isReserved(module) {
             return responder.respond(.text(404, "not found: \(module) is excluded by this proxy's policy"))
         }
         switch request.kind {
@@ -50,6 +53,7 @@ package final class DownloadProtocol: @unchecked Sendable {
         case .latest:
             offload(responder) { () throws(DownloadError) in try self.latest(module: module, route: route) }
         case let .file(artifact, version):
+            if let mark = quarantine.mark(module: module, version: version) { return responder.respond(Quarantine.gone(mark)) }
             // The hot path: a file served before was validated before; memory answers without a storage call.
             if !policy.storageRedirects.contains(artifact), let bytes = cache.get(request.cacheKey) {
                 var response = Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes))

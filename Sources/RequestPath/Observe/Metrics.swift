@@ -42,6 +42,7 @@ package final class Metrics: @unchecked Sendable {
     private var pluginErrors: [String: UInt64] = [:]      // "plugin\toperation\tcode"
     private var lockFallbacks: [String: UInt64] = [:]     // "lock\tcause"
     private var adminRequests: [String: UInt64] = [:]     // "action\tresult"
+    private var ingestVerifications: [String: UInt64] = [:]  // result
     private var gaugeSources: [@Sendable () -> [(name: String, labels: String, value: Double)]] = []
 
     /// Adds a source of gauges read at every scrape.
@@ -87,6 +88,11 @@ package final class Metrics: @unchecked Sendable {
         lock.withLock { adminRequests[action + "\t" + result, default: 0] += 1 }
     }
 
+    /// One ingest verification against the checksum database (`result`: see IngestVerifier).
+    package func ingestVerify(result: String) {
+        lock.withLock { ingestVerifications[result, default: 0] += 1 }
+    }
+
     /// The exposition text.
     package func render() -> String {
         lock.lock()
@@ -129,6 +135,8 @@ package final class Metrics: @unchecked Sendable {
         counter("athens_lock_fallback_total", "Stashes that fell back to local single-flight because the lock backend failed, by lock and cause.",
                 lock.withLock { self.lockFallbacks }, ["lock", "cause"])
         counter("athens_admin_requests_total", "Admin API calls by action and result.", lock.withLock { self.adminRequests }, ["action", "result"])
+        counter("athens_ingest_verify_total", "Fetched versions checked against the checksum database before storing, by result.",
+                lock.withLock { self.ingestVerifications }, ["result"])
         counter("athens_plugin_errors_total", "Plugin calls that failed, by plugin, operation and code.", pluginErrors, ["plugin", "operation", "code"])
         var gauges: [String: [(labels: String, value: Double)]] = [:]
         for source in gaugeSources { for g in source() { gauges[g.name, default: []].append((g.labels, g.value)) } }

@@ -2,6 +2,7 @@ import HostSupport
 import PluginHost
 import Foundation
 import GoModule
+import SumDB
 
 /// Fetches a version, spools the zip to an unlinked temporary file, validates all three files with
 /// the go command's rules, then saves them. Nothing a fetcher produces reaches storage unchecked.
@@ -14,11 +15,14 @@ package final class FetchingStasher: Stasher, StashStage {
     package let storage: any Storage
     /// Where zips are spooled while they are checked (unlinked at once, so nothing is left on a crash).
     package let spoolDirectory: String
+    /// Compares a fetched version's hashes with the checksum database before it is stored; nil: not compared.
+    package let ingest: IngestVerifier?
 
-    package init(policy: DownloadPolicy, storage: any Storage, spoolDirectory: String) {
+    package init(policy: DownloadPolicy, storage: any Storage, spoolDirectory: String, ingest: IngestVerifier? = nil) {
         self.policy = policy
         self.storage = storage
         self.spoolDirectory = spoolDirectory
+        self.ingest = ingest
     }
 
     /// Runs the stash on this thread and returns it ended.
@@ -93,10 +97,14 @@ package final class FetchingStasher: Stasher, StashStage {
         // A fetcher that ignores a refused write and reports success still fails here.
         if let refused { throw DownloadError(status: 502, message: "\(module)@\(version): \(refused)") }
         let what = "\(module)@\(version)"
+        let record: IngestRecord
         do {
             try ArtifactValidator.checkInfo(info, version: version)
             try ArtifactValidator.checkMod(mod, module: module)
-            try ArtifactValidator.checkZip(fd: spool.fd, size: zipBytes, module: module, version: version)
+            // The zip's h1 hash is computed in the pass that checks it; recorded in the .info that commits the version.
+            let zipHash = try DirHash.checkAndHashZip(fd: spool.fd, size: zipBytes, module: module, version: version).hash
+            record = IngestRecord(zip: zipHash, mod: DirHash.hashGoMod(mod))
+            info = try record.stamped(info, version: version)
         } catch let error as ZipError {
             throw DownloadError(status: 502, message: "\(what): fetcher \(fetcher.name) produced an invalid zip: \(error.message)")
         } catch let error as ValidationError {
@@ -104,6 +112,7 @@ package final class FetchingStasher: Stasher, StashStage {
         } catch {
             throw DownloadError(status: 502, message: "\(what): \(error)")
         }
+        try ingest?.check(module: module, version: version, record: record, policy: policy)
         do {
             try storage.save(module: module, version: version, info: info, mod: mod, zipFD: spool.fd, zipSize: zipBytes, call: context)
         } catch let saveError {

@@ -7,6 +7,8 @@ import GoModule
 import HostSupport
 import PluginABI
 @testable import PluginHost
+import RequestPath
+import SumDB
 
 /// A gate a fake call waits at until the test opens it (or forever open when never closed).
 final class Gate: @unchecked Sendable {
@@ -49,6 +51,14 @@ struct FakeVersion: Sendable, Equatable {
         let mod = Array("module \(module)\n".utf8)
         return FakeVersion(info: Array(#"{"Version":"\#(version)","Time":"\#(time)"}"#.utf8), mod: mod,
                            zip: FakeZip.stored(["\(module)@\(version)/go.mod": mod]))
+    }
+
+    /// The version as the stash stores it: the .info carries the ingest record (its zip's and go.mod's h1 hashes).
+    var ingested: FakeVersion {
+        var copy = self
+        let version = (try? ArtifactValidator.checkInfo(info, version: nil)) ?? ""
+        copy.info = (try? IngestRecord(zip: DirHash.hashZip(bytes: zip), mod: DirHash.hashGoMod(mod)).stamped(info, version: version)) ?? []
+        return copy
     }
 }
 
