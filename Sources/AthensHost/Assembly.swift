@@ -112,11 +112,13 @@ final class Assembly: @unchecked Sendable {
             retention.settings.intervalHours.map { RetentionSchedule(retention: retention, intervalSeconds: $0 * 3600) }
         }
         let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy)
+        let stashWorkers = stash.pools.map(\.workers).min()
         router = Router(download: download, sumdb: sumdb, version: version,
                         auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) },
                         readinessLock: locking.map { ($0.settings.lock, $0.settings.namespace + "readyz") },
                         admin: manifest.adminToken.map { AdminAPI(token: AdminToken($0), download: download, spoolDirectory: manifest.spoolDirectory,
-                                                               verifier: verifier, retention: retention) })
+                                                               verifier: verifier, retention: retention, settings: manifest.adminSettings,
+                                                               jobs: PrefetchJobs.shared, stashWorkers: stashWorkers) })
         // Quarantine marks are known before the first request (later ones are re-read as requests arrive).
         do throws(PluginError) { try download.quarantine.refresh() } catch { Log.error("reading quarantine marks: \(error)") }
         accesses?.start(every: manifest.retention?.flushSeconds ?? 60)
@@ -174,5 +176,10 @@ final class SwappableHandler: RequestHandler, @unchecked Sendable {
 
     func handle(_ request: Request, responder: Responder) {
         assembly.router.handle(request, responder: responder)
+    }
+
+    /// The router's say over a body, from the head (the admin token and upload limits).
+    func plan(_ request: Request) -> BodyPlan {
+        assembly.router.plan(request)
     }
 }

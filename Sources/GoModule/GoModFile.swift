@@ -115,7 +115,7 @@ public enum GoModFile {
     }
 
     /// Lines without their `//` comments, trimmed.
-    private static func lines(_ data: some Collection<UInt8>) -> [ArraySlice<UInt8>] {
+    static func lines(_ data: some Collection<UInt8>) -> [ArraySlice<UInt8>] {
         Array(data).split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map { line in
             var body = line
             if let start = commentStart(body) { body = body[..<start] }
@@ -143,7 +143,7 @@ public enum GoModFile {
     }
 
     /// Splits a comment-free line into words, quoted strings, and the punctuation `( ) [ ] ,`.
-    private static func tokenize(_ line: ArraySlice<UInt8>) -> [String] {
+    static func tokenize(_ line: ArraySlice<UInt8>) -> [String] {
         var tokens: [String] = []
         var index = line.startIndex
         let punctuation: Set<UInt8> = [UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "["), UInt8(ascii: "]"), UInt8(ascii: ",")]
@@ -172,7 +172,7 @@ public enum GoModFile {
     }
 
     /// Go's `strconv.Unquote` for the simple cases go.mod uses: backquotes, or double quotes with `\"` and `\\`.
-    private static func unquote(_ text: ArraySlice<UInt8>) -> String? {
+    static func unquote(_ text: ArraySlice<UInt8>) -> String? {
         guard text.count >= 2, let open = text.first, text.last == open else { return nil }
         let body = text.dropFirst().dropLast()
         if open == UInt8(ascii: "`") {

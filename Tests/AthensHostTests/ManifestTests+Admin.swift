@@ -17,7 +17,23 @@ extension ManifestTests {
         #expect(fromFile.adminToken == "secret-token-from-a-file" && fromFile.server.limits.maxBodyBytes == 4096)
     }
 
+    @Test("the prefetch and upload keys: defaults, values, and the streamed-body limit the server gets")
+    func adminLimits() throws {
+        let defaults = try Self.parse(#"{"admin": {"token": "0123456789abcdef"}}"#)
+        #expect(defaults.adminSettings.prefetchConcurrency == nil && defaults.adminSettings.prefetchMaxItems == 10_000)
+        #expect(defaults.adminSettings.maxJobs == 100 && defaults.adminSettings.maxUploadBytes == 516 << 20)
+        #expect(defaults.server.limits.maxStreamedBodyBytes == 516 << 20)
+        let set = try Self.parse(#"{"admin": {"token": "0123456789abcdef", "prefetchConcurrency": 3, "prefetchMaxItems": 50, "maxJobs": 7, "maxUploadBytes": 65536}}"#)
+        #expect(set.adminSettings.prefetchConcurrency == 3 && set.adminSettings.prefetchMaxItems == 50 && set.adminSettings.maxJobs == 7)
+        #expect(set.adminSettings.maxUploadBytes == 65536 && set.server.limits.maxStreamedBodyBytes == 65536)
+        #expect(try Self.parse("{}").server.limits.maxStreamedBodyBytes == 0, "admin off: no body at all")
+    }
+
     @Test("bad admin values name the key", arguments: [
+        (#"{"admin": {"token": "0123456789abcdef", "prefetchConcurrency": 0}}"#, "manifest.admin.prefetchConcurrency: must be an integer from 1"),
+        (#"{"admin": {"token": "0123456789abcdef", "prefetchMaxItems": 0}}"#, "manifest.admin.prefetchMaxItems: must be an integer from 1"),
+        (#"{"admin": {"token": "0123456789abcdef", "maxJobs": "many"}}"#, "manifest.admin.maxJobs"),
+        (#"{"admin": {"token": "0123456789abcdef", "maxUploadBytes": 10}}"#, "manifest.admin.maxUploadBytes: must be an integer from 1024"),
         (#"{"admin": {}}"#, "manifest.admin: give token or tokenFile, not both"),
         (#"{"admin": {"token": "0123456789abcdef", "tokenFile": "/x"}}"#, "manifest.admin: give token or tokenFile, not both"),
         (#"{"admin": {"token": "short"}}"#, "manifest.admin.token: 16 to 1024 visible ASCII characters"),

@@ -35,3 +35,23 @@ extension RequestParserTests {
         #expect(off == 405, "without a limit POST stays refused")
     }
 }
+
+/// A streamed-body limit (admin uploads) raises what the parser lets through; the handler's plan decides the rest.
+extension RequestParserTests {
+    @Test("with a streamed limit, a Content-Length past maxBodyBytes but within it is parsed; past both is 413")
+    func streamedLimit() throws {
+        var limits = Self.bodyLimits
+        limits.maxStreamedBodyBytes = 1000
+        guard case let .request(request, _) = Self.parse("POST /admin/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", limits: limits) else {
+            Issue.record("refused"); return
+        }
+        #expect(request.contentLength == 1000 && request.bodySink == nil)
+        guard case let .failure(status, reason, _) = Self.parse("POST /admin/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n", limits: limits) else {
+            Issue.record("accepted"); return
+        }
+        #expect(status == 413 && reason.contains("1000"))
+        limits.maxBodyBytes = 0
+        guard case let .failure(off, _, _) = Self.parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", limits: limits) else { Issue.record("accepted"); return }
+        #expect(off == 405, "a streamed limit alone does not turn POST on: maxBodyBytes is the admin API's switch")
+    }
+}

@@ -22,6 +22,9 @@ package enum AdminCommand {
                                               or the ingest record; --quarantine: then it answers 410)
       quarantine list | add MODULE@VERSION --reason TEXT | release MODULE@VERSION
       retention [--apply]     (what the retention policy removes; a dry run without --apply)
+      prefetch FILE|- [--format gosum|gomod|list]   (a go.sum, a go.mod or module@version lines; shows progress;
+                                                     exit 1 when any item failed)
+      job ID   (a prefetch job's state as JSON)
     URL and token default to $ATHENS_ADMIN_URL (else http://127.0.0.1:3000) and $ATHENS_ADMIN_TOKEN.
     """
 
@@ -33,6 +36,9 @@ package enum AdminCommand {
         do {
             let (url, token, rest) = try connection(arguments, environment)
             guard let command = rest.first else { throw Usage(message: "no command") }
+            // These two poll a job: more than one request each.
+            if command == "prefetch" { return try prefetch(url: url, token: token, Array(rest.dropFirst())) }
+            if command == "job" { return try job(url: url, token: token, Array(rest.dropFirst())) }
             let (path, body) = try request(command, Array(rest.dropFirst()))
             return send(url: url + path, token: token, body: body)
         } catch let error as Usage {
@@ -67,7 +73,7 @@ package enum AdminCommand {
     }
 
     /// The API path and body of a command.
-    private static func request(_ command: String, _ arguments: [String]) throws -> (String, [UInt8]) {
+    private static func request(_ command: String, _ arguments: [String]) throws -> (String, HTTPRequestBody) {
         var options: [String: String] = [:], flags = Set<String>(), positional: [String] = []
         var rest = arguments[...]
         while let argument = rest.popFirst() {
@@ -93,25 +99,39 @@ package enum AdminCommand {
                 fields = [("module", .string(module)), version == "all" ? ("versions", .string("all")) : ("version", .string(version))]
             }
             fields.append(("dryRun", .bool(!flags.contains("--yes"))))
-            return ("/admin/delete", Array(JSONValue.object(JSONObject(fields)).text().utf8))
+            return ("/admin/delete", .bytes(Array(JSONValue.object(JSONObject(fields)).text().utf8)))
         case "upload":
             guard positional.count == 1, let modFile = options["--mod"], let zipFile = options["--zip"] else {
                 throw Usage(message: "upload: MODULE@VERSION --mod FILE --zip FILE")
             }
             let (module, version) = try split(positional[0])
             guard let mod = FileManager.default.contents(atPath: modFile), !mod.isEmpty else { throw Usage(message: "cannot read \(modFile)") }
-            guard let zip = FileManager.default.contents(atPath: zipFile) else { throw Usage(message: "cannot read \(zipFile)") }
+            // The zip is streamed from its file (it may be 500 MiB), after the go.mod.
+            guard let zip = FileHandle(forReadingAtPath: zipFile),
+                  let zipSize = (try? FileManager.default.attributesOfItem(atPath: zipFile))?[.size] as? Int else {
+                throw Usage(message: "cannot read \(zipFile)")
+            }
             var query = "module=\(escape(module))&version=\(escape(version))&modBytes=\(mod.count)"
             if let time = options["--time"] { query += "&time=\(escape(time))" }
             if flags.contains("--force") { query += "&force=true" }
-            return ("/admin/upload?" + query, Array(mod) + Array(zip))
+            var head = Array(mod)[...]
+            return ("/admin/upload?" + query, .stream(length: Int64(mod.count + zipSize)) { buffer in
+                if !head.isEmpty {
+                    let n = min(head.count, buffer.count)
+                    buffer.copyBytes(from: head.prefix(n))
+                    head = head.dropFirst(n)
+                    return n
+                }
+                let data = zip.readData(ofLength: buffer.count)
+                return data.copyBytes(to: buffer)
+            })
         case "verify":
             guard positional.count == 1, options.isEmpty, flags.subtracting(["--quarantine"]).isEmpty else {
                 throw Usage(message: "verify: one MODULE@VERSION [--quarantine]")
             }
             let (module, version) = try split(positional[0])
-            return ("/admin/verify", Array(JSONValue.object(JSONObject([("module", .string(module)), ("version", .string(version)),
-                                                                        ("quarantine", .bool(flags.contains("--quarantine")))])).text().utf8))
+            return ("/admin/verify", .bytes(Array(JSONValue.object(JSONObject([("module", .string(module)), ("version", .string(version)),
+                                                                        ("quarantine", .bool(flags.contains("--quarantine")))])).text().utf8)))
         case "quarantine":
             guard flags.isEmpty, let action = positional.first, ["list", "add", "release"].contains(action),
                   positional.count == (action == "list" ? 1 : 2), (options["--reason"] != nil) == (action == "add"), options.count <= 1
@@ -122,10 +142,10 @@ package enum AdminCommand {
                 fields += [("module", .string(module)), ("version", .string(version))]
             }
             if let reason = options["--reason"] { fields.append(("reason", .string(reason))) }
-            return ("/admin/quarantine", Array(JSONValue.object(JSONObject(fields)).text().utf8))
+            return ("/admin/quarantine", .bytes(Array(JSONValue.object(JSONObject(fields)).text().utf8)))
         case "retention":
             guard positional.isEmpty, options.isEmpty, flags.isSubset(of: ["--apply"]) else { throw Usage(message: "retention: only --apply") }
-            return ("/admin/retention", Array(JSONValue.object(JSONObject([("dryRun", .bool(!flags.contains("--apply")))])).text().utf8))
+            return ("/admin/retention", .bytes(Array(JSONValue.object(JSONObject([("dryRun", .bool(!flags.contains("--apply")))])).text().utf8)))
         default:
             throw Usage(message: "unknown command \(command)")
         }
@@ -138,13 +158,13 @@ package enum AdminCommand {
         return (String(text[..<at]), String(text[text.index(after: at)...]))
     }
 
-    private static func escape(_ text: String) -> String {
+    static func escape(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/"))) ?? text
     }
 
-    private static func send(url: String, token: String, body: [UInt8]) -> Int32 {
+    private static func send(url: String, token: String, body: HTTPRequestBody) -> Int32 {
         let request = HTTPRequest(.post, url: url, headers: HTTPHeaders([("Authorization", "Bearer " + token), ("Content-Type", "application/json")]),
-                                  body: .bytes(body))
+                                  body: body)
         do {
             let response = try HTTPClient().fetch(request, limits: HTTPLimits(maxBodyBytes: 64 << 20, timeout: .seconds(600), idleTimeout: .seconds(600)))
             FileHandle.standardOutput.write(Data(response.body + (response.body.last == 0x0A ? [] : [0x0A])))

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import GoModule
 import HostSupport
 import JSON
@@ -13,21 +14,14 @@ package struct AdminUpload {
     package let storage: any Storage
     package let cache: ArtifactCache
     package let lists: ListCache
-    package let spoolDirectory: String
 
-    package func run(_ upload: UploadRequest) throws(AdminError) -> (response: Response, result: String) {
+    /// Checks and stores the upload whose body `body` holds (the go.mod in memory, the zip spooled).
+    package func run(_ upload: UploadRequest, _ body: UploadSpool) throws(AdminError) -> (response: Response, result: String) {
         let (module, version) = (upload.module, upload.version)
-        let mod = Array(upload.mod)
+        let mod = body.mod
+        let spool = body.spool, zipSize = body.zipSize
         var info = Array(JSONValue.object(JSONObject([("Version", .string(version)),
                                                      ("Time", .string(upload.time ?? Self.now()))])).text().utf8)
-        let spool: Spool
-        do {
-            spool = try Spool(directory: spoolDirectory)
-        } catch {
-            throw .failed("spool: \(error.message)")
-        }
-        guard upload.zip.withUnsafeBytes({ spool.append($0) }) else { throw .failed("spool: cannot write the zip") }
-        let zipSize = UInt64(upload.zip.count)
         do {
             try ArtifactValidator.checkInfo(info, version: version)
             try ArtifactValidator.checkMod(mod, module: module)
@@ -51,7 +45,7 @@ package struct AdminUpload {
                 guard upload.force else {
                     throw AdminError(status: 409, result: "conflict", message: "\(module)@\(version) is stored already (stored versions are immutable)")
                 }
-                guard try same(module, version, .mod, mod), try same(module, version, .zip, Array(upload.zip)) else {
+                guard try same(module, version, .mod, mod), try sameZip(module, version, spool.fd, zipSize) else {
                     throw AdminError(status: 409, result: "conflict", message: "\(module)@\(version) is stored with other bytes; force replaces nothing")
                 }
                 return (Self.answer(module, version, stored: false), "identical")
@@ -72,6 +66,44 @@ package struct AdminUpload {
     private func same(_ module: String, _ version: String, _ artifact: Artifact, _ bytes: [UInt8]) throws(PluginError) -> Bool {
         let blob = try storage.open(module: module, version: version, artifact: artifact)
         return blob.size == UInt64(bytes.count) && blob.readAll(limit: UInt64(bytes.count)) == bytes
+    }
+
+    /// Whether the stored zip is exactly the spooled one, compared a chunk at a time (a zip may be 500 MiB).
+    private func sameZip(_ module: String, _ version: String, _ fd: Int32, _ size: UInt64) throws(PluginError) -> Bool {
+        let blob = try storage.open(module: module, version: version, artifact: .zip)
+        guard blob.size == size else { return false }
+        var mine = [UInt8](repeating: 0, count: 1 << 16), theirs = [UInt8](repeating: 0, count: 1 << 16)
+        var offset: UInt64 = 0
+        while offset < size {
+            let count = Int(min(UInt64(mine.count), size - offset))
+            guard Self.read(fd, &mine, count, offset) else { return false }
+            switch blob.shape {
+            case let .bytes(bytes):
+                guard mine[..<count].elementsEqual(bytes[Int(offset)..<(Int(offset) + count)]) else { return false }
+            case let .file(blobFD, blobOffset):
+                guard Self.read(blobFD, &theirs, count, blobOffset + offset), mine[..<count] == theirs[..<count] else { return false }
+            case .stream:
+                var got = 0
+                while got < count {
+                    guard let n = theirs.withUnsafeMutableBytes({ blob.readStream(into: UnsafeMutableRawBufferPointer(rebasing: $0[got..<count])) }), n > 0 else { return false }
+                    got += n
+                }
+                guard mine[..<count] == theirs[..<count] else { return false }
+            }
+            offset += UInt64(count)
+        }
+        return true
+    }
+
+    /// Reads exactly `count` bytes at `offset` of `fd` into `buffer`.
+    private static func read(_ fd: Int32, _ buffer: inout [UInt8], _ count: Int, _ offset: UInt64) -> Bool {
+        var done = 0
+        while done < count {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
     }
 
     private static func answer(_ module: String, _ version: String, stored: Bool) -> Response {

@@ -86,6 +86,8 @@ package struct Manifest {
     package var adminToken: String?
     /// The checksum database `verify` and ingest verification use (`checksumDB`, or `admin.checksumDB`).
     package var checksumDB: ChecksumDBUse?
+    /// The admin API's limits: prefetch concurrency and items, jobs kept, upload size.
+    package var adminSettings = AdminSettings()
     /// Seconds SIGTERM waits for in-flight requests before exiting.
     package var shutdownTimeout: Double = 30
     /// Retention of stored versions and the last-access journal it needs; nil: neither.
@@ -245,6 +247,11 @@ package struct Manifest {
         if let admin = try object.object("admin") {
             manifest.adminToken = try adminToken(admin)
             manifest.server.limits.maxBodyBytes = try admin.int("maxBodyBytes", min: 1024, max: 1 << 30) ?? 1 << 20
+            manifest.adminSettings.prefetchConcurrency = try admin.int("prefetchConcurrency", min: 1, max: 1024)
+            if let v = try admin.int("prefetchMaxItems", min: 1, max: 1_000_000) { manifest.adminSettings.prefetchMaxItems = v }
+            if let v = try admin.int("maxJobs", min: 1, max: 10_000) { manifest.adminSettings.maxJobs = v }
+            if let v = try admin.int("maxUploadBytes", min: 1024, max: 1 << 40) { manifest.adminSettings.maxUploadBytes = v }
+            manifest.server.limits.maxStreamedBodyBytes = manifest.adminSettings.maxUploadBytes
             if let db = try admin.object("checksumDB") { manifest.checksumDB = try checksumDB(db, previous: manifest.checksumDB) }
             try admin.finish()
         }

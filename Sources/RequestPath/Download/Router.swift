@@ -32,6 +32,15 @@ package final class Router: RequestHandler {
         }
     }
 
+    /// A body is for the admin API alone: its plan checks the token from the head; any other POST is 405 unread.
+    package func plan(_ request: Request) -> BodyPlan {
+        if request.path.utf8.starts(with: "/admin/".utf8), let admin { return admin.plan(request) }
+        var response = Response.text(request.path.utf8.starts(with: "/admin/".utf8) ? 404 : 405,
+                                     request.path.utf8.starts(with: "/admin/".utf8) ? "not found: the admin API is off" : "method not allowed")
+        if response.status == 405 { response.headers.append(("Allow", "GET, HEAD")) }
+        return .refuse(response)
+    }
+
     package func handle(_ request: Request, responder: Responder) {
         let path = request.path
         // Before basic auth: the admin API has its own token. No module path starts with "admin/" (no dot).

@@ -24,8 +24,10 @@ final class Connection: EvictionListNode {
     private(set) var start = 0, end = 0
     /// Remembers how far the head at input[start...] has been scanned, across reads.
     private var parser = RequestParser()
-    /// A POST whose head is parsed and whose body is still arriving into `input`.
+    /// A POST whose head is parsed and whose body is still arriving into `input` (or into its `bodySink`).
     private var awaitingBody: Request?
+    /// Body bytes a streamed body (`BodyPlan.stream`) still has to deliver to its sink.
+    private var streamLeft = 0
     private(set) var pending: Response?
     var keepAlive = true
     /// The request being answered is HTTP/1.0.
@@ -176,6 +178,29 @@ final class Connection: EvictionListNode {
                     if !wantsRead { wantsRead = true; loop.updateInterest(self) }
                     return
                 }
+                if let request = awaitingBody, let sink = request.bodySink {
+                    // Streamed: what has arrived goes to the sink, so the input buffer never holds more than its capacity.
+                    let n = min(streamLeft, end - start)
+                    if n > 0 {
+                        guard sink.write(UnsafeRawBufferPointer(rebasing: input[start..<(start + n)])) else {
+                            awaitingBody = nil
+                            refuse(request, sink.refusal)
+                            continue
+                        }
+                        start += n
+                        streamLeft -= n
+                        // A long upload may take minutes: it is cut off only when it stops arriving.
+                        deadline = loop.now + loop.settings.headerTimeout
+                    }
+                    guard streamLeft == 0 else {
+                        if peerClosed { loop.close(self); return }
+                        if !wantsRead { wantsRead = true; loop.updateInterest(self) }
+                        return
+                    }
+                    awaitingBody = nil
+                    dispatch(request)
+                    continue
+                }
                 if var request = awaitingBody {
                     // The whole body is buffered (the input capacity allows the largest) before the handler runs.
                     guard end - start >= request.contentLength else {
@@ -206,8 +231,26 @@ final class Connection: EvictionListNode {
                 case let .request(request, consumed):
                     start += consumed
                     if request.contentLength > 0 {
+                        // Decided from the head, before a body byte is read: a refusal buffers nothing.
+                        var request = request
+                        request.peer = Self.peerName(fd)
+                        switch loop.handler.plan(request) {
+                        case let .refuse(response):
+                            refuse(request, response)
+                            continue
+                        case .buffer:
+                            guard request.contentLength <= loop.settings.limits.maxBodyBytes else {
+                                refuse(request, .text(413, "payload too large: request body larger than \(loop.settings.limits.maxBodyBytes) bytes"))
+                                continue
+                            }
+                            awaitingBody = request
+                        case let .stream(sink):
+                            var streamed = request
+                            streamed.bodySink = sink
+                            awaitingBody = streamed
+                            streamLeft = request.contentLength
+                        }
                         // The body must arrive within a header timeout of the head (slow bodies are cut off).
-                        awaitingBody = request
                         deadline = loop.now + loop.settings.headerTimeout
                         continue
                     }
@@ -244,6 +287,19 @@ final class Connection: EvictionListNode {
                 }
             }
         }
+    }
+
+    /// Answers a request from its head alone (its body unread or partly read): the bytes buffered are dropped and
+    /// the connection closes after the answer, as the rest of the body may still be on its way.
+    private func refuse(_ request: Request, _ response: Response) {
+        var response = response
+        response.close = true
+        keepAlive = false
+        isHead = false
+        http10 = request.minorVersion == 0
+        start = end
+        begin(method: request.method, target: request.target, id: loop.requestIDs.id(for: request))
+        pending = response
     }
 
     /// Hands a complete request to the handler.

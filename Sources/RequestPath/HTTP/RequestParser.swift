@@ -8,8 +8,11 @@ package struct RequestLimits: Sendable {
     package var maxHeaderBytes = 16384
     /// Most header fields: 431 past it.
     package var maxHeaderCount = 100
-    /// Largest POST body (413 past it); 0 refuses POST (405), as when no endpoint takes a body (admin off).
+    /// Largest POST body read into memory (413 past it); 0 refuses POST (405), as when no endpoint takes a body (admin off).
     package var maxBodyBytes = 0
+    /// Largest POST body a handler may take streamed (`BodyPlan.stream`: admin uploads); the parser allows a
+    /// Content-Length up to the larger of the two, and the handler's plan decides, from the head, which applies.
+    package var maxStreamedBodyBytes = 0
 }
 
 /// A parsed HTTP/1.x request head. GET and HEAD; POST (with a Content-Length body) only when
@@ -28,8 +31,10 @@ package struct Request: Sendable {
     package var keepAlive: Bool
     /// Body length from Content-Length (POST only; the connection reads it before handling).
     package var contentLength = 0
-    /// The body, read in full before the handler sees the request.
+    /// The body, read in full before the handler sees the request (unless it was streamed to `bodySink`).
     package var body: [UInt8] = []
+    /// Where the body went when the handler's `plan` streamed it (all `contentLength` bytes have arrived).
+    package var bodySink: (any BodySink)?
     /// The peer's address as text, filled for POST requests only (the admin log names who acted).
     package var peer = ""
 
@@ -186,7 +191,7 @@ package struct RequestParser {
             if fieldCount > limits.maxHeaderCount { return .failure(status: 431, reason: "too many header fields") }
         }
         return Self.parseHead(buffer, lineRange: requestLine, lineEnd: requestLineEnd, headEnd: fieldStart, fieldCount: fieldCount,
-                              maxBody: limits.maxBodyBytes, scannedBytes: &scannedBytes)
+                              maxBody: limits.maxBodyBytes, maxStreamed: limits.maxStreamedBodyBytes, scannedBytes: &scannedBytes)
     }
 
     /// One line found by `findLineEnd`.
@@ -224,7 +229,7 @@ package struct RequestParser {
 
     /// The complete head [0, headEnd): the request line's parts and the header fields, in one pass.
     private static func parseHead(_ buffer: UnsafeRawBufferPointer, lineRange: Range<Int>, lineEnd: Int, headEnd cursor: Int,
-                                  fieldCount: Int, maxBody: Int, scannedBytes: inout Int) -> ParseResult {
+                                  fieldCount: Int, maxBody: Int, maxStreamed: Int, scannedBytes: inout Int) -> ParseResult {
         // Request line: method SP target SP HTTP/1.x
         let parts = split(buffer, lineRange)
         guard let parts else { return .failure(status: 400, reason: "malformed request line") }
@@ -323,7 +328,8 @@ package struct RequestParser {
         if minor == 1 && hostCount != 1 { return .failure(status: 400, reason: hostCount == 0 ? "missing Host header" : "repeated Host header") }
         if method == .post {
             guard let contentLength else { return .failure(status: 411, reason: "POST needs a Content-Length") }
-            if contentLength > UInt64(maxBody) { return .failure(status: 413, reason: "request body larger than \(maxBody) bytes") }
+            let most = max(maxBody, maxStreamed)
+            if contentLength > UInt64(most) { return .failure(status: 413, reason: "request body larger than \(most) bytes") }
         } else if let contentLength, contentLength > 0 {
             return .failure(status: 413, reason: "request bodies are not accepted")
         }

@@ -61,7 +61,8 @@ final class DownloadHarness: @unchecked Sendable {
     init(mode: DownloadMode = .sync, network: NetworkMode = .fallback, rules: [RoutingRule] = [], downloadURL: String? = nil,
          workers: Int = 2, queue: Int = 16, listTTL: Double = 60, cacheFileBytes: Int = 1 << 16, auth: BasicAuth? = nil,
          storageRedirects: Set<Artifact> = [], lock: (any Lock)? = nil, adminToken: String? = nil,
-         accesses: AccessRecorder? = nil, retention: ((DownloadProtocol) -> Retention)? = nil) {
+         accesses: AccessRecorder? = nil, retention: ((DownloadProtocol) -> Retention)? = nil,
+         adminSettings: AdminSettings = AdminSettings()) {
         var policy = DownloadPolicy(rules: rules, mode: mode, downloadURL: downloadURL, networkMode: network)
         policy.storageRedirects = storageRedirects
         policy.fetchersByName = ["public": upstream, "private": inhouse]
@@ -77,7 +78,7 @@ final class DownloadHarness: @unchecked Sendable {
         let download = download
         let retention = retention?(download)
         router = Router(download: download, sumdb: nil, version: "test", auth: auth, readinessLock: lock.map { ($0, "test:readyz") },
-                        admin: adminToken.map { AdminAPI(token: AdminToken($0), download: download, retention: retention) })
+                        admin: adminToken.map { AdminAPI(token: AdminToken($0), download: download, retention: retention, settings: adminSettings) })
     }
 
     deinit {
