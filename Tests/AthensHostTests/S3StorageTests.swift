@@ -303,12 +303,9 @@ final class S3StorageTests {
 
     /// A proxy to RGW with `rules` (Tests/Fixtures/s3_fault_proxy.py); returns its endpoint and log path.
     func faultProxy(_ rules: String) throws -> (endpoint: String, log: String) {
-        let log = work + "/proxy-\(UUID().uuidString).log"
-        let process = try ChildProcess("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/s3_fault_proxy.py",
-                                                        "--target", RGW.endpoint, "--rules", rules, "--log", log])
-        processes.append(process)
-        guard let line = process.firstLine(), let port = line.split(separator: " ").last else { throw TestFailure("proxy: \(process.stderr)") }
-        return ("http://127.0.0.1:\(port)", log)
+        let proxy = try RGW.faultProxy(rules, work: work)
+        processes.append(proxy.process)
+        return (proxy.endpoint, proxy.log)
     }
 
     static func logLines(_ path: String) -> [String] {

@@ -71,6 +71,19 @@ enum RGW {
             .merging(extra) { $1 }
     }
 
+    /// A forwarding proxy to RGW that injects the faults of `rules` (Tests/Fixtures/s3_fault_proxy.py), logging each
+    /// request into a file under `work`. The caller stops the process.
+    static func faultProxy(_ rules: String, work: String) throws -> (process: ChildProcess, endpoint: String, log: String) {
+        let log = work + "/proxy-\(UUID().uuidString).log"
+        let process = try ChildProcess("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/s3_fault_proxy.py",
+                                                        "--target", endpoint, "--rules", rules, "--log", log])
+        guard let line = process.firstLine(), let port = line.split(separator: " ").last else {
+            process.stop()
+            throw TestFailure("proxy: \(process.stderr)")
+        }
+        return (process, "http://127.0.0.1:\(port)", log)
+    }
+
     static func json(_ object: [String: Any]) -> String {
         String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
