@@ -163,6 +163,7 @@ final class S3StorageTests {
         let tree = try makeTree(big: (module: "example.com/shared", mib: 12))
         let upstreamURL = try upstream(tree)
         let bucket = try RGW.makeBucket("two")
+        defer { try? RGW.removeBucket(bucket) }
         let config = RGW.config(bucket: bucket, ["partSizeBytes": 5 << 20])
         nonisolated(unsafe) let servers = try (0..<2).map { _ in try athens(storage: config, upstream: upstreamURL) }
         processes += servers.map(\.process)
@@ -188,6 +189,7 @@ final class S3StorageTests {
         let tree = try makeTree(big: (module: "example.com/killed", mib: 64))
         let upstreamURL = try upstream(tree)
         let bucket = try RGW.makeBucket("kill")
+        defer { try? RGW.removeBucket(bucket) }
         // timeoutSeconds 3 makes the lock's lease 10 s: the later save takes the dead saver's lock over after that.
         let config = RGW.config(bucket: bucket, ["partSizeBytes": 5 << 20, "timeoutSeconds": 3])
         let first = try athens(storage: config, upstream: upstreamURL)
@@ -259,6 +261,7 @@ final class S3StorageTests {
         let tree = try makeTree(big: (module: "example.com/huge", mib: 300))
         let upstreamURL = try upstream(tree)
         let bucket = try RGW.makeBucket("large")
+        defer { try? RGW.removeBucket(bucket) }
         let source = tree + "/example.com/huge/@v/v1.0.0.zip"
         func download(_ server: AthensServer, _ round: String) throws {
             let out = work + "/huge-\(UUID().uuidString).zip"
