@@ -10,9 +10,11 @@ on FileStorage and on S3Storage, same manifest otherwise. Prints one table:
    off (every request reaches the storage) and on (the default 64 MiB cache): req/s, p50, p99.
 2. cold save: N distinct 20 MiB zips asked for one after another (each fetched from the upstream, saved, served):
    MB/s of zip bytes delivered (upstream fetch + save + serve, the cost a first request pays).
-3. a stored 1 MiB zip on S3Storage, streamed through athens ("serve": "bytes") vs redirected ("serve": "redirect":
-   302 to a presigned RGW URL, followed): --downloads sequential whole downloads, p50/p99 ms per download as the
-   client sees it, and athens' CPU ms per download (utime + stime from /proc: what the redirect saves the proxy).
+3. a stored 1 MiB zip streamed through athens ("serve": "bytes", both storages) vs redirected on S3Storage ("serve":
+   "redirect": 302 to a presigned RGW URL, followed; FileStorage has no URL to redirect to): --downloads sequential
+   whole downloads, p50/p99 ms per download as the client sees it, and athens' CPU ms per download (utime + stime
+   from /proc: what the redirect saves the proxy).
+Every row is printed with FileStorage's figure beside S3Storage's, both measured in this run.
 Needs: python3, wrk, the Ceph packages (scripts/rgw.sh installs them). Run `swift build -c release` first.
 """
 import argparse
@@ -79,20 +81,20 @@ def cpu_ms(pid):
     return (int(fields[11]) + int(fields[12])) * 1000.0 / os.sysconf("SC_CLK_TCK")
 
 
-def streamed_vs_redirected(args, work, uport, storage, tree):
-    """Rows of table 3: the same stored 1 MiB zip served as bytes, then by 302 to the bucket."""
+def streamed_vs_redirected(args, work, uport, name, storage, tree, serves):
+    """Rows of table 3: the same stored 1 MiB zip served as bytes, then (S3Storage) by 302 to the bucket."""
     path = "/example.com/mib/@v/v1.0.0.zip"
     with open(os.path.join(tree, path.lstrip("/")), "rb") as f:
         expected = f.read()
     rows = []
-    for serve in ["bytes", "redirect"]:
+    for serve in serves:
         manifest = {"listen": "127.0.0.1:0", "pluginDirectory": args.plugins, "spoolDirectory": work,
                     "storage": dict(storage, serve=serve),
                     "fetchers": [{"name": "up", "plugin": "ProxyFetcher", "config": {"url": "http://127.0.0.1:%d" % uport}}]}
-        config = os.path.join(work, "athens-mib-%s.json" % serve)
+        config = os.path.join(work, "athens-mib-%s-%s.json" % (name, serve))
         with open(config, "w") as f:
             json.dump(manifest, f)
-        print("[s3_bench] 1 MiB zip, serve %s" % serve, file=sys.stderr, flush=True)
+        print("[s3_bench] %s: 1 MiB zip, serve %s" % (name, serve), file=sys.stderr, flush=True)
         athens, port = start([args.athens, "--config", config], config + ".log")
         try:
             base = "http://127.0.0.1:%d" % port
@@ -111,13 +113,28 @@ def streamed_vs_redirected(args, work, uport, storage, tree):
                 assert status == 200 and len(body) == len(expected)
             cpu = (cpu_ms(athens.pid) - cpu0) / args.downloads
             times.sort()
-            label = "1 MiB zip %s (%s)" % ("streamed" if serve == "bytes" else "redirected", "HTTP %d" % answer)
-            rows.append(("S3Storage", label, "p50 %.1f ms" % times[len(times) // 2], "p99 %.1f ms" % times[int(len(times) * 0.99) - 1],
-                         "athens CPU %.2f ms/download" % cpu))
+            label = "1 MiB zip %s" % ("streamed (HTTP 200)" if serve == "bytes" else "redirected (HTTP 302)")
+            rows.append((name, label, "p50 %.1f ms, p99 %.1f ms, athens CPU %.2f ms" %
+                         (times[len(times) // 2], times[int(len(times) * 0.99) - 1], cpu)))
         finally:
             athens.terminate()
             athens.wait()
     return rows
+
+
+def print_table(rows):
+    """One line per test, FileStorage's figure beside S3Storage's (a markdown table, as bench/README.md quotes it)."""
+    tests, figures = [], {}
+    for name, test, figure in rows:
+        if test not in figures:
+            tests.append(test)
+            figures[test] = {}
+        figures[test][name] = figure
+    print("| test | FileStorage | S3Storage |")
+    print("|---|---|---|")
+    for test in tests:
+        print("| %s | %s | %s |" % (test, figures[test].get("FileStorage", "n/a (no presigned URL)"),
+                                   figures[test].get("S3Storage", "")))
 
 
 def main():
@@ -157,7 +174,8 @@ def main():
             "S3Storage": {"plugin": "S3Storage", "config": {"endpoint": endpoint, "bucket": bucket, "accessKeyId": access,
                                                              "secretAccessKey": secret, "prefix": "bench"}},
         }
-        rows = streamed_vs_redirected(args, work, uport, storages["S3Storage"], tree)
+        rows = streamed_vs_redirected(args, work, uport, "S3Storage", storages["S3Storage"], tree, ["bytes", "redirect"])
+        rows += streamed_vs_redirected(args, work, uport, "FileStorage", storages["FileStorage"], tree, ["bytes"])
         for name, storage in ({} if args.only_redirect else storages).items():
             for cache in ["off", "on"]:
                 manifest = {"listen": "127.0.0.1:0", "pluginDirectory": args.plugins, "spoolDirectory": work,
@@ -176,7 +194,7 @@ def main():
                     status, _ = get(base + url)
                     assert status == 200, (name, url, status)
                     rps, p50, p99 = wrk(base + url, args.duration)
-                    rows.append((name, "warm %s, cache %s" % (label, cache), "%.0f req/s" % rps, "p50 %.2f ms" % p50, "p99 %.2f ms" % p99))
+                    rows.append((name, "warm %s, cache %s" % (label, cache), "%.0f req/s, p50 %.2f ms, p99 %.2f ms" % (rps, p50, p99)))
                 if cache == "off":
                     # Cold saves: every version is new to this storage.
                     total, t0 = 0, time.monotonic()
@@ -186,14 +204,12 @@ def main():
                         assert status == 200, (name, i, status)
                         total += len(body)
                     elapsed = time.monotonic() - t0
-                    rows.append((name, "cold save of %d x 20 MiB zips" % args.cold, "%.1f MB/s" % (total / elapsed / 1e6),
-                                 "%.2f s per zip" % (elapsed / args.cold), ""))
+                    rows.append((name, "cold save of %d x 20 MiB zips" % args.cold,
+                                 "%.1f MB/s, %.2f s per zip" % (total / elapsed / 1e6, elapsed / args.cold)))
                 athens.terminate()
                 athens.wait()
                 procs.remove(athens)
-        print("%-12s %-36s %-14s %-16s %s" % ("storage", "test", "rate", "", ""))
-        for row in rows:
-            print("%-12s %-36s %-14s %-16s %s" % row)
+        print_table(rows)
     finally:
         for p in procs:
             p.terminate()

@@ -109,6 +109,10 @@ osd_memory_target = 1073741824
 rgw_frontends = beast endpoint=127.0.0.1:$http
 rgw_data = $dir/rgw
 ms_mon_client_mode = crc
+# Deleted objects' data is freed by the garbage collector, by default 2 h later: with data in a 4 GiB memstore
+# that many test runs share, the tests' 300 MiB zips would fill it (writes then hang) long before that.
+rgw_gc_obj_min_wait = 30
+rgw_gc_processor_period = 30
 EOF
     echo "http://127.0.0.1:$http" >"$dir/endpoint.pending"
     monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$mon2,v1:127.0.0.1:$mon1]" "$dir/monmap" >/dev/null

@@ -119,9 +119,10 @@ public struct CallContext: @unchecked Sendable {  // ath_call is valid, and `can
 
     /// Throws `ATH_CANCELLED` once the call is cancelled, `ATH_TIMEOUT` once its deadline has passed: call it
     /// between the steps of long work (each chunk, each retry).
+    /// The deadline is looked at first: a 1.1 host reports a passed deadline as cancelled too.
     public func check(_ what: @autoclosure () -> String) throws(PluginFailure) {
-        if isCancelled { throw .cancelled("\(what()): cancelled by the host") }
         if remainingNanoseconds == 0 { throw .timeout("\(what()): past the call's deadline") }
+        if isCancelled { throw .cancelled("\(what()): cancelled by the host") }
     }
 
     /// Logs through the host (see `HostServices.log`).

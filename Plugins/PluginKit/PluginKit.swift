@@ -115,13 +115,16 @@ private func run(_ err: UnsafeMutablePointer<ath_error>, _ body: () throws(Plugi
 }
 
 /// `run` for an entry with a context: a failure once the host has cancelled the call is reported as
-/// ATH_CANCELLED (a sink refusing because of the cancellation is not the backend's fault).
+/// ATH_CANCELLED, or ATH_TIMEOUT once its deadline has passed (a sink refusing because of the cancellation is not
+/// the backend's fault).
 private func run(_ err: UnsafeMutablePointer<ath_error>, _ call: CallContext, _ body: (CallContext) throws(PluginFailure) -> Void) -> ath_status {
     do {
         try body(call)
         return ATH_OK
     } catch {
-        if error.status != ATH_CANCELLED, call.isCancelled {
+        if error.status != ATH_CANCELLED, error.status != ATH_TIMEOUT, call.isCancelled {
+            // A 1.1 host's `cancelled` answers 1 past the deadline too; that one is ATH_TIMEOUT, as the ABI says.
+            if call.remainingNanoseconds == 0 { return report(.timeout(error.message + " (past the call's deadline)"), err) }
             return report(.cancelled(error.message + " (the call was cancelled)"), err)
         }
         return report(error, err)

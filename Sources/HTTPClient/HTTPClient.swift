@@ -90,7 +90,11 @@ public final class HTTPClient: @unchecked Sendable {
     /// Sends `request` and collects the body whole (at most `limits.maxBodyBytes`).
     public func fetch(_ request: HTTPRequest, limits: HTTPLimits) throws(HTTPClientError) -> HTTPResponse {
         var body: [UInt8] = []
-        let head = try perform(request, limits: limits) { chunk in body.append(contentsOf: chunk) }
+        // One allocation of the announced size (at most the limit) instead of a doubling series: with 1 MiB ranged
+        // GETs (S3Storage's zip stream) the doubling churn was most of the process's heap.
+        let head = try perform(request, limits: limits, onHead: { head in
+            if let length = head.contentLength, length <= limits.maxBodyBytes { body.reserveCapacity(Int(length)) }
+        }) { chunk in body.append(contentsOf: chunk) }
         return HTTPResponse(head: head, body: body)
     }
 

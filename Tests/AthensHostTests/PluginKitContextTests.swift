@@ -1,4 +1,5 @@
 import Foundation
+@testable import HostSupport
 import PluginABI
 import Testing
 
@@ -50,10 +51,10 @@ struct PluginKitContextTests {
         return (status, withUnsafeBytes(of: error.message) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) })
     }
 
-    /// A call context whose `cancelled` answers `cancelled`.
-    static func withCall<T>(cancelled: Bool, _ body: (UnsafePointer<ath_call>) -> T) -> T {
+    /// A call context whose `cancelled` answers `cancelled`, with `deadline` (0: none).
+    static func withCall<T>(cancelled: Bool, deadline: UInt64 = 0, _ body: (UnsafePointer<ath_call>) -> T) -> T {
         "req-1".withCString { id in
-            var call = ath_call(struct_size: UInt32(MemoryLayout<ath_call>.size), reserved: 0, deadline_ns: 0, request_id: id,
+            var call = ath_call(struct_size: UInt32(MemoryLayout<ath_call>.size), reserved: 0, deadline_ns: deadline, request_id: id,
                                 cancelled: { call in call.pointee.host_data == nil ? 0 : 1 },
                                 host_data: cancelled ? UnsafeMutableRawPointer(bitPattern: 1) : nil)
             return body(&call)
@@ -75,7 +76,7 @@ struct PluginKitContextTests {
         #expect(t.url == nil, "MemoryStorage is not a redirecting storage")
     }
 
-    @Test("created with host services, the twins and the 1.0 entries see the same store; a cancelled call's failure is ATH_CANCELLED")
+    @Test("created with host services, the twins and the 1.0 entries see the same store; a cancelled call's failure is ATH_CANCELLED, ATH_TIMEOUT past its deadline")
     func twins() throws {
         let (plugin, table) = try Self.memoryStorage()
         var host = ath_host(struct_size: UInt32(MemoryLayout<ath_host>.size), abi_minor: ATH_ABI_MINOR, name: Self.hostName, version: Self.hostName,
@@ -100,6 +101,12 @@ struct PluginKitContextTests {
         }
         #expect(cancelled.0 == ATH_CANCELLED, "\(cancelled)")
         #expect(cancelled.1.contains("cancelled"))
+        // Past its deadline a 1.1 host's `cancelled` answers 1 too: that failure is ATH_TIMEOUT, as the ABI says.
+        let late = Self.withCall(cancelled: true, deadline: MonotonicClock.nanoseconds() - 1) {
+            Self.save(table, instance, $0, module: "example.com/ctx", version: "v1.0.1", zip: Reader(zip, failAfter: 500))
+        }
+        #expect(late.0 == ATH_TIMEOUT, "\(late)")
+        #expect(late.1.contains("past the call's deadline"))
         // The same failure without a cancellation keeps its own status (the reader failed: ATH_UNAVAILABLE).
         let failed = Self.withCall(cancelled: false) {
             Self.save(table, instance, $0, module: "example.com/ctx", version: "v1.0.1", zip: Reader(zip, failAfter: 500))

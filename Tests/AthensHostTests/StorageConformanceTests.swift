@@ -40,14 +40,15 @@ struct StorageConformanceTests {
     }
 
     /// Saves through a zip file on disk, as the host does.
-    static func save(_ storage: StoragePlugin, _ module: String, _ version: String, zip: [UInt8], info: [UInt8]? = nil, mod: [UInt8]? = nil) throws {
+    static func save(_ storage: StoragePlugin, _ module: String, _ version: String, zip: [UInt8], info: [UInt8]? = nil, mod: [UInt8]? = nil,
+                     call: CallContext = CallContext()) throws {
         let path = NSTemporaryDirectory() + "/zip-\(UUID().uuidString)"
         _ = FileManager.default.createFile(atPath: path, contents: Data(zip))
         let fd = open(path, O_RDONLY)
         defer { close(fd); unlink(path) }
         let info = info ?? Array(#"{"Version":"\#(version)","Time":"2024-01-02T03:04:05Z"}"#.utf8)
         let mod = mod ?? Array("module \(module)\n".utf8)
-        try storage.save(module: module, version: version, info: info, mod: mod, zipFD: fd, zipSize: UInt64(zip.count))
+        try storage.save(module: module, version: version, info: info, mod: mod, zipFD: fd, zipSize: UInt64(zip.count), call: call)
     }
 
     static func read(_ storage: StoragePlugin, _ module: String, _ version: String, _ artifact: Artifact) throws -> [UInt8] {

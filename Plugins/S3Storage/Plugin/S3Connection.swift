@@ -43,12 +43,15 @@ final class S3Connection: @unchecked Sendable {
     }
 
     /// Sends `call` (retrying idempotent calls on 5xx and transport failures) and returns the final answer,
-    /// whatever its status. Throws `.timeout` / `.unavailable` when no answer came.
-    func send(_ call: S3Call) throws(PluginFailure) -> HTTPResponse {
-        let deadline = ContinuousClock.now + timeout
+    /// whatever its status. Everything, retries and backoff included, ends by the earlier of `timeout` from now and
+    /// `context`'s deadline; a cancelled context stops the transfer (curl polls it) and any further retry.
+    /// Throws `.timeout` / `.cancelled` / `.unavailable` when no answer came.
+    func send(_ call: S3Call, in context: CallContext) throws(PluginFailure) -> HTTPResponse {
+        let deadline = Self.deadline(timeout, context)
         var attempt = 0
         while true {
-            let outcome = once(call, deadline: deadline)
+            try context.check("S3Storage: \(call.what)")
+            let outcome = once(call, deadline: deadline, context: context)
             let retryAfter: Duration?
             switch outcome {
             case .success(let response):
@@ -56,16 +59,36 @@ final class S3Connection: @unchecked Sendable {
                 // 503 SlowDown asks for less traffic: wait longer than for other 5xx.
                 retryAfter = backoff(attempt: attempt, slowDown: response.status == 503, hint: response.headers["Retry-After"])
             case .failure(let error):
-                guard call.idempotent, attempt < retries, Self.isTransient(error) else { throw Self.failure(call, error) }
+                guard call.idempotent, attempt < retries, Self.isTransient(error), !context.isCancelled else {
+                    throw Self.failure(call, error, context)
+                }
                 retryAfter = backoff(attempt: attempt, slowDown: false, hint: nil)
             }
             attempt += 1
             guard let pause = retryAfter, ContinuousClock.now + pause < deadline else {
-                if case .failure(let error) = outcome { throw Self.failure(call, error) }
+                if case .failure(let error) = outcome { throw Self.failure(call, error, context) }
                 if case .success(let response) = outcome { return response }
                 throw .internal("\(call.what): unreachable")
             }
-            Thread.sleep(forTimeInterval: Double(pause.components.seconds) + Double(pause.components.attoseconds) / 1e18)
+            try Self.sleep(pause, call, context)
+        }
+    }
+
+    /// The earlier of `timeout` from now and the context's deadline, on the clock HTTPClient uses.
+    static func deadline(_ timeout: Duration, _ context: CallContext) -> ContinuousClock.Instant {
+        let own = ContinuousClock.now + timeout
+        guard let left = context.remainingNanoseconds else { return own }
+        return min(own, ContinuousClock.now + .nanoseconds(Int64(min(left, UInt64(Int64.max)))))
+    }
+
+    /// Backoff in slices, so a cancellation is seen within 100 ms rather than after the whole pause.
+    private static func sleep(_ pause: Duration, _ call: S3Call, _ context: CallContext) throws(PluginFailure) {
+        let end = ContinuousClock.now + pause
+        while true {
+            let left = end - ContinuousClock.now
+            if left <= .zero { return }
+            Thread.sleep(forTimeInterval: min(0.1, Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18))
+            try context.check("S3Storage: \(call.what)")
         }
     }
 
@@ -79,7 +102,7 @@ final class S3Connection: @unchecked Sendable {
         return .milliseconds(Int(Double.random(in: 0.5...1.0) * min(base, 5000)))
     }
 
-    private func once(_ call: S3Call, deadline: ContinuousClock.Instant) -> Result<HTTPResponse, HTTPClientError> {
+    private func once(_ call: S3Call, deadline: ContinuousClock.Instant, context: CallContext) -> Result<HTTPResponse, HTTPClientError> {
         let path = endpoint.encodedPath(key: call.key)
         let payloadHash = SHA256.hexHash(call.body)
         var headers: [(name: String, value: String)] = [("Host", endpoint.host), ("X-Amz-Content-SHA256", payloadHash)] + call.headers
@@ -90,7 +113,7 @@ final class S3Connection: @unchecked Sendable {
         let request = HTTPRequest(call.method, url: endpoint.url(encodedPath: path, query: call.query), headers: sent,
                                   body: call.body.isEmpty ? .empty : .bytes(call.body))
         let limits = HTTPLimits(maxBodyBytes: call.maxBody, deadline: deadline, idleTimeout: timeout,
-                                connectTimeout: min(timeout, .seconds(10)))
+                                connectTimeout: min(timeout, .seconds(10)), isCancelled: { context.isCancelled })
         do {
             return .success(try client.fetch(request, limits: limits))
         } catch {
@@ -105,9 +128,15 @@ final class S3Connection: @unchecked Sendable {
         }
     }
 
-    private static func failure(_ call: S3Call, _ error: HTTPClientError) -> PluginFailure {
-        if case .timedOut = error { return .timeout("S3Storage: \(call.what): \(error)") }
-        return .unavailable("S3Storage: \(call.what): \(error)")
+    /// A transfer that ended with the context's deadline is a TIMEOUT, one the host cancelled is CANCELLED (a
+    /// 1.1 host reports a passed deadline as cancelled too, so the deadline is looked at first).
+    private static func failure(_ call: S3Call, _ error: HTTPClientError, _ context: CallContext) -> PluginFailure {
+        switch error {
+        case .timedOut: return .timeout("S3Storage: \(call.what): \(error)")
+        case .cancelled where context.remainingNanoseconds == 0: return .timeout("S3Storage: \(call.what): past the call's deadline")
+        case .cancelled: return .cancelled("S3Storage: \(call.what): cancelled by the host")
+        default: return .unavailable("S3Storage: \(call.what): \(error)")
+        }
     }
 
     /// The failure an unexpected answer stands for: 404 → NOT_FOUND, 5xx → UNAVAILABLE, others INTERNAL; the

@@ -8,7 +8,7 @@ import S3Core
 extension S3Storage {
     static let tokenTag = "s3."
 
-    func catalog(token: String, pageSize: Int) throws(PluginFailure) -> (entries: [(module: String, version: String)], next: String) {
+    func catalog(token: String, pageSize: Int, call: CallContext) throws(PluginFailure) -> (entries: [(module: String, version: String)], next: String) {
         var startAfter: String?
         if !token.isEmpty {
             guard let key = decodeToken(token) else { throw .invalid("catalog: not a token this storage issued") }
@@ -20,7 +20,7 @@ extension S3Storage {
             // Three keys per version (.info, .mod, .zip) and maybe a lock: ask for little more than the page needs.
             let wanted = min(1000, 4 * (pageSize - entries.count) + 1)
             let page = try listPage(prefix: layout.prefix, delimiter: nil, continuation: continuation,
-                                    startAfter: continuation == nil ? startAfter : nil, maxKeys: wanted)
+                                    startAfter: continuation == nil ? startAfter : nil, maxKeys: wanted, in: call)
             for key in page.keys {
                 guard let found = layout.moduleVersion(ofInfoKey: key) else { continue }
                 entries.append(found)

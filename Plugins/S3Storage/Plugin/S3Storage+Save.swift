@@ -5,20 +5,22 @@ import PluginKit
 import S3Core
 
 extension S3Storage {
-    func save(module: String, version: String, info: [UInt8], mod: [UInt8], zip: ByteReader) throws(PluginFailure) {
+    /// Every step runs within `call` (its deadline, its cancellation); the clean-up after a failure runs within
+    /// `cleanupBudget()` instead, since what it removes would otherwise linger (and, for parts, be billed).
+    func save(module: String, version: String, info: [UInt8], mod: [UInt8], zip: ByteReader, call context: CallContext) throws(PluginFailure) {
         let keys = try keys(module, version)
         // No look before the lock: the host saves only what it found missing, and a look before would not
         // spare the one after (the previous holder may commit between the two).
-        let lock = try acquireLock(keys)
+        let lock = try acquireLock(keys, in: context)
         defer { lock.release() }
-        if try head(keys.info) != nil { throw .alreadyExists("\(keys.description): already stored") }
+        if try head(keys.info, in: context) != nil { throw .alreadyExists("\(keys.description): already stored") }
         do throws(PluginFailure) {
-            try put(keys.mod, mod)
-            try uploadZip(keys, zip, lock: lock)
-            try lock.refreshIfDue()
+            try put(keys.mod, mod, in: context)
+            try uploadZip(keys, zip, lock: lock, in: context)
+            try lock.refreshIfDue(in: context)
             let call = S3Call(method: .put, key: keys.info, headers: [("If-None-Match", "*"), ("Content-Type", "application/json")],
                               body: info, idempotent: false)
-            let response = try s3.send(call)
+            let response = try s3.send(call, in: context)
             switch response.status {
             case 200: return
             // Only a saver that took our lock over as stale can have committed first: its .info stays.
@@ -28,17 +30,25 @@ extension S3Storage {
         } catch {
             // We hold the lock and no .info exists: what we wrote is invisible; remove it so nothing lingers.
             if error.status != ATH_ALREADY_EXISTS {
-                try? delete(keys.mod)
-                try? delete(keys.zip)
+                let cleanup = cleanupBudget()
+                try? delete(keys.mod, in: cleanup)
+                try? delete(keys.zip, in: cleanup)
             }
             throw error
         }
     }
 
+    /// A context for removing what a failed or cancelled save left: the config's timeout, at most 10 s, from now.
+    func cleanupBudget() -> CallContext {
+        let budget = min(s3.timeout, .seconds(10))
+        let nanoseconds = UInt64(budget.components.seconds) * 1_000_000_000 + UInt64(budget.components.attoseconds / 1_000_000_000)
+        return CallContext(deadline: CallContext.now() + nanoseconds)
+    }
+
     /// An unconditional, idempotent PUT.
-    func put(_ key: String, _ bytes: [UInt8]) throws(PluginFailure) {
+    func put(_ key: String, _ bytes: [UInt8], in context: CallContext) throws(PluginFailure) {
         let call = S3Call(method: .put, key: key, body: bytes, idempotent: true)
-        let response = try s3.send(call)
+        let response = try s3.send(call, in: context)
         guard response.status == 200 else { throw S3Connection.failure(call, response) }
     }
 
@@ -64,7 +74,8 @@ extension S3Storage {
 
     /// The zip in one PUT when it fits in a part, else as a multipart upload that is aborted on any failure.
     /// At most one part is in memory.
-    private func uploadZip(_ keys: VersionKeys, _ zip: ByteReader, lock: SaveLock) throws(PluginFailure) {
+    /// A cancelled (or expired) context stops it before the next part, or during one, and the upload is aborted.
+    private func uploadZip(_ keys: VersionKeys, _ zip: ByteReader, lock: SaveLock, in context: CallContext) throws(PluginFailure) {
         let what = keys.description
         let lengthError = PluginFailure.invalid("\(what): zip stream length differs from its declared size \(zip.size)")
         if zip.size <= UInt64(partSize) {
@@ -73,12 +84,12 @@ extension S3Storage {
             let n = try fill(&buffer, from: zip)
             guard n == Int(zip.size) else { throw lengthError }
             buffer.removeLast()
-            try put(keys.zip, buffer)
+            try put(keys.zip, buffer, in: context)
             return
         }
         let create = S3Call(method: .post, key: keys.zip, query: [("uploads", "")], headers: [("Content-Type", "application/zip")],
                             idempotent: false)
-        let created = try s3.send(create)
+        let created = try s3.send(create, in: context)
         guard created.status == 200 else { throw S3Connection.failure(create, created) }
         let uploadID: String
         do {
@@ -91,21 +102,22 @@ extension S3Storage {
             var total: UInt64 = 0
             var buffer = [UInt8](repeating: 0, count: partSize)
             while true {
+                try context.check("S3Storage: \(what): multipart upload")
                 let n = try fill(&buffer, from: zip)
                 if n == 0 { break }
                 total += UInt64(n)
                 guard total <= zip.size else { throw lengthError }
                 let part = S3Call(method: .put, key: keys.zip, query: [("partNumber", String(etags.count + 1)), ("uploadId", uploadID)],
                                   body: n == buffer.count ? buffer : Array(buffer[0..<n]), idempotent: true)
-                let response = try s3.send(part)
+                let response = try s3.send(part, in: context)
                 guard response.status == 200, let etag = response.headers["ETag"] else { throw S3Connection.failure(part, response) }
                 etags.append(etag)
-                try lock.refreshIfDue()
+                try lock.refreshIfDue(in: context)
             }
             guard total == zip.size else { throw lengthError }
             let complete = S3Call(method: .post, key: keys.zip, query: [("uploadId", uploadID)], body: CompletedUpload.requestBody(etags: etags),
                                   idempotent: false)
-            let response = try s3.send(complete)
+            let response = try s3.send(complete, in: context)
             guard response.status == 200 else { throw S3Connection.failure(complete, response) }
             do {
                 if case .failed(let error) = try CompletedUpload(xml: response.body) {
@@ -118,7 +130,7 @@ extension S3Storage {
             }
         } catch {
             // No parts may be left behind (they are billed and invisible).
-            _ = try? s3.send(S3Call(method: .delete, key: keys.zip, query: [("uploadId", uploadID)], idempotent: true))
+            _ = try? s3.send(S3Call(method: .delete, key: keys.zip, query: [("uploadId", uploadID)], idempotent: true), in: cleanupBudget())
             throw error
         }
     }
@@ -127,34 +139,36 @@ extension S3Storage {
 
     /// Takes `<version>.lock`: waits while a live saver holds it, takes it over once stale (older than `lease` by the
     /// server's clock), and throws `.alreadyExists` as soon as the version is committed.
-    func acquireLock(_ keys: VersionKeys) throws(PluginFailure) -> SaveLock {
+    /// Gives up with TIMEOUT / CANCELLED when `context` ends first.
+    func acquireLock(_ keys: VersionKeys, in context: CallContext) throws(PluginFailure) -> SaveLock {
         let token = (0..<4).map { _ in String(UInt64.random(in: 0...UInt64.max), radix: 16) }.joined(separator: "-")
         let giveUp = Date().addingTimeInterval(max(60, 4 * lease))
         var pause = 0.05
         while true {
             let call = S3Call(method: .put, key: keys.lock, headers: [("If-None-Match", "*")], body: Array(token.utf8), idempotent: false)
-            let response = try s3.send(call)
+            let response = try s3.send(call, in: context)
             if response.status == 200 { return SaveLock(storage: self, key: keys.lock, token: token, refreshEvery: lease / 3) }
             guard response.status == 412 || response.status == 409 else { throw S3Connection.failure(call, response) }
-            if try head(keys.info) != nil { throw .alreadyExists("\(keys.description): already stored") }
-            if let held = try head(keys.lock), isStale(held) {
+            if try head(keys.info, in: context) != nil { throw .alreadyExists("\(keys.description): already stored") }
+            if let held = try head(keys.lock, in: context), isStale(held) {
                 // The dead saver's unfinished upload would stay (and be billed) forever: abort it with its lock.
-                try abortUploads(keys.zip)
-                try delete(keys.lock)
+                try abortUploads(keys.zip, in: context)
+                try delete(keys.lock, in: context)
                 continue
             }
             guard Date() < giveUp else {
                 throw .unavailable("S3Storage: \(keys.description): another save has held its lock for over \(Int(max(60, 4 * lease))) s")
             }
-            Thread.sleep(forTimeInterval: pause)
+            try context.check("S3Storage: \(keys.description): waiting for another save's lock")
+            Thread.sleep(forTimeInterval: min(pause, context.remainingNanoseconds.map { Double($0) / 1e9 } ?? pause))
             pause = min(pause * 2, 1)
         }
     }
 
     /// Aborts every multipart upload in progress for exactly `key`.
-    private func abortUploads(_ key: String) throws(PluginFailure) {
+    private func abortUploads(_ key: String, in context: CallContext) throws(PluginFailure) {
         let call = S3Call(method: .get, key: nil, query: [("uploads", ""), ("prefix", key)], idempotent: true)
-        let response = try s3.send(call)
+        let response = try s3.send(call, in: context)
         guard response.status == 200 else { throw S3Connection.failure(call, response) }
         let uploads: [XMLNode]
         do {
@@ -164,7 +178,7 @@ extension S3Storage {
         }
         for upload in uploads where upload.value("Key") == key {
             guard let id = upload.value("UploadId") else { continue }
-            _ = try s3.send(S3Call(method: .delete, key: key, query: [("uploadId", id)], idempotent: true))
+            _ = try s3.send(S3Call(method: .delete, key: key, query: [("uploadId", id)], idempotent: true), in: context)
         }
     }
 
@@ -194,14 +208,14 @@ final class SaveLock {
     }
 
     /// Rewrites the lock (a new Last-Modified) once a third of the lease has passed since the last write.
-    func refreshIfDue() throws(PluginFailure) {
+    func refreshIfDue(in context: CallContext) throws(PluginFailure) {
         guard Date().timeIntervalSince(refreshed) >= refreshEvery else { return }
-        try storage.put(key, Array(token.utf8))
+        try storage.put(key, Array(token.utf8), in: context)
         refreshed = Date()
     }
 
     /// Deletes the lock (best effort: a lock left behind goes stale and is taken over).
-    func release() { try? storage.delete(key) }
+    func release() { try? storage.delete(key, in: storage.cleanupBudget()) }
 }
 
 /// IMF-fixdate ("Tue, 01 Dec 2026 09:19:56 GMT"), the form S3 servers send, as seconds since 1970.

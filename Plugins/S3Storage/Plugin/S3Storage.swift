@@ -114,7 +114,7 @@ final class S3Storage: RedirectingStorage, @unchecked Sendable {
         let place = "bucket \(s3.endpoint.bucket) at \(s3.endpoint.scheme)://\(s3.endpoint.authority)"
         let response: HTTPResponse
         do {
-            response = try s3.send(call)
+            response = try s3.send(call, in: .none)
         } catch {
             throw PluginFailure(error.status, "\(error.message) (cannot reach \(place))")
         }
@@ -138,9 +138,9 @@ final class S3Storage: RedirectingStorage, @unchecked Sendable {
     // MARK: - Reading
 
     /// The object's bytes, or nil if it does not exist.
-    func get(_ key: String, maxBody: Int64 = S3Storage.maxSmallFile) throws(PluginFailure) -> [UInt8]? {
+    func get(_ key: String, maxBody: Int64 = S3Storage.maxSmallFile, in context: CallContext) throws(PluginFailure) -> [UInt8]? {
         let call = S3Call(method: .get, key: key, idempotent: true, maxBody: maxBody)
-        let response = try s3.send(call)
+        let response = try s3.send(call, in: context)
         switch response.status {
         case 200: return response.body
         case 404: return nil
@@ -149,9 +149,9 @@ final class S3Storage: RedirectingStorage, @unchecked Sendable {
     }
 
     /// The object's head (status 200 or 404), throwing for anything else.
-    func head(_ key: String) throws(PluginFailure) -> HTTPResponse? {
+    func head(_ key: String, in context: CallContext) throws(PluginFailure) -> HTTPResponse? {
         let call = S3Call(method: .head, key: key, idempotent: true)
-        let response = try s3.send(call)
+        let response = try s3.send(call, in: context)
         switch response.status {
         case 200: return response
         case 404: return nil
@@ -159,22 +159,36 @@ final class S3Storage: RedirectingStorage, @unchecked Sendable {
         }
     }
 
-    func exists(module: String, version: String) throws(PluginFailure) -> Bool {
-        try head(try keys(module, version).info) != nil
+    // The plain entries are what a 1.0 host calls: no deadline but the config's, never cancelled.
+    func exists(module: String, version: String) throws(PluginFailure) -> Bool { try exists(module: module, version: version, call: .none) }
+    func open(module: String, version: String, artifact: Artifact) throws(PluginFailure) -> BlobSource {
+        try open(module: module, version: version, artifact: artifact, call: .none)
+    }
+    func list(module: String) throws(PluginFailure) -> [String] { try list(module: module, call: .none) }
+    func remove(module: String, version: String) throws(PluginFailure) { try remove(module: module, version: version, call: .none) }
+    func save(module: String, version: String, info: [UInt8], mod: [UInt8], zip: ByteReader) throws(PluginFailure) {
+        try save(module: module, version: version, info: info, mod: mod, zip: zip, call: .none)
+    }
+    func catalog(token: String, pageSize: Int) throws(PluginFailure) -> (entries: [(module: String, version: String)], next: String) {
+        try catalog(token: token, pageSize: pageSize, call: .none)
     }
 
-    func open(module: String, version: String, artifact: Artifact) throws(PluginFailure) -> BlobSource {
+    func exists(module: String, version: String, call: CallContext) throws(PluginFailure) -> Bool {
+        try head(try keys(module, version).info, in: call) != nil
+    }
+
+    func open(module: String, version: String, artifact: Artifact, call: CallContext) throws(PluginFailure) -> BlobSource {
         let keys = try keys(module, version)
         switch artifact {
         case .info:
-            guard let bytes = try get(keys.info) else { throw .notFound("\(keys.description): not stored") }
+            guard let bytes = try get(keys.info, in: call) else { throw .notFound("\(keys.description): not stored") }
             return .memory(SharedBytes(copying: bytes), count: bytes.count)
         case .mod:
-            guard try head(keys.info) != nil, let bytes = try get(keys.mod) else { throw .notFound("\(keys.description): not stored") }
+            guard try head(keys.info, in: call) != nil, let bytes = try get(keys.mod, in: call) else { throw .notFound("\(keys.description): not stored") }
             return .memory(SharedBytes(copying: bytes), count: bytes.count)
         case .zip:
-            guard try head(keys.info) != nil else { throw .notFound("\(keys.description): not stored") }
-            let stream = try S3ZipStream(storage: self, key: keys.zip, what: keys.description)
+            guard try head(keys.info, in: call) != nil else { throw .notFound("\(keys.description): not stored") }
+            let stream = try S3ZipStream(storage: self, key: keys.zip, what: keys.description, opening: call)
             return .stream(stream, size: stream.size)
         }
     }
@@ -184,14 +198,14 @@ final class S3Storage: RedirectingStorage, @unchecked Sendable {
     /// One HEAD, cheaper than `open`'s HEAD + GET; the signature itself is computed here, with no round trip.
     func url(module: String, version: String, artifact: Artifact, call: CallContext) throws(PluginFailure) -> RedirectURL? {
         let keys = try keys(module, version)
-        guard try head(keys.info) != nil else { throw .notFound("\(keys.description): not stored") }
+        guard try head(keys.info, in: call) != nil else { throw .notFound("\(keys.description): not stored") }
         let key = artifact == .info ? keys.info : artifact == .mod ? keys.mod : keys.zip
         let url = s3.endpoint.presignedGetURL(key: key, signer: s3.signer, expires: urlSeconds, date: .now())
         // The URL is valid from its signing time, which may be up to a second behind the server's.
         return RedirectURL(url, validSeconds: UInt32(max(1, urlSeconds - 1)))
     }
 
-    func list(module: String) throws(PluginFailure) -> [String] {
+    func list(module: String, call: CallContext) throws(PluginFailure) -> [String] {
         let directory: String
         do {
             directory = try layout.directory(module: module)
@@ -201,7 +215,7 @@ final class S3Storage: RedirectingStorage, @unchecked Sendable {
         var versions: [String] = []
         var token: String?
         repeat {
-            let page = try listPage(prefix: directory, delimiter: "/", continuation: token, startAfter: nil, maxKeys: 1000)
+            let page = try listPage(prefix: directory, delimiter: "/", continuation: token, startAfter: nil, maxKeys: 1000, in: call)
             versions += page.keys.compactMap { layout.version(ofInfoKey: $0, in: directory) }
             token = page.isTruncated ? page.nextContinuationToken : nil
         } while token != nil
@@ -209,13 +223,14 @@ final class S3Storage: RedirectingStorage, @unchecked Sendable {
     }
 
     /// One ListObjectsV2 page.
-    func listPage(prefix: String, delimiter: String?, continuation: String?, startAfter: String?, maxKeys: Int) throws(PluginFailure) -> ListObjectsPage {
+    func listPage(prefix: String, delimiter: String?, continuation: String?, startAfter: String?, maxKeys: Int,
+                  in context: CallContext) throws(PluginFailure) -> ListObjectsPage {
         var query: [(name: String, value: String)] = [("list-type", "2"), ("prefix", prefix), ("max-keys", String(maxKeys))]
         if let delimiter { query.append(("delimiter", delimiter)) }
         if let continuation { query.append(("continuation-token", continuation)) }
         if let startAfter { query.append(("start-after", startAfter)) }
         let call = S3Call(method: .get, key: nil, query: query, idempotent: true, maxBody: 8 << 20)
-        let response = try s3.send(call)
+        let response = try s3.send(call, in: context)
         guard response.status == 200 else { throw S3Connection.failure(call, response) }
         do {
             return try ListObjectsPage(xml: response.body)
@@ -226,16 +241,16 @@ final class S3Storage: RedirectingStorage, @unchecked Sendable {
 
     // MARK: - Removing
 
-    func remove(module: String, version: String) throws(PluginFailure) {
+    func remove(module: String, version: String, call: CallContext) throws(PluginFailure) {
         let keys = try keys(module, version)
-        guard try head(keys.info) != nil else { throw .notFound("\(keys.description): not stored") }
+        guard try head(keys.info, in: call) != nil else { throw .notFound("\(keys.description): not stored") }
         // The commit marker first: the version disappears at once, whatever happens to the rest.
-        for key in [keys.info, keys.mod, keys.zip] { try delete(key) }
+        for key in [keys.info, keys.mod, keys.zip] { try delete(key, in: call) }
     }
 
-    func delete(_ key: String) throws(PluginFailure) {
+    func delete(_ key: String, in context: CallContext) throws(PluginFailure) {
         let call = S3Call(method: .delete, key: key, idempotent: true)
-        let response = try s3.send(call)
+        let response = try s3.send(call, in: context)
         guard response.status == 204 || response.status == 200 || response.status == 404 else { throw S3Connection.failure(call, response) }
     }
 }

@@ -19,13 +19,15 @@ final class S3ZipStream: BlobStream, @unchecked Sendable {
     private var chunkStart: UInt64 = 0
     private var used = 0
 
-    init(storage: S3Storage, key: String, what: String) throws(PluginFailure) {
+    /// `opening` bounds the first ranged GET; later chunks have only the config's timeout (the host pulls them
+    /// after `open` returned, when its context is gone).
+    init(storage: S3Storage, key: String, what: String, opening: CallContext) throws(PluginFailure) {
         self.storage = storage
         self.key = key
         self.what = what
         let call = S3Call(method: .get, key: key, headers: [("Range", "bytes=0-\(Self.chunkSize - 1)")], idempotent: true,
                           maxBody: Int64(Self.chunkSize))
-        let response = try storage.s3.send(call)
+        let response = try storage.s3.send(call, in: opening)
         switch response.status {
         case 206:
             guard let total = Self.total(response.headers["Content-Range"]), UInt64(response.body.count) == min(total, Self.chunkSize) else {
@@ -36,7 +38,7 @@ final class S3ZipStream: BlobStream, @unchecked Sendable {
             size = UInt64(response.body.count)
         case 416:
             // A range of an empty object cannot be satisfied: the object is empty (or gone, which a HEAD tells).
-            guard let head = try storage.head(key) else { throw .notFound("\(what): .zip missing") }
+            guard let head = try storage.head(key, in: opening) else { throw .notFound("\(what): .zip missing") }
             guard head.headers["Content-Length"] == "0" else { throw .unavailable("S3Storage: \(call.what): 416 for a non-empty object") }
             size = 0
         case 404:
@@ -63,7 +65,7 @@ final class S3ZipStream: BlobStream, @unchecked Sendable {
             // The object must not change under a reader: a replaced object answers 412 and the read fails.
             if let etag { headers.append(("If-Match", etag)) }
             let call = S3Call(method: .get, key: key, headers: headers, idempotent: true, maxBody: Int64(Self.chunkSize))
-            guard let response = try? storage.s3.send(call), response.status == 206,
+            guard let response = try? storage.s3.send(call, in: .none), response.status == 206,
                   UInt64(response.body.count) == last - next + 1 else { return nil }
             chunk = response.body
             chunkStart = next

@@ -65,10 +65,35 @@ enum RGW {
         return try XMLReader.parse(response.body).children("Upload").compactMap { $0.value("Key") }
     }
 
+    /// Deletes every object and unfinished upload of `bucket`, then the bucket: the gateway keeps its data in a
+    /// 4 GiB memstore shared by every test run, so a test that stores hundreds of MiB gives them back.
+    static func removeBucket(_ bucket: String) throws {
+        for key in try keys(bucket) { try send(.delete, bucket: bucket, key: key) }
+        let response = try send(.get, bucket: bucket, query: [("uploads", "")])
+        for upload in try XMLReader.parse(response.body).children("Upload") {
+            guard let key = upload.value("Key"), let id = upload.value("UploadId") else { continue }
+            try send(.delete, bucket: bucket, key: key, query: [("uploadId", id)])
+        }
+        try send(.delete, bucket: bucket)
+    }
+
     /// S3Storage's config for `bucket`, plus `extra`.
     static func config(bucket: String, endpoint: String = RGW.endpoint, _ extra: [String: Any] = [:]) -> [String: Any] {
         ["endpoint": endpoint, "bucket": bucket, "region": region, "accessKeyId": accessKey, "secretAccessKey": secretKey]
             .merging(extra) { $1 }
+    }
+
+    /// A forwarding proxy to RGW that injects the faults of `rules` (Tests/Fixtures/s3_fault_proxy.py), logging each
+    /// request into a file under `work`. The caller stops the process.
+    static func faultProxy(_ rules: String, work: String) throws -> (process: ChildProcess, endpoint: String, log: String) {
+        let log = work + "/proxy-\(UUID().uuidString).log"
+        let process = try ChildProcess("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/s3_fault_proxy.py",
+                                                        "--target", endpoint, "--rules", rules, "--log", log])
+        guard let line = process.firstLine(), let port = line.split(separator: " ").last else {
+            process.stop()
+            throw TestFailure("proxy: \(process.stderr)")
+        }
+        return (process, "http://127.0.0.1:\(port)", log)
     }
 
     static func json(_ object: [String: Any]) -> String {
