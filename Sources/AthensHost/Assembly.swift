@@ -91,7 +91,8 @@ final class Assembly: @unchecked Sendable {
         let sumdb = manifest.sumDBs.isEmpty ? nil : SumDBProxy(databases: manifest.sumDBs, policy: policy)
         router = Router(download: download, sumdb: sumdb, version: version,
                         auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) },
-                        readinessLock: locking.map { ($0.settings.lock, $0.settings.namespace + "readyz") },
+                        readinessLock: locking.map { Readiness.LockProbe(lock: $0.settings.lock, key: $0.settings.namespace + "readyz",
+                                                                         required: manifest.stashLock?.requiredForReadiness ?? false) },
                         admin: manifest.adminToken.map { AdminAPI(token: AdminToken($0), download: download, spoolDirectory: manifest.spoolDirectory,
                                                                verifier: manifest.adminChecksumDB.flatMap { AdminVerify.verifier(url: $0.url, key: $0.key) }) })
     }
