@@ -15,8 +15,9 @@
 # Upstream: DEPLOY_UPSTREAM_URL to use an existing GOPROXY; else the logging upstream serves DEPLOY_UPSTREAM_ROOT
 # (default: the fixture tree of Tests/Fixtures/make_fixture_proxy.py), its request log in DIR/upstream.log, and the
 # instances fetch from it + DEPLOY_UPSTREAM_PATH (e.g. /_fault/hold:.zip for the fixture's hold mode).
-# Other knobs: DEPLOY_INSTANCES (3), DEPLOY_LEASE_SECONDS (10), ATHENS_BIN (.build/debug/athens), ATHENS_PLUGINS
-# (the athens binary's folder).
+# Other knobs: DEPLOY_INSTANCES (3), DEPLOY_LEASE_SECONDS (10), DEPLOY_S3_TIMEOUT_SECONDS (S3Storage's timeoutSeconds;
+# its save lock is taken over after max(10, twice that)), ATHENS_BIN (.build/debug/athens), ATHENS_PLUGINS (the athens
+# binary's folder).
 #
 # Env lines: DEPLOY_URL (nginx), DEPLOY_INSTANCE_PORTS, DEPLOY_REDIS_PORT, DEPLOY_UPSTREAM, DEPLOY_UPSTREAM_LOG,
 # DEPLOY_BUCKET, DEPLOY_DIR. Logs: DIR/athens-N.log (with the access log), DIR/nginx/access.log (one line per
@@ -116,7 +117,7 @@ start_instance() {
 }
 
 write_manifest() {
-    local n=$1 port=$2
+    local n=$1 port=$2 s3_timeout=${DEPLOY_S3_TIMEOUT_SECONDS:-}
     mkdir -p "$dir/spool-$n"
     python3 - "$dir/athens-$n.json" <<EOF
 import json, sys
@@ -125,7 +126,8 @@ manifest = {
     "server": {"maxConnections": 4000, "maxConnectionsPerClient": 4000},
     "storage": {"plugin": "S3Storage", "config": {
         "endpoint": "$ATHENS_S3_TEST_ENDPOINT", "bucket": "$bucket", "region": "${ATHENS_S3_TEST_REGION:-us-east-1}",
-        "accessKeyId": "$ATHENS_S3_TEST_ACCESS_KEY", "secretAccessKey": "$ATHENS_S3_TEST_SECRET_KEY"}},
+        "accessKeyId": "$ATHENS_S3_TEST_ACCESS_KEY", "secretAccessKey": "$ATHENS_S3_TEST_SECRET_KEY",
+        **({"timeoutSeconds": float("$s3_timeout")} if "$s3_timeout" else {})}},
     "fetchers": [{"name": "upstream", "plugin": "ProxyFetcher",
                   "config": {"url": "$fetch_url", "timeoutSeconds": 60, "zipTimeoutSeconds": 120}}],
     "stash": {"timeoutSeconds": 120, "wrappers": [
@@ -172,8 +174,11 @@ $servers        keepalive 32;
             proxy_set_header Connection "";
             proxy_set_header Host \$host;
             proxy_set_header Athens-Request-ID \$request_id;
-            # GETs are idempotent: a refused connection or a 502/503 (an instance stopping) is retried on the next.
-            proxy_next_upstream error timeout http_502 http_503;
+            # GETs are idempotent: a refused or reset connection (an instance stopping) is retried on the next.
+            # Not a 502/503: athens answers those for what every instance shares (the origin, the bucket, the
+            # lock), so a retry repeats the fetch and marks healthy instances failed (max_fails): one bad module
+            # took two of three out for fail_timeout, and "no live upstreams" 502s followed for everyone.
+            proxy_next_upstream error timeout;
             proxy_next_upstream_tries 3;
             proxy_connect_timeout 2s;
             # A cold .zip waits for the fetch (athens's stash.timeoutSeconds bounds it).
