@@ -15,9 +15,9 @@
 # Upstream: DEPLOY_UPSTREAM_URL to use an existing GOPROXY; else the logging upstream serves DEPLOY_UPSTREAM_ROOT
 # (default: the fixture tree of Tests/Fixtures/make_fixture_proxy.py), its request log in DIR/upstream.log, and the
 # instances fetch from it + DEPLOY_UPSTREAM_PATH (e.g. /_fault/hold:.zip for the fixture's hold mode).
-# Other knobs: DEPLOY_INSTANCES (3), DEPLOY_LEASE_SECONDS (10), DEPLOY_S3_TIMEOUT_SECONDS (S3Storage's timeoutSeconds;
-# its save lock is taken over after max(10, twice that)), ATHENS_BIN (.build/debug/athens), ATHENS_PLUGINS (the athens
-# binary's folder).
+# Other knobs: DEPLOY_INSTANCES (3), DEPLOY_LEASE_SECONDS (10), DEPLOY_LOCK (1; 0: local single-flight, no RedisLock),
+# DEPLOY_S3_TIMEOUT_SECONDS (S3Storage's timeoutSeconds; its save lock is taken over after max(10, twice that)),
+# ATHENS_BIN (.build/debug/athens), ATHENS_PLUGINS (the athens binary's folder).
 #
 # Env lines: DEPLOY_URL (nginx), DEPLOY_INSTANCE_PORTS, DEPLOY_REDIS_PORT, DEPLOY_UPSTREAM, DEPLOY_UPSTREAM_LOG,
 # DEPLOY_BUCKET, DEPLOY_DIR. Logs: DIR/athens-N.log (with the access log), DIR/nginx/access.log (one line per
@@ -135,6 +135,8 @@ manifest = {
                                           "leaseSeconds": ${DEPLOY_LEASE_SECONDS:-10}, "waitSeconds": 120}},
         {"type": "pool", "workers": 8}]},
 }
+if "${DEPLOY_LOCK:-1}" == "0":
+    del manifest["stash"]["wrappers"][0]["lock"]  # local single-flight only (the bench's "without the lock")
 json.dump(manifest, open(sys.argv[1], "w"), indent=1)
 EOF
 }

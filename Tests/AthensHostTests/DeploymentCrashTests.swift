@@ -44,6 +44,8 @@ final class DeploymentCrashTests {
         #expect(!seen.committed.contains(Self.version), "the save committed before the kill: \(seen.keys)")
         let after = try d.bucketContents()
         #expect(!after.committed.contains(Self.version), "\(after.keys)")
+        // The dead saver's lock is left behind: the survivor's save must take it over (once stale by RGW's clock).
+        #expect(after.locks.contains(Self.version), "\(after.keys)")
         // Invisible meanwhile: asked of a survivor, the version is fetched (not served half) — and served whole.
         let clients = LockedStashEndToEndTests.Clients(4, path: path) { _ in d.balancer }
         let answers = try #require(clients.wait())
