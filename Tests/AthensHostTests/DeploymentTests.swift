@@ -73,6 +73,12 @@ final class DeploymentTests {
         }
     }
 
+    /// Requests nginx's access log says the instance on `port` answered 200 at the first try.
+    func answeredBy(_ port: UInt16) -> Int {
+        let log = (try? String(contentsOfFile: work + "/run/nginx/access.log", encoding: .utf8)) ?? ""
+        return log.split(separator: "\n").filter { $0.hasPrefix("200 ") && $0.contains(" upstream=127.0.0.1:\(port) status=200 ") }.count
+    }
+
     func stashRunning(_ port: UInt16) -> Double {
         (try? AthensServer.metrics(port: port)).flatMap { metric($0, "athens_pool_running", labels: #"pool="stash""#) } ?? 0
     }
@@ -242,9 +248,13 @@ final class DeploymentTests {
         #expect(waitUntil(timeout: 30) { load.counts.ok >= 20 })
         for n in 1...3 {
             let before = load.counts.ok
+            let served = answeredBy(instances[n - 1])
             let result = try Self.deploy(["restart", work + "/run", String(n)])
             #expect(result.status == 0, "\(result.stderr)")
             #expect(waitUntil(timeout: 30) { load.counts.ok >= before + 20 })
+            // One at a time: the next goes down once nginx sends to this one again (it retries a server it saw fail
+            // only after fail_timeout), so never are two out of the balancer at once.
+            #expect(waitUntil(timeout: 30) { answeredBy(instances[n - 1]) > served }, "instance \(n) never back in the balancer")
         }
         let counts = load.stop()
         let errors = (try? String(contentsOfFile: work + "/run/nginx/error.log", encoding: .utf8)) ?? ""
