@@ -79,6 +79,27 @@ struct ReadyzLockTests {
         }
     }
 
+    @Test("the built athens with RedisLock on a port nobody listens on: /readyz 200 degraded by default, 503 with requiredForReadiness",
+          arguments: [false, true])
+    func redisDownEndToEnd(required: Bool) throws {
+        let work = TestSupport.makeTemporaryDirectory("readyz-lock")
+        defer { TestSupport.removeDirectory(work) }
+        // A port that was free a moment ago: connecting is refused, as when Redis is down.
+        let closed = try TestSupport.freePort()
+        let server = try AthensServer(manifest: """
+        {"spoolDirectory": "\(work)", "accessLog": false,
+         "storage": {"plugin": "FileStorage", "config": {"root": "\(work)/storage"}},
+         "stash": {"wrappers": [{"type": "singleflight", "lock": {"plugin": "RedisLock", "requiredForReadiness": \(required),
+                                 "config": {"url": "redis://127.0.0.1:\(closed)/0", "connectTimeoutMilliseconds": 500}}}]}}
+        """, directory: work)
+        defer { server.stop() }
+        let ready = try server.get("/readyz")
+        let body = String(decoding: ready.body, as: UTF8.self)
+        #expect(ready.status == (required ? 503 : 200), "\(body)")
+        #expect(body.contains(required ? "not ready: lock RedisLock" : "ready (degraded): lock RedisLock: unavailable (local single-flight)"), "\(body)")
+        #expect(try server.get("/healthz").status == 200)
+    }
+
     @Test("without a lock configured, /readyz asks storage only (the lock is not required)")
     func noLock() {
         #expect(DownloadHarness().get("/readyz")?.response.status == 200)
