@@ -6,7 +6,8 @@
 #
 #   scripts/deploy.sh start DIR          # starts everything under DIR (made if missing), prints the env lines
 #   scripts/deploy.sh env DIR            # prints them again
-#   scripts/deploy.sh stop DIR           # kills exactly the pids recorded in DIR/pids, nothing else
+#   scripts/deploy.sh stop DIR           # kills exactly the pids recorded in DIR/pids, nothing else; removes the
+#                                        # bucket `start` made (DEPLOY_KEEP_BUCKET=1 keeps it)
 #   scripts/deploy.sh stop-redis DIR     # SIGKILL redis (an outage); start-redis DIR brings it back on its port
 #   scripts/deploy.sh restart DIR N      # SIGTERM instance N (1-3), waits for its exit, starts it again on its port
 #
@@ -27,7 +28,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 command=${1:-}
 dir=${2:-}
-[[ -n $command && -n $dir ]] || { sed -n '2,25p' "$0" >&2; exit 2; }
+[[ -n $command && -n $dir ]] || { sed -n '2,26p' "$0" >&2; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 pids=$dir/pids
@@ -62,19 +63,40 @@ athens_binary() {
     echo "$root/.build/debug/athens"
 }
 
-# Creates bucket $1 with a SigV4-signed PUT (botocore signs; the tests need it anyway).
-make_bucket() {
-    python3 - "$1" <<'EOF'
-import os, sys, urllib.request
+# s3 make|remove BUCKET: creates the bucket with a SigV4-signed PUT (botocore signs; the tests need it anyway), or
+# deletes what is in it (objects, unfinished multipart uploads) and then the bucket.
+s3() {
+    python3 - "$1" "$2" <<'EOF'
+import os, sys, urllib.parse, urllib.request
+import xml.etree.ElementTree as ET
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 e = os.environ
-request = AWSRequest(method="PUT", url=e["ATHENS_S3_TEST_ENDPOINT"].rstrip("/") + "/" + sys.argv[1], data=b"")
-credentials = Credentials(e["ATHENS_S3_TEST_ACCESS_KEY"], e["ATHENS_S3_TEST_SECRET_KEY"])
-S3SigV4Auth(credentials, "s3", e.get("ATHENS_S3_TEST_REGION", "us-east-1")).add_auth(request)
-prepared = request.prepare()
-urllib.request.urlopen(urllib.request.Request(prepared.url, data=b"", method="PUT", headers=dict(prepared.headers)), timeout=20)
+ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+def send(method, path, query=""):
+    request = AWSRequest(method=method, url=e["ATHENS_S3_TEST_ENDPOINT"].rstrip("/") + path + query, data=b"")
+    credentials = Credentials(e["ATHENS_S3_TEST_ACCESS_KEY"], e["ATHENS_S3_TEST_SECRET_KEY"])
+    S3SigV4Auth(credentials, "s3", e.get("ATHENS_S3_TEST_REGION", "us-east-1")).add_auth(request)
+    prepared = request.prepare()
+    with urllib.request.urlopen(urllib.request.Request(prepared.url, data=b"" if method == "PUT" else None, method=method,
+                                                       headers=dict(prepared.headers)), timeout=20) as answer:
+        return answer.read()
+command, bucket = sys.argv[1], "/" + sys.argv[2]
+if command == "make":
+    send("PUT", bucket)
+    sys.exit(0)
+while True:
+    listed = ET.fromstring(send("GET", bucket, "?list-type=2"))
+    keys = [c.find(ns + "Key").text for c in listed.iter(ns + "Contents")]
+    for key in keys:
+        send("DELETE", bucket + "/" + urllib.parse.quote(key, safe="/"))
+    if not keys:
+        break
+for upload in ET.fromstring(send("GET", bucket, "?uploads")).iter(ns + "Upload"):
+    key, upload_id = upload.find(ns + "Key").text, upload.find(ns + "UploadId").text
+    send("DELETE", bucket + "/" + urllib.parse.quote(key, safe="/"), "?uploadId=" + urllib.parse.quote(upload_id))
+send("DELETE", bucket)
 EOF
 }
 
@@ -218,8 +240,10 @@ start() {
 
     bucket=${DEPLOY_BUCKET:-athens-deploy-$(date +%s)-$RANDOM}
     if [[ -z ${DEPLOY_BUCKET:-} ]]; then
-        make_bucket "$bucket" ||
+        s3 make "$bucket" ||
             die "could not create bucket $bucket at $ATHENS_S3_TEST_ENDPOINT"
+        # Ours to remove at `stop` (a shared gateway fills up with the buckets of past runs otherwise).
+        echo "$bucket" >"$dir/bucket-made"
     fi
 
     local upstream
@@ -275,6 +299,13 @@ stop() {
     done <"$pids"
     for pid in "${waiting[@]}"; do kill_pid TERM "$pid"; done
     rm -f "$pids"
+    if [[ -s $dir/bucket-made && -z ${DEPLOY_KEEP_BUCKET:-} ]]; then
+        if [[ -n ${ATHENS_S3_TEST_ENDPOINT:-} ]] && s3 remove "$(cat "$dir/bucket-made")" 2>"$dir/bucket-remove.err"; then
+            rm -f "$dir/bucket-made"
+        else
+            say "bucket $(cat "$dir/bucket-made") left in place (no S3 settings, or the gateway refused: $dir/bucket-remove.err)"
+        fi
+    fi
 }
 
 case $command in
