@@ -35,7 +35,7 @@ package struct Readiness: Sendable {
         }
         guard let lock else { return Self.ready }
         do {
-            try Self.probe(lock.lock, key: lock.key)
+            try Self.acquireAndRelease(lock.lock, key: lock.key)
         } catch {
             if lock.required { return .text(503, "not ready: lock \(lock.lock.name): \(error)") }
             // One line (Response.text): the lock's error text may hold anything.
@@ -47,7 +47,7 @@ package struct Readiness: Sendable {
     private static let ready = Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: .bytes(Array("ready\n".utf8)))
 
     /// The lock answers: one acquire with no wait, then release. BUSY (another /readyz holds the key) is an answer too.
-    static func probe(_ lock: any Lock, key: String) throws(PluginError) {
+    static func acquireAndRelease(_ lock: any Lock, key: String) throws(PluginError) {
         if case let .held(handle) = try lock.acquire(key: key, leaseMilliseconds: 5000, waitMilliseconds: 0) {
             try lock.release(handle)
         }
