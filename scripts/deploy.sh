@@ -6,7 +6,8 @@
 #
 #   scripts/deploy.sh start DIR          # starts everything under DIR (made if missing), prints the env lines
 #   scripts/deploy.sh env DIR            # prints them again
-#   scripts/deploy.sh stop DIR           # kills exactly the pids recorded in DIR/pids, nothing else
+#   scripts/deploy.sh stop DIR           # kills exactly the pids recorded in DIR/pids, nothing else; removes the
+#                                        # bucket `start` made (DEPLOY_KEEP_BUCKET=1 keeps it)
 #   scripts/deploy.sh stop-redis DIR     # SIGKILL redis (an outage); start-redis DIR brings it back on its port
 #   scripts/deploy.sh restart DIR N      # SIGTERM instance N (1-3), waits for its exit, starts it again on its port
 #
@@ -15,8 +16,9 @@
 # Upstream: DEPLOY_UPSTREAM_URL to use an existing GOPROXY; else the logging upstream serves DEPLOY_UPSTREAM_ROOT
 # (default: the fixture tree of Tests/Fixtures/make_fixture_proxy.py), its request log in DIR/upstream.log, and the
 # instances fetch from it + DEPLOY_UPSTREAM_PATH (e.g. /_fault/hold:.zip for the fixture's hold mode).
-# Other knobs: DEPLOY_INSTANCES (3), DEPLOY_LEASE_SECONDS (10), ATHENS_BIN (.build/debug/athens), ATHENS_PLUGINS
-# (the athens binary's folder).
+# Other knobs: DEPLOY_INSTANCES (3), DEPLOY_LEASE_SECONDS (10), DEPLOY_LOCK (1; 0: local single-flight, no RedisLock),
+# DEPLOY_S3_TIMEOUT_SECONDS (S3Storage's timeoutSeconds; its save lock is taken over after max(10, twice that)),
+# ATHENS_BIN (.build/debug/athens), ATHENS_PLUGINS (the athens binary's folder).
 #
 # Env lines: DEPLOY_URL (nginx), DEPLOY_INSTANCE_PORTS, DEPLOY_REDIS_PORT, DEPLOY_UPSTREAM, DEPLOY_UPSTREAM_LOG,
 # DEPLOY_BUCKET, DEPLOY_DIR. Logs: DIR/athens-N.log (with the access log), DIR/nginx/access.log (one line per
@@ -26,7 +28,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 command=${1:-}
 dir=${2:-}
-[[ -n $command && -n $dir ]] || { sed -n '2,25p' "$0" >&2; exit 2; }
+[[ -n $command && -n $dir ]] || { sed -n '2,26p' "$0" >&2; exit 2; }
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 pids=$dir/pids
@@ -61,19 +63,40 @@ athens_binary() {
     echo "$root/.build/debug/athens"
 }
 
-# Creates bucket $1 with a SigV4-signed PUT (botocore signs; the tests need it anyway).
-make_bucket() {
-    python3 - "$1" <<'EOF'
-import os, sys, urllib.request
+# s3 make|remove BUCKET: creates the bucket with a SigV4-signed PUT (botocore signs; the tests need it anyway), or
+# deletes what is in it (objects, unfinished multipart uploads) and then the bucket.
+s3() {
+    python3 - "$1" "$2" <<'EOF'
+import os, sys, urllib.parse, urllib.request
+import xml.etree.ElementTree as ET
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 e = os.environ
-request = AWSRequest(method="PUT", url=e["ATHENS_S3_TEST_ENDPOINT"].rstrip("/") + "/" + sys.argv[1], data=b"")
-credentials = Credentials(e["ATHENS_S3_TEST_ACCESS_KEY"], e["ATHENS_S3_TEST_SECRET_KEY"])
-S3SigV4Auth(credentials, "s3", e.get("ATHENS_S3_TEST_REGION", "us-east-1")).add_auth(request)
-prepared = request.prepare()
-urllib.request.urlopen(urllib.request.Request(prepared.url, data=b"", method="PUT", headers=dict(prepared.headers)), timeout=20)
+ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+def send(method, path, query=""):
+    request = AWSRequest(method=method, url=e["ATHENS_S3_TEST_ENDPOINT"].rstrip("/") + path + query, data=b"")
+    credentials = Credentials(e["ATHENS_S3_TEST_ACCESS_KEY"], e["ATHENS_S3_TEST_SECRET_KEY"])
+    S3SigV4Auth(credentials, "s3", e.get("ATHENS_S3_TEST_REGION", "us-east-1")).add_auth(request)
+    prepared = request.prepare()
+    with urllib.request.urlopen(urllib.request.Request(prepared.url, data=b"" if method == "PUT" else None, method=method,
+                                                       headers=dict(prepared.headers)), timeout=20) as answer:
+        return answer.read()
+command, bucket = sys.argv[1], "/" + sys.argv[2]
+if command == "make":
+    send("PUT", bucket)
+    sys.exit(0)
+while True:
+    listed = ET.fromstring(send("GET", bucket, "?list-type=2"))
+    keys = [c.find(ns + "Key").text for c in listed.iter(ns + "Contents")]
+    for key in keys:
+        send("DELETE", bucket + "/" + urllib.parse.quote(key, safe="/"))
+    if not keys:
+        break
+for upload in ET.fromstring(send("GET", bucket, "?uploads")).iter(ns + "Upload"):
+    key, upload_id = upload.find(ns + "Key").text, upload.find(ns + "UploadId").text
+    send("DELETE", bucket + "/" + urllib.parse.quote(key, safe="/"), "?uploadId=" + urllib.parse.quote(upload_id))
+send("DELETE", bucket)
 EOF
 }
 
@@ -116,7 +139,7 @@ start_instance() {
 }
 
 write_manifest() {
-    local n=$1 port=$2
+    local n=$1 port=$2 s3_timeout=${DEPLOY_S3_TIMEOUT_SECONDS:-}
     mkdir -p "$dir/spool-$n"
     python3 - "$dir/athens-$n.json" <<EOF
 import json, sys
@@ -125,7 +148,8 @@ manifest = {
     "server": {"maxConnections": 4000, "maxConnectionsPerClient": 4000},
     "storage": {"plugin": "S3Storage", "config": {
         "endpoint": "$ATHENS_S3_TEST_ENDPOINT", "bucket": "$bucket", "region": "${ATHENS_S3_TEST_REGION:-us-east-1}",
-        "accessKeyId": "$ATHENS_S3_TEST_ACCESS_KEY", "secretAccessKey": "$ATHENS_S3_TEST_SECRET_KEY"}},
+        "accessKeyId": "$ATHENS_S3_TEST_ACCESS_KEY", "secretAccessKey": "$ATHENS_S3_TEST_SECRET_KEY",
+        **({"timeoutSeconds": float("$s3_timeout")} if "$s3_timeout" else {})}},
     "fetchers": [{"name": "upstream", "plugin": "ProxyFetcher",
                   "config": {"url": "$fetch_url", "timeoutSeconds": 60, "zipTimeoutSeconds": 120}}],
     "stash": {"timeoutSeconds": 120, "wrappers": [
@@ -133,6 +157,8 @@ manifest = {
                                           "leaseSeconds": ${DEPLOY_LEASE_SECONDS:-10}, "waitSeconds": 120}},
         {"type": "pool", "workers": 8}]},
 }
+if "${DEPLOY_LOCK:-1}" == "0":
+    del manifest["stash"]["wrappers"][0]["lock"]  # local single-flight only (the bench's "without the lock")
 json.dump(manifest, open(sys.argv[1], "w"), indent=1)
 EOF
 }
@@ -172,8 +198,11 @@ $servers        keepalive 32;
             proxy_set_header Connection "";
             proxy_set_header Host \$host;
             proxy_set_header Athens-Request-ID \$request_id;
-            # GETs are idempotent: a refused connection or a 502/503 (an instance stopping) is retried on the next.
-            proxy_next_upstream error timeout http_502 http_503;
+            # GETs are idempotent: a refused or reset connection (an instance stopping) is retried on the next.
+            # Not a 502/503: athens answers those for what every instance shares (the origin, the bucket, the
+            # lock), so a retry repeats the fetch and marks healthy instances failed (max_fails): one bad module
+            # took two of three out for fail_timeout, and "no live upstreams" 502s followed for everyone.
+            proxy_next_upstream error timeout;
             proxy_next_upstream_tries 3;
             proxy_connect_timeout 2s;
             # A cold .zip waits for the fetch (athens's stash.timeoutSeconds bounds it).
@@ -211,8 +240,10 @@ start() {
 
     bucket=${DEPLOY_BUCKET:-athens-deploy-$(date +%s)-$RANDOM}
     if [[ -z ${DEPLOY_BUCKET:-} ]]; then
-        make_bucket "$bucket" ||
+        s3 make "$bucket" ||
             die "could not create bucket $bucket at $ATHENS_S3_TEST_ENDPOINT"
+        # Ours to remove at `stop` (a shared gateway fills up with the buckets of past runs otherwise).
+        echo "$bucket" >"$dir/bucket-made"
     fi
 
     local upstream
@@ -268,6 +299,13 @@ stop() {
     done <"$pids"
     for pid in "${waiting[@]}"; do kill_pid TERM "$pid"; done
     rm -f "$pids"
+    if [[ -s $dir/bucket-made && -z ${DEPLOY_KEEP_BUCKET:-} ]]; then
+        if [[ -n ${ATHENS_S3_TEST_ENDPOINT:-} ]] && s3 remove "$(cat "$dir/bucket-made")" 2>"$dir/bucket-remove.err"; then
+            rm -f "$dir/bucket-made"
+        else
+            say "bucket $(cat "$dir/bucket-made") left in place (no S3 settings, or the gateway refused: $dir/bucket-remove.err)"
+        fi
+    fi
 }
 
 case $command in

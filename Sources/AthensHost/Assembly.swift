@@ -115,7 +115,8 @@ final class Assembly: @unchecked Sendable {
         let stashWorkers = stash.pools.map(\.workers).min()
         router = Router(download: download, sumdb: sumdb, version: version,
                         auth: manifest.basicAuth.map { BasicAuth(user: $0.user, password: $0.password) },
-                        readinessLock: locking.map { ($0.settings.lock, $0.settings.namespace + "readyz") },
+                        readinessLock: locking.map { Readiness.LockProbe(lock: $0.settings.lock, key: $0.settings.namespace + "readyz",
+                                                                         required: manifest.stashLock?.requiredForReadiness ?? false) },
                         admin: manifest.adminToken.map { AdminAPI(token: AdminToken($0), download: download, spoolDirectory: manifest.spoolDirectory,
                                                                verifier: verifier, retention: retention, settings: manifest.adminSettings,
                                                                jobs: PrefetchJobs.shared, stashWorkers: stashWorkers) })

@@ -20,6 +20,10 @@ extension ManifestTests {
         let plain = try Self.parse(#"{"stash": {"wrappers": [{"type": "singleflight", "lock": {"plugin": "FileLock"}}]}}"#)
         #expect(plain.stashLock == Manifest.LockUse(use: .init(plugin: "FileLock", configJSON: "{}"), leaseSeconds: 30, waitSeconds: nil))
         #expect(try Self.parse("{}").stashLock == nil)
+        // /readyz is degraded, not failed, by a lock that does not answer unless the lock says it is required.
+        #expect(plain.stashLock?.requiredForReadiness == false)
+        let required = try Self.parse(#"{"stash": {"wrappers": [{"type": "singleflight", "lock": {"plugin": "FileLock", "requiredForReadiness": true}}]}}"#)
+        #expect(required.stashLock?.requiredForReadiness == true)
         #expect(try Self.parse(#"{"stash": {"wrappers": [{"type": "singleflight"}]}}"#).stashLock == nil)
     }
 
@@ -32,6 +36,10 @@ extension ManifestTests {
         (#"{"stash": {"wrappers": [{"type": "singleflight", "lock": {"plugin": "L", "waitSeconds": -1}}]}}"#, "lock.waitSeconds: must be at least 0"),
         (#"{"stash": {"wrappers": [{"type": "singleflight", "lock": {"plugin": "L", "waitSeconds": "1"}}]}}"#, "lock.waitSeconds: must be a number"),
         (#"{"stash": {"wrappers": [{"type": "singleflight", "lock": {"plugin": "L", "config": 1}}]}}"#, "lock.config: must be an object"),
+        (#"{"stash": {"wrappers": [{"type": "singleflight", "lock": {"plugin": "L", "requiredForReadiness": "yes"}}]}}"#,
+         "lock.requiredForReadiness: must be true or false"),
+        (#"{"stash": {"wrappers": [{"type": "singleflight", "lock": {"plugin": "L", "requiredForReadyz": true}}]}}"#,
+         "lock.requiredForReadyz: unknown key"),
         (#"{"stash": {"wrappers": [{"type": "pool", "lock": {"plugin": "L"}}]}}"#, "manifest.stash.wrappers[0].lock: unknown key"),
         (#"{"stash": {"wrappers": [{"type": "singleflight", "lock": {"plugin": "L"}}, {"type": "singleflight", "lock": {"plugin": "L"}}]}}"#,
          "wrappers[1].lock: only one singleflight wrapper may name a lock"),

@@ -315,6 +315,7 @@ package struct Manifest {
             lock.leaseSeconds = v
         }
         lock.waitSeconds = try object.seconds("waitSeconds", allowZero: true)
+        lock.requiredForReadiness = try object.bool("requiredForReadiness") ?? false
         try object.finish()
         return lock
     }

@@ -10,26 +10,19 @@ package final class Router: RequestHandler {
     package let version: String
     /// Basic-auth credentials every route but /healthz and /readyz requires; nil for none.
     package let auth: BasicAuth?
-    /// The cross-process single-flight's lock and the key /readyz probes it with; nil when none is configured.
-    package let readinessLock: (lock: any Lock, key: String)?
+    /// What /readyz probes: storage, and the cross-process single-flight's lock when one is configured.
+    package let readiness: Readiness
     /// The admin API under /admin/ (its own bearer token); nil: off, those paths are 404.
     package let admin: AdminAPI?
 
     package init(download: DownloadProtocol, sumdb: SumDBProxy?, version: String, auth: BasicAuth? = nil,
-                 readinessLock: (lock: any Lock, key: String)? = nil, admin: AdminAPI? = nil) {
+                 readinessLock: Readiness.LockProbe? = nil, admin: AdminAPI? = nil) {
         self.admin = admin
         self.download = download
         self.sumdb = sumdb
         self.version = version
         self.auth = auth
-        self.readinessLock = readinessLock
-    }
-
-    /// The lock answers: one acquire with no wait, then release. BUSY (another /readyz holds the key) is an answer too.
-    static func probe(_ lock: any Lock, key: String) throws(PluginError) {
-        if case let .held(handle) = try lock.acquire(key: key, leaseMilliseconds: 5000, waitMilliseconds: 0) {
-            try lock.release(handle)
-        }
+        readiness = Readiness(storage: download.storage, lock: readinessLock)
     }
 
     /// A body is for the admin API alone: its plan checks the token from the head; any other POST is 405 unread.
@@ -70,21 +63,8 @@ package final class Router: RequestHandler {
         case "/readyz":
             // Probed off the loop: a stalled storage must not stall the server.
             let responder = responder.tagged("health")
-            let storage = download.storage
-            let readinessLock = readinessLock
-            DispatchQueue.global().async {
-                do {
-                    _ = try storage.exists(module: "athens.invalid/readyz", version: "v0.0.0")
-                    if let readinessLock {
-                        do { try Router.probe(readinessLock.lock, key: readinessLock.key) } catch {
-                            return responder.respond(.text(503, "not ready: lock \(readinessLock.lock.name): \(error)"))
-                        }
-                    }
-                    responder.respond(Response(status: 200, headers: [("Content-Type", "text/plain; charset=utf-8")], body: .bytes(Array("ready\n".utf8))))
-                } catch {
-                    responder.respond(.text(503, "not ready: \(error)"))
-                }
-            }
+            let readiness = readiness
+            DispatchQueue.global().async { responder.respond(readiness.probe()) }
             return
         case "/version":
             return responder.tagged("info-page").respond(.json(Array(#"{"version":"\#(version)","pluginABI":"\#(ATH_ABI_MAJOR).\#(ATH_ABI_MINOR)"}"#.utf8)))

@@ -60,7 +60,7 @@ final class DownloadHarness: @unchecked Sendable {
 
     init(mode: DownloadMode = .sync, network: NetworkMode = .fallback, rules: [RoutingRule] = [], downloadURL: String? = nil,
          workers: Int = 2, queue: Int = 16, listTTL: Double = 60, cacheFileBytes: Int = 1 << 16, auth: BasicAuth? = nil,
-         storageRedirects: Set<Artifact> = [], lock: (any Lock)? = nil, adminToken: String? = nil,
+         storageRedirects: Set<Artifact> = [], lock: (any Lock)? = nil, lockRequired: Bool = false, adminToken: String? = nil,
          accesses: AccessRecorder? = nil, retention: ((DownloadProtocol) -> Retention)? = nil,
          adminSettings: AdminSettings = AdminSettings()) {
         var policy = DownloadPolicy(rules: rules, mode: mode, downloadURL: downloadURL, networkMode: network)
@@ -77,7 +77,8 @@ final class DownloadHarness: @unchecked Sendable {
                                     accesses: accesses)
         let download = download
         let retention = retention?(download)
-        router = Router(download: download, sumdb: nil, version: "test", auth: auth, readinessLock: lock.map { ($0, "test:readyz") },
+        router = Router(download: download, sumdb: nil, version: "test", auth: auth,
+                        readinessLock: lock.map { Readiness.LockProbe(lock: $0, key: "test:readyz", required: lockRequired) },
                         admin: adminToken.map { AdminAPI(token: AdminToken($0), download: download, retention: retention, settings: adminSettings) })
     }
 

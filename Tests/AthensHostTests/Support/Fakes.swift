@@ -418,6 +418,10 @@ final class FakeLock: Lock, @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         counts["release", default: 0] += 1
+        // A scripted failure leaves the key held until its lease ends, as a backend that did not answer would.
+        if let failure = failures["release"] {
+            throw PluginError(code: failure, plugin: name, operation: "lock.release", message: "scripted \(failure)")
+        }
         guard let key = keysByHandle.removeValue(forKey: handle) else {
             throw PluginError(code: .notFound, plugin: name, operation: "lock.release", message: "unknown handle")
         }
