@@ -67,7 +67,7 @@ athens_binary() {
 # deletes what is in it (objects, unfinished multipart uploads) and then the bucket.
 s3() {
     python3 - "$1" "$2" <<'EOF'
-import os, sys, urllib.parse, urllib.request
+import os, sys, urllib.error, urllib.parse, urllib.request
 import xml.etree.ElementTree as ET
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -84,8 +84,19 @@ def send(method, path, query=""):
         return answer.read()
 command, bucket = sys.argv[1], "/" + sys.argv[2]
 if command == "make":
-    send("PUT", bucket)
-    sys.exit(0)
+    # A PUT of a bucket is idempotent: under a loaded machine the gateway can take longer than one timeout (seen in a
+    # full parallel suite run), so try again; 409 BucketAlreadyOwnedByYou means an earlier try got through.
+    for attempt in range(3):
+        try:
+            send("PUT", bucket)
+            sys.exit(0)
+        except urllib.error.HTTPError as error:
+            if error.code == 409:
+                sys.exit(0)
+            raise
+        except (TimeoutError, urllib.error.URLError):
+            if attempt == 2:
+                raise
 while True:
     listed = ET.fromstring(send("GET", bucket, "?list-type=2"))
     keys = [c.find(ns + "Key").text for c in listed.iter(ns + "Contents")]
