@@ -12,9 +12,7 @@ final class AdminPrefetchEndToEndTests {
     let upstream: FakeUpstream
 
     init() throws {
-        guard try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", work + "/tree"]).status == 0 else {
-            throw TestFailure("fixture tree")
-        }
+        try TestSupport.makeFixtureProxy(work + "/tree")
         upstream = try FakeUpstream(root: work + "/tree", logPath: work + "/upstream.log")
     }
 

@@ -15,8 +15,7 @@ enum SumDBFixtures {
     /// Writes the tree into a fresh directory under `parent`; returns its path.
     static func makeTree(in parent: String) throws -> String {
         let tree = parent + "/proxy"
-        let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree])
-        guard made.status == 0 else { throw TestFailure("make_fixture_proxy: \(made.stderr)") }
+        try TestSupport.makeFixtureProxy(tree)
         let script = """
             import json, os, random, sys, zipfile
             root, module, version = sys.argv[1], "example.com/big", "v1.0.0"

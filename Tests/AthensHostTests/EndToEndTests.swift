@@ -17,8 +17,7 @@ final class EndToEndTests {
     init() throws {
         tree = work + "/tree"
         requestLog = work + "/upstream-requests.log"
-        let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree])
-        guard made.status == 0 else { throw TestFailure("fixture: \(made.stderr)") }
+        try TestSupport.makeFixtureProxy(tree)
         upstream = try ChildProcess("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/fake_upstream.py",
                                                      "--root", tree, "--port", "0", "--log", requestLog])
         guard let line = upstream.firstLine(), let port = line.split(whereSeparator: { !$0.isNumber }).last else {
@@ -128,8 +127,7 @@ final class EndToEndTests {
         #expect(missing.stdout.contains("404") || missing.stdout.contains("not found"), "\(missing.stdout)")
         // With a second proxy after a comma, the go command moves on after our 404 and gets the module there.
         let second = work + "/second"
-        let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", second, "--second"])
-        #expect(made.status == 0)
+        try TestSupport.makeFixtureProxy(second, "--second")
         let chained = try downloadSums(["example.com/second@v1.0.0"], proxy: "\(athensURL),file://\(second)")
         #expect(chained["example.com/second@v1.0.0"]?.first?.hasPrefix("h1:") == true)
         #expect(try upstreamRequests().contains { $0.contains("example.com/second/@v/v1.0.0.info") }, "athens asked its upstream first")

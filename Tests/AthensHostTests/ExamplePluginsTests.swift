@@ -46,8 +46,7 @@ enum CPluginBuild {
     }
     private static let treeOnce = Result { () throws -> String in
         let tree = TestSupport.makeTemporaryDirectory("example-tree") + "/tree"
-        let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree])
-        guard made.status == 0 else { throw TestFailure("fixture tree: \(made.stderr)") }
+        try TestSupport.makeFixtureProxy(tree)
         return tree
     }
 

@@ -18,10 +18,9 @@ final class IngestVerificationTests {
         tree = work + "/tree"
         honest = work + "/honest"
         privateTree = work + "/private"
-        let script = TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py"
-        for (out, flags) in [(tree, [String]()), (honest, []), (privateTree, ["--private"])] {
-            guard try TestSupport.run("/usr/bin/env", ["python3", script, out] + flags).status == 0 else { throw TestFailure("fixture tree") }
-        }
+        try TestSupport.makeFixtureProxy(tree)
+        try TestSupport.makeFixtureProxy(honest)
+        try TestSupport.makeFixtureProxy(privateTree, "--private")
         upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
         privateUpstream = try FakeUpstream(root: privateTree, logPath: work + "/private.log")
         sumdb = try SumDBServer(proxy: honest, directory: work)
@@ -235,9 +234,7 @@ final class IngestVerificationTests {
     func unknownToChecksumDB() throws {
         // example.com/second is served by the upstream but was never in the tree the checksum database hashes from.
         let extra = work + "/second"
-        guard try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", extra, "--second"]).status == 0 else {
-            throw TestFailure("fixture tree")
-        }
+        try TestSupport.makeFixtureProxy(extra, "--second")
         try FileManager.default.copyItem(atPath: extra + "/example.com/second", toPath: tree + "/example.com/second")
         let server = try athens()
         defer { server.stop() }

@@ -14,9 +14,7 @@ final class LockedStashEndToEndTests {
 
     init() throws {
         tree = work + "/tree"
-        guard try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree]).status == 0 else {
-            throw TestFailure("fixture tree")
-        }
+        try TestSupport.makeFixtureProxy(tree)
         upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
     }
 

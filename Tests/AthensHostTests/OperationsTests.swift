@@ -13,9 +13,7 @@ final class OperationsTests {
 
     init() throws {
         tree = work + "/tree"
-        guard try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree]).status == 0 else {
-            throw TestFailure("fixture tree")
-        }
+        try TestSupport.makeFixtureProxy(tree)
         upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
         cFetcher = try TestSupport.compileCPlugin("test_fetcher.c", into: work, name: "libCTestFetcher.so")
         cStorage = try TestSupport.compileCPlugin("test_storage.c", into: work, name: "libCTestStorage.so")

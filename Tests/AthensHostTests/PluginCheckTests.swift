@@ -351,8 +351,7 @@ struct PluginCheckTests {
     ])
     func badSourceFiles(file: String, content: String, failing: String) throws {
         let tree = TestSupport.makeTemporaryDirectory("bad-tree") + "/tree"
-        let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree])
-        try #require(made.status == 0)
+        try TestSupport.makeFixtureProxy(tree)
         try content.write(toFile: tree + "/example.com/hello/@v/" + file, atomically: true, encoding: .utf8)
         let (status, rows) = try Self.check(CPluginBuild.built.fetcher, config: CPluginBuild.rootConfig(tree), module: "example.com/hello", version: "v1.1.0")
         #expect(status == 1)
@@ -365,7 +364,7 @@ struct PluginCheckTests {
     @Test("a zip whose data does not match its directory (one byte flipped) fails the zip check: entries are read in full")
     func zipCorruptData() throws {
         let tree = TestSupport.makeTemporaryDirectory("corrupt-tree") + "/tree"
-        try #require(try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree]).status == 0)
+        try TestSupport.makeFixtureProxy(tree)
         let path = tree + "/example.com/hello/@v/v1.1.0.zip"
         var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         // The first entry's data starts after its 30-byte local header, name and extra field.
@@ -382,7 +381,7 @@ struct PluginCheckTests {
     @Test("a zip with entries outside module@version/ is caught with Go's message")
     func zipWrongPrefix() throws {
         let tree = TestSupport.makeTemporaryDirectory("prefix-tree") + "/tree"
-        try #require(try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree]).status == 0)
+        try TestSupport.makeFixtureProxy(tree)
         // Serve hello v1.0.0's zip as v1.1.0's: every entry has the wrong prefix.
         let versions = tree + "/example.com/hello/@v/"
         try FileManager.default.removeItem(atPath: versions + "v1.1.0.zip")

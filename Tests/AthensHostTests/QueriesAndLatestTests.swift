@@ -62,8 +62,7 @@ final class QueriesAndLatestTests {
 
     init() throws {
         tree = work + "/tree"
-        let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree, "--queries"])
-        guard made.status == 0 else { throw TestFailure("fixture: \(made.stderr)") }
+        try TestSupport.makeFixtureProxy(tree, "--queries")
         upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
     }
 

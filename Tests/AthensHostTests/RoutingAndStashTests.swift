@@ -14,11 +14,8 @@ final class RoutingAndStashTests {
     init() throws {
         publicTree = work + "/public"
         privateTree = work + "/private"
-        let script = TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py"
-        guard try TestSupport.run("/usr/bin/env", ["python3", script, publicTree]).status == 0,
-              try TestSupport.run("/usr/bin/env", ["python3", script, privateTree, "--private"]).status == 0 else {
-            throw TestFailure("fixture trees")
-        }
+        try TestSupport.makeFixtureProxy(publicTree)
+        try TestSupport.makeFixtureProxy(privateTree, "--private")
         publicUpstream = try FakeUpstream(root: publicTree, logPath: work + "/public.log")
         privateUpstream = try FakeUpstream(root: privateTree, logPath: work + "/private.log")
     }

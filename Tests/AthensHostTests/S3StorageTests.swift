@@ -45,8 +45,7 @@ final class S3StorageTests {
 
     func makeTree(big: (module: String, mib: Int)? = nil) throws -> String {
         let tree = work + "/tree-\(UUID().uuidString)"
-        let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree])
-        guard made.status == 0 else { throw TestFailure("fixture: \(made.stderr)") }
+        try TestSupport.makeFixtureProxy(tree)
         if let big {
             let result = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_big_module.py",
                                                               tree, big.module, "v1.0.0", String(big.mib)])

@@ -79,8 +79,7 @@ final class StorageRedirectEndToEndTests {
     init() throws {
         let tree = work + "/tree", published = work + "/published"
         try FileManager.default.createDirectory(atPath: published, withIntermediateDirectories: true)
-        let made = try TestSupport.run("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree])
-        guard made.status == 0 else { throw TestFailure("fixture: \(made.stderr)") }
+        try TestSupport.makeFixtureProxy(tree)
         for module in Self.lying {
             let files = FakeVersion.honest(module: module, version: "v1.0.0"), dir = tree + "/" + module + "/@v"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

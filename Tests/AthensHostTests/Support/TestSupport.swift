@@ -54,6 +54,13 @@ enum TestSupport {
         try? FileManager.default.removeItem(atPath: path)
     }
 
+    /// Writes the fixture GOPROXY tree of Tests/Fixtures/make_fixture_proxy.py at `tree` (`flags`: e.g. `--private`,
+    /// `--second`); throws with the script's stderr when it fails.
+    static func makeFixtureProxy(_ tree: String, _ flags: String...) throws {
+        let made = try run("/usr/bin/env", ["python3", packageRoot + "/Tests/Fixtures/make_fixture_proxy.py", tree] + flags)
+        guard made.status == 0 else { throw TestFailure("make_fixture_proxy.py \(tree): \(made.stderr)") }
+    }
+
     /// Runs a program to completion; returns exit status, stdout and stderr.
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
