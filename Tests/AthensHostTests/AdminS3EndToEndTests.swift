@@ -197,6 +197,18 @@ final class AdminS3EndToEndTests {
         #expect(go.status != 0 && go.stderr.contains("410 Gone") && go.stderr.contains("quarantined"), "\(go)")
         let list = try admin(server, "quarantine", "{}")
         #expect(Self.items(try Self.json(list.body), "quarantined") == ["example.com/hello@v1.1.0"], "\(list)")
+        // The mark is operator state, not a module: delete neither lists it nor removes it (only release does).
+        let everything = try admin(server, "delete", #"{"glob":"*"}"#)
+        #expect(try everything.status == 200 && Self.items(Self.json(everything.body), "wouldDelete") == ["example.com/hello@v1.1.0"], "\(everything)")
+        let marks = try keys().filter { $0.hasPrefix("athens.quarantine/") }
+        for body in [#"{"module":"athens.quarantine","versions":"all","dryRun":false}"#, #"{"module":"athens.quarantine","version":"v0.0.0","dryRun":false}"#] {
+            let refused = try admin(server, "delete", body)
+            #expect(refused.status == 400 && refused.body.contains("athens.quarantine is reserved"), "\(body): \(refused)")
+        }
+        let glob = try admin(server, "delete", #"{"glob":"athens.quarantine","dryRun":false}"#)
+        #expect(glob.status == 200 && glob.body == #"{"dryRun":false,"deleted":[],"failed":[]}"#, "\(glob)")
+        #expect(try keys().filter { $0.hasPrefix("athens.quarantine/") } == marks, "the marks stay")
+        #expect(try server.get("/example.com/hello/@v/v1.1.0.zip").status == 410)
 
         let released = try admin(server, "quarantine", #"{"action":"release","module":"example.com/hello","version":"v1.1.0"}"#)
         #expect(released.status == 200, "\(released)")
