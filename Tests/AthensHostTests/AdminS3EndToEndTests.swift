@@ -10,6 +10,8 @@ import Testing
        .enabled(if: RGW.isAvailable, "needs the RGW of scripts/rgw.sh (scripts/test.sh starts it)"))
 final class AdminS3EndToEndTests {
     static let token = "s3-admin-token-0123456789"
+    /// S3Storage's key prefix: everything athens writes must be under it (the catalog strips it).
+    static let prefix = "mirror/"
     let work = TestSupport.makeTemporaryDirectory("admins3")
     /// What the upstream serves; the checksum database hashes from `honest`, a copy made before.
     let tree: String, honest: String
@@ -42,7 +44,7 @@ final class AdminS3EndToEndTests {
         try AthensServer(manifest: """
         {"admin": {"token": "\(Self.token)"}, "spoolDirectory": "\(work)", "accessLog": false,
          "checksumDB": {"url": "\(sumdb.url)", "key": "\(sumdb.verifierKey)"}\(extra),
-         "storage": {"plugin": "S3Storage", "config": \(RGW.json(RGW.config(bucket: bucket)))},
+         "storage": {"plugin": "S3Storage", "config": \(RGW.json(RGW.config(bucket: bucket, ["prefix": Self.prefix])))},
          "fetchers": [{"name": "u", "plugin": "ProxyFetcher", "config": {"url": "\(upstream.url)", "timeoutSeconds": 20}}]}
         """, directory: work)
     }
@@ -58,8 +60,17 @@ final class AdminS3EndToEndTests {
         try admin(server, action, Array(body.utf8))
     }
 
-    /// The bucket's keys.
-    func keys() throws -> Set<String> { Set(try RGW.keys(bucket)) }
+    /// The bucket's keys, without the prefix (a key outside it is kept whole, so no expected set matches it).
+    func keys() throws -> Set<String> {
+        Set(try RGW.keys(bucket).map { $0.hasPrefix(Self.prefix) ? String($0.dropFirst(Self.prefix.count)) : $0 })
+    }
+
+    /// The bytes of the object `key` (under the prefix).
+    func object(_ key: String) throws -> [UInt8] {
+        let response = try RGW.send(.get, bucket: bucket, key: Self.prefix + key)
+        guard response.status == 200 else { throw TestFailure("GET \(key): HTTP \(response.status)") }
+        return response.body
+    }
 
     /// The three objects of a version (`path` escaped as in the bucket).
     static func objects(_ path: String, _ version: String) -> Set<String> {
@@ -96,22 +107,22 @@ final class AdminS3EndToEndTests {
         let stored = try admin(server, "upload", mod + zip, query: "?module=\(module)&version=v1.4.0&modBytes=\(mod.count)&time=2024-05-06T07:08:09Z")
         #expect(stored.status == 200, "\(stored.body)")
         #expect(try keys() == Self.objects(module, "v1.4.0"), "the three files and nothing else")
-        #expect(try RGW.send(.get, bucket: bucket, key: "\(module)/@v/v1.4.0.zip").body == zip)
+        #expect(try object("\(module)/@v/v1.4.0.zip") == zip)
 
         // `go mod download -json`: Sum and GoModSum are what the go command hashed from the files it got (go.sum's lines).
         let download = try GoCommand.run(["mod", "download", "-json", "\(module)@v1.4.0"], proxy: server.url)
         #expect(download.status == 0, "\(download.stderr)")
-        let object = try Self.json(download.stdout)
+        let reported = try Self.json(download.stdout)
         let zipHash = try DirHash.hashZip(bytes: zip)
-        #expect(object["Sum"] as? String == zipHash && object["GoModSum"] as? String == DirHash.hashGoMod(mod), "\(object)")
+        #expect(reported["Sum"] as? String == zipHash && reported["GoModSum"] as? String == DirHash.hashGoMod(mod), "\(reported)")
         // The ingest record in the bucket's .info holds the same hashes.
-        let info = try Self.json(String(decoding: try RGW.send(.get, bucket: bucket, key: "\(module)/@v/v1.4.0.info").body, as: UTF8.self))
+        let info = try Self.json(String(decoding: try object("\(module)/@v/v1.4.0.info"), as: UTF8.self))
         #expect((info["Athens"] as? [String: String])?["Zip"] == zipHash && info["Time"] as? String == "2024-05-06T07:08:09Z", "\(info)")
 
         let other = FakeZip.stored(["\(module)@v1.4.0/go.mod": mod, "\(module)@v1.4.0/up.go": Array("package uploaded\n\nconst V = 5\n".utf8)])
         let again = try admin(server, "upload", mod + other, query: "?module=\(module)&version=v1.4.0&modBytes=\(mod.count)&force=true")
         #expect(again.status == 409, "\(again.body)")
-        #expect(try RGW.send(.get, bucket: bucket, key: "\(module)/@v/v1.4.0.zip").body == zip, "the stored bytes stay")
+        #expect(try object("\(module)/@v/v1.4.0.zip") == zip, "the stored bytes stay")
     }
 
     @Test("prefetch of a go.sum from go mod tidy: exactly its versions are in the bucket; a second run fetches nothing")
@@ -183,9 +194,9 @@ final class AdminS3EndToEndTests {
 
         // Another valid zip of the same module written over the stored one, behind athens' back.
         let key = "example.com/hello/@v/v1.1.0.zip"
-        let mod = try RGW.send(.get, bucket: bucket, key: "example.com/hello/@v/v1.1.0.mod").body
+        let mod = try object("example.com/hello/@v/v1.1.0.mod")
         let altered = FakeZip.stored(["example.com/hello@v1.1.0/go.mod": mod, "example.com/hello@v1.1.0/hello.go": Array("package hello // altered\n".utf8)])
-        #expect(try RGW.send(.put, bucket: bucket, key: key, body: altered).status == 200)
+        #expect(try RGW.send(.put, bucket: bucket, key: Self.prefix + key, body: altered).status == 200)
         let report = try admin(server, "verify", #"{"module":"example.com/hello","version":"v1.1.0","quarantine":true}"#)
         #expect(report.status == 200 && report.body.contains(#""match":false,"zip""#) && report.body.contains(#""quarantined":"#), "\(report)")
         #expect(report.body.contains(try DirHash.hashZip(bytes: altered)), "the hash of the bytes in the bucket: \(report.body)")
@@ -249,7 +260,7 @@ final class AdminS3EndToEndTests {
         // A byte budget one byte short of what is left: the least recently downloaded (hello v1.1.0, a day ago) goes;
         // dep was first seen by the run above, so its clock started then.
         func bytes(_ path: String, _ version: String) throws -> Int {
-            try Self.objects(path, version).reduce(0) { $0 + (try RGW.send(.get, bucket: bucket, key: $1).body.count) }
+            try Self.objects(path, version).reduce(0) { $0 + (try object($1).count) }
         }
         let budget = try bytes("example.com/hello", "v1.1.0") + bytes("example.com/dep", "v1.0.0") - 1
         let bySize = try athens(#", "retention": {"maxTotalBytes": \#(budget), "intervalHours": 0, "stateDirectory": "\#(state)", "instance": "s3"}"#)
