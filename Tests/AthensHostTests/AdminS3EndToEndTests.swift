@@ -181,7 +181,10 @@ final class AdminS3EndToEndTests {
         #expect(try keys() == Self.objects("example.com/dep", "v1.0.0"), "only what the glob does not match is left")
         #expect(try server.get("/example.com/!upper/!case/@v/v0.1.0.mod").status == 200, "served again after a new fetch")
         #expect(try fetches(server) == fetched + 2)
-        #expect(metric(try server.metrics(), "athens_admin_requests_total", labels: #"action="delete",result="ok""#) == 2)
+        let allOfDep = try admin(server, "delete", #"{"module":"example.com/dep","versions":"all","dryRun":false}"#)
+        #expect(try allOfDep.status == 200 && Self.items(Self.json(allOfDep.body), "deleted") == ["example.com/dep@v1.0.0"], "\(allOfDep)")
+        #expect(try keys() == Self.objects("example.com/!upper/!case", "v0.1.0"), "every version of the module, through S3Storage's list")
+        #expect(metric(try server.metrics(), "athens_admin_requests_total", labels: #"action="delete",result="ok""#) == 3)
     }
 
     @Test("verify: an intact version matches; a zip altered in the bucket does not and is quarantined (410 for the go command) until released")
@@ -204,6 +207,8 @@ final class AdminS3EndToEndTests {
             #expect(try server.get("/example.com/hello/@v/v1.1.0.\(artifact)").status == 410, "\(artifact)")
         }
         #expect(try keys().contains { $0.hasPrefix("athens.quarantine/") }, "the mark is an object in the bucket")
+        let catalog = String(decoding: try server.get("/catalog").body, as: UTF8.self)
+        #expect(catalog.contains("example.com/hello") && !catalog.contains("athens.quarantine"), "marks are not listed: \(catalog)")
         let go = try GoCommand.run(["mod", "download", "example.com/hello@v1.1.0"], proxy: server.url)
         #expect(go.status != 0 && go.stderr.contains("410 Gone") && go.stderr.contains("quarantined"), "\(go)")
         let list = try admin(server, "quarantine", "{}")
