@@ -45,6 +45,11 @@ final class AdminPrefetchEndToEndTests {
 
     /// A main module requiring three fixture modules (one of which requires a fourth), tidied by the go command.
     func tidiedModule() throws -> (directory: String, goSum: String) {
+        try Self.tidiedModule(in: work, upstream: upstream.url)
+    }
+
+    /// `tidiedModule()` in `work`, tidied against the fixture upstream at `upstream` (AdminS3EndToEndTests too).
+    static func tidiedModule(in work: String, upstream: String) throws -> (directory: String, goSum: String) {
         let directory = work + "/main"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try """
@@ -69,7 +74,7 @@ final class AdminPrefetchEndToEndTests {
 
         func main() { println(app.Run(), hello.Version, multi.Major) }
         """.write(toFile: directory + "/main.go", atomically: true, encoding: .utf8)
-        let tidy = try GoCommand.run(["mod", "tidy"], proxy: upstream.url, directory: directory)
+        let tidy = try GoCommand.run(["mod", "tidy"], proxy: upstream, directory: directory)
         guard tidy.status == 0 else { throw TestFailure("go mod tidy: \(tidy.stderr)") }
         return (directory, try String(contentsOfFile: directory + "/go.sum", encoding: .utf8))
     }

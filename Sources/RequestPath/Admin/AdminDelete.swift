@@ -71,7 +71,8 @@ package struct AdminDelete {
                 var found: [(module: String, version: String)] = [], token = ""
                 repeat {
                     let page = try storage.catalog(token: token, pageSize: pageSize)
-                    found += page.entries.filter { ModulePath.matchPrefixPatterns(glob, $0.module) }
+                    // The reserved modules are operator state, not modules: a glob ("*") never removes a quarantine.
+                    found += page.entries.filter { !Quarantine.isReserved($0.module) && ModulePath.matchPrefixPatterns(glob, $0.module) }
                     token = page.next
                 } while !token.isEmpty
                 return found

@@ -59,6 +59,10 @@ package enum AdminBody {
 
     package static func check(module: String) throws(AdminError) {
         do { try ModulePath.check(module) } catch { throw .badRequest("request.module: \(error.message)") }
+        // Its versions are this proxy's own records (quarantine marks): changed only through their own calls.
+        guard !Quarantine.isReserved(module) else {
+            throw .badRequest("request.module: \(module) is reserved for this proxy's records (see /admin/quarantine)")
+        }
     }
 
     /// A module path and a canonical version that fits it (a major suffix, +incompatible).
