@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Testing
 @testable import PluginHost
 @testable import RequestPath
@@ -101,5 +102,17 @@ struct DeletionsTests {
         storage.fail("list", with: .unavailable)
         #expect(throws: PluginError.self) { try d.refresh() }
         #expect(d.known.count == 1, "kept while storage fails")
+    }
+
+    @Test("retention evicts through the same path (a tombstone per run) and never evicts or counts the tombstones")
+    func retentionSkipsTombstones() throws {
+        let h = RetentionTests.harness(RetentionSettings(maxTotalBytes: 0), store: FakeAccessStore())
+        h.storage.put(Self.module, Self.version, FakeVersion.honest(module: Self.module, version: Self.version))
+        #expect(try RetentionTests.post(h, #"{"dryRun": false}"#).status == 200)
+        let tombstones = h.storage.keys
+        #expect(h.storage.moduleKeys.isEmpty && tombstones.count == 1 && tombstones[0].hasPrefix(Deletions.module + "@"))
+        let again = try RetentionTests.post(h, #"{"dryRun": false}"#)
+        #expect(again.status == 200 && again.body["stored"] == .number(JSONNumber(0)), "tombstones are not counted")
+        #expect(h.storage.keys == tombstones, "nor evicted, even with a budget of 0 bytes")
     }
 }
