@@ -43,10 +43,9 @@ package final class Deletions: Sendable {
                             expired: { marker in Self.time(of: marker).map { wallClock() - Double($0) > lifetime } ?? false },
                             onRefresh: { new, sinceLastListing in
                                 if sinceLastListing > lifetime / 2 { cache.forgetAll() }
-                                for id in new.flatMap(\.versions) {
-                                    cache.forget(module: id.module, version: id.version)
-                                    lists.forget(module: id.module)
-                                }
+                                let versions = new.flatMap(\.versions)
+                                for id in versions { cache.forget(module: id.module, version: id.version) }
+                                for module in Set(versions.map(\.module)) { lists.forget(module: module) }
                             })
     }
 
@@ -57,7 +56,7 @@ package final class Deletions: Sendable {
     package func refresh() throws(PluginError) { try marks.refresh() }
 
     /// The tombstones known now (no refresh).
-    package var known: [Tombstone] { Array(marks.current().values) }
+    package var known: [Tombstone] { Array(marks.snapshot.values) }
 
     /// Records (blocking) that `ids` were removed from storage, in tombstones of at most `batch` versions.
     package func record(_ ids: [VersionID]) throws(PluginError) {

@@ -45,7 +45,7 @@ package final class Quarantine: Sendable {
 
     /// Every mark, in module then version order.
     package var all: [Mark] {
-        marks.current().values.sorted { ($0.module, $0.version) < ($1.module, $1.version) }
+        marks.snapshot.values.sorted { ($0.module, $0.version) < ($1.module, $1.version) }
     }
 
     /// Reads the marks from storage (blocking). Keeps the previous ones when storage fails.

@@ -77,6 +77,9 @@ package final class StoredMarks<Mark: Sendable>: Sendable {
     /// The mark of `marker` as known now (no refresh).
     package func known(_ marker: String) -> Mark? { state.withLock { $0.byMarker[marker] } }
 
+    /// Every mark known now, by marker (no refresh).
+    package var snapshot: [String: Mark] { state.withLock { $0.byMarker } }
+
     /// Lists the markers and reads the new ones (blocking). Keeps the previous marks when storage fails.
     package func refresh() throws(PluginError) {
         // A failed refresh waits its turn too: a storage that is down is not asked on every request.
