@@ -93,7 +93,7 @@ struct AdminAPITests {
         let response = try Self.post(h, "delete", #"{"module":"example.com/a","version":"v1.0.0","dryRun":false}"#)
         #expect(response.status == 200)
         #expect(try Self.object(response)["deleted"] == .array([.object(JSONObject([("module", .string("example.com/a")), ("version", .string("v1.0.0"))]))]))
-        #expect(h.storage.keys == ["example.com/a@v1.1.0", "other.org/b@v0.1.0"])
+        #expect(h.storage.moduleKeys == ["example.com/a@v1.1.0", "other.org/b@v0.1.0"])
         #expect(h.download.cache.get("example.com/a@v1.0.0.mod") == nil && h.download.cache.get("example.com/a@v1.0.0.zip") == nil)
         // The fake upstream has no such version: once forgotten, the file is gone for clients too.
         #expect(h.get("/example.com/a/@v/v1.0.0.mod")?.response.status == 404)
@@ -110,7 +110,7 @@ struct AdminAPITests {
         h.download.lists.store("list\u{0}public\u{0}other.org/b", Array("v0.1.0".utf8))
         let response = try Self.post(h, "delete", #"{"module":"example.com/a","versions":"all","dryRun":false}"#)
         #expect(response.status == 200)
-        #expect(h.storage.keys == ["other.org/b@v0.1.0"])
+        #expect(h.storage.moduleKeys == ["other.org/b@v0.1.0"])
         #expect(h.download.lists.stale("list\u{0}public\u{0}example.com/a") == nil)
         #expect(h.download.lists.stale("list\u{0}public\u{0}other.org/b") != nil, "another module's list stays")
     }
@@ -123,13 +123,13 @@ struct AdminAPITests {
         if case let .array(items)? = try Self.object(dry)["wouldDelete"] { #expect(items.count == 2) } else { Issue.record("no wouldDelete") }
         #expect(h.storage.keys == Self.allKeys)
         #expect(try Self.post(h, "delete", #"{"glob":"other.org","dryRun":false}"#).status == 200)
-        #expect(h.storage.keys == ["example.com/a@v1.0.0", "example.com/a@v1.1.0"])
+        #expect(h.storage.moduleKeys == ["example.com/a@v1.0.0", "example.com/a@v1.1.0"])
 
         h.storage.catalogSupported = false
         let refused = try Self.post(h, "delete", #"{"glob":"example.com/*","dryRun":false}"#)
         #expect(refused.status == 501)
         #expect(refused.bodyText.contains("fake-storage"))
-        #expect(h.storage.keys == ["example.com/a@v1.0.0", "example.com/a@v1.1.0"])
+        #expect(h.storage.moduleKeys == ["example.com/a@v1.0.0", "example.com/a@v1.1.0"])
     }
 
     @Test("a failing remove is a 500 naming the version; the others still go")

@@ -62,7 +62,7 @@ struct RetentionTests {
         let answer = try Self.post(h, #"{"dryRun": false}"#)
         #expect(answer.status == 200)
         #expect(Self.evictions(answer.body) == ["example.com/a@v1.0.0 age", "other.org/b@v0.1.0 age"], "oldest first")
-        #expect(h.storage.keys == ["example.com/a@v1.1.0", "fresh.org/c@v1.0.0", "other.org/b@v0.2.0"], "exactly 30 days is kept")
+        #expect(h.storage.moduleKeys == ["example.com/a@v1.1.0", "fresh.org/c@v1.0.0", "other.org/b@v0.2.0"], "exactly 30 days is kept")
         #expect(answer.body["deleted"].map { if case let .array(a) = $0 { a.count } else { -1 } } == 2)
         #expect(answer.body["firstSeen"] == .number(JSONNumber(1)))
         #expect(store.time("fresh.org/c", "v1.0.0") == Self.now, "no record: its clock starts when retention first sees it")
@@ -89,7 +89,7 @@ struct RetentionTests {
         let before = Self.evicted("lru")
         let applied = try Self.post(h, #"{"dryRun": false}"#)
         #expect(applied.status == 200)
-        #expect(h.storage.keys == ["example.com/a@v1.0.0", "example.com/c@v1.0.0"])
+        #expect(h.storage.moduleKeys == ["example.com/a@v1.0.0", "example.com/c@v1.0.0"])
         #expect(Self.evicted("lru") == before + 2)
         // Within budget now: a second run removes nothing, and sizes are not asked again (immutable versions).
         let opens = h.storage.calls("open")
@@ -110,7 +110,7 @@ struct RetentionTests {
         let answer = try Self.post(h, #"{"dryRun": false}"#)
         #expect(answer.status == 200)
         #expect(Self.evictions(answer.body) == ["keep.examples/z@v1.0.0 age", "public.org/y@v1.0.0 age"], "a glob matches path elements, not prefixes")
-        #expect(h.storage.keys == ["corp.example/secret@v1.0.0", "keep.example/x@v1.0.0"])
+        #expect(h.storage.moduleKeys == ["corp.example/secret@v1.0.0", "keep.example/x@v1.0.0"])
         #expect(answer.body["protected"] == .number(JSONNumber(2)))
         #expect(answer.body["overBudget"] == .bool(true), "what is protected alone exceeds the budget: said, not evicted")
     }
@@ -195,7 +195,7 @@ struct RetentionTests {
         let apply = RetentionSchedule(retention: Retention(settings: settings, download: download.download, store: store, recorder: nil,
                                                            wallClock: { Self.now }), intervalSeconds: 60, startedAt: 0)
         #expect(apply.runIfDue(now: 60)?.deleted == [VersionID("example.com/a", "v1.0.0")])
-        #expect(download.storage.keys.isEmpty)
+        #expect(download.storage.moduleKeys.isEmpty)
     }
 
     @Test("the plan: ties by path, protected bytes count toward the budget, age before LRU")

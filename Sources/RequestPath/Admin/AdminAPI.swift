@@ -129,7 +129,7 @@ package final class AdminAPI: Sendable {
         switch action {
         case "delete":
             let request = try DeleteRequest.parse(body)
-            return try AdminDelete(storage: download.storage, cache: download.cache, lists: download.lists).run(request)
+            return try AdminDelete(storage: download.storage, cache: download.cache, lists: download.lists, deletions: download.deletions).run(request)
         case "upload":
             let streamed = sink as? UploadSpool
             let upload = try UploadRequest.parse(query: query, bodyLength: streamed?.received ?? body.count)

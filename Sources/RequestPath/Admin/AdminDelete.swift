@@ -1,13 +1,17 @@
 import GoModule
 import JSON
+import HostSupport
 import PluginHost
 
 /// Runs a `DeleteRequest` against storage: finds what it names, and unless a dry run removes each version and
-/// makes the memory cache and the list cache forget it. Blocks on storage: runs on the download pool.
+/// makes the memory cache and the list cache forget it, here at once and on every other instance on the same storage
+/// within the list-cache TTL (Deletions). Blocks on storage: runs on the download pool.
 package struct AdminDelete {
     package let storage: any Storage
     package let cache: ArtifactCache
     package let lists: ListCache
+    /// Where the deletions are recorded for the other instances on this storage.
+    package let deletions: Deletions
     /// Catalog page size while a glob is matched.
     package var pageSize = 1000
 
@@ -49,6 +53,10 @@ package struct AdminDelete {
             // Forgotten even after a failed remove: the next request asks storage, which knows what it still holds.
             cache.forget(module: id.module, version: id.version)
             lists.forget(module: id.module)
+        }
+        if !deleted.isEmpty {
+            // The versions are gone whatever happens here; without the tombstone only other instances' memory keeps them.
+            do { try deletions.record(deleted) } catch { Log.error("recording deletions for other instances: \(error)") }
         }
         return (deleted, failed)
     }

@@ -60,8 +60,8 @@ package final class Retention: Sendable {
             try recorder?.flush()
             let now = wallClock()
             var accesses = try store.lastAccesses()
-            // Quarantine marks are versions of a reserved module: operator state, never evicted nor counted.
-            let stored = try catalog().filter { $0.module != Quarantine.module }
+            // Quarantine marks and deletion tombstones are versions of reserved modules: proxy state, never evicted nor counted.
+            let stored = try catalog().filter { !ReservedModule.contains($0.module) }
             let unseen = stored.filter { accesses[$0] == nil }
             try store.append(unseen, at: now)
             for id in unseen { accesses[id] = now }
@@ -81,7 +81,7 @@ package final class Retention: Sendable {
             }
             var report = Report(dryRun: dryRun, now: now, stored: stored.count, firstSeen: unseen.count, plan: plan)
             if !dryRun {
-                let remover = AdminDelete(storage: storage, cache: download.cache, lists: download.lists)
+                let remover = AdminDelete(storage: storage, cache: download.cache, lists: download.lists, deletions: download.deletions)
                 (report.deleted, report.failed) = remover.remove(plan.evictions.map(\.id))
                 let gone = Set(report.deleted)
                 for reason in [RetentionPlan.Reason.age, .lru] {

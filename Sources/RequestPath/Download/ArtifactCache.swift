@@ -35,6 +35,16 @@ package final class ArtifactCache: @unchecked Sendable {
         }
     }
 
+    /// Drops every file (an instance that may have missed deletions made elsewhere: see Deletions).
+    package func forgetAll() {
+        lock.withLock {
+            entries = [:]
+            order = []
+            head = 0
+            bytes = 0
+        }
+    }
+
     package func put(_ key: String, _ value: [UInt8]) {
         guard value.count <= maxFileBytes, maxBytes > 0 else { return }
         lock.lock()

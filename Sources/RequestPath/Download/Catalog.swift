@@ -36,8 +36,8 @@ extension DownloadProtocol {
             } catch {
                 throw DownloadError(error, module: "catalog", version: nil)
             }
-            // Quarantine marks are this proxy's bookkeeping, not modules (a page may come out shorter; `next` still pages on).
-            var members: [(String, JSONValue)] = [("modules", .array(page.entries.filter { !Quarantine.isReserved($0.module) }.map {
+            // Quarantine marks and deletion tombstones are this proxy's bookkeeping, not modules (a page may come out shorter; `next` still pages on).
+            var members: [(String, JSONValue)] = [("modules", .array(page.entries.filter { !ReservedModule.contains($0.module) }.map {
                 .object(JSONObject([("module", .string($0.module)), ("version", .string($0.version))]))
             }))]
             if !page.next.isEmpty { members.append(("next", .string(page.next))) }

@@ -26,6 +26,8 @@ package final class DownloadProtocol: @unchecked Sendable {
     package let breaker: SlowStorageBreaker
     /// Versions that answer 410 (marks kept in storage, re-read every list-cache TTL on the background pool).
     package let quarantine: Quarantine
+    /// Deletions made by any instance on this storage, read every list-cache TTL: the memory caches forget them.
+    package let deletions: Deletions
     /// Marks served versions for retention; nil when the manifest has no `retention`.
     package let accesses: AccessRecorder?
     /// Seconds a request waits for its plugins (`stash.timeoutSeconds`): the deadline of list, @latest, query
@@ -45,6 +47,7 @@ package final class DownloadProtocol: @unchecked Sendable {
         self.cache = cache
         self.breaker = breaker
         quarantine = Quarantine(storage: storage, refreshSeconds: max(lists.ttl, 1), pool: background)
+        deletions = Deletions(storage: storage, refreshSeconds: max(lists.ttl, 1), pool: background, cache: cache, lists: lists)
         self.accesses = accesses
     }
 
@@ -52,7 +55,7 @@ package final class DownloadProtocol: @unchecked Sendable {
     package func serve(_ request: DownloadRequest, responder: Responder) {
         let module = request.module
         let route = policy.route(module)
-        if route.excluded || Quarantine.isReserved(module) {
+        if route.excluded || ReservedModule.contains(module) {
             return responder.respond(.text(404, "not found: \(module) is excluded by this proxy's policy"))
         }
         switch request.kind {
@@ -62,6 +65,7 @@ package final class DownloadProtocol: @unchecked Sendable {
             offload(responder) { () throws(DownloadError) in try self.latest(module: module, route: route) }
         case let .file(artifact, version):
             if let mark = quarantine.mark(module: module, version: version) { return responder.respond(Quarantine.gone(mark)) }
+            deletions.poke()
             // The hot path: a file served before was validated before; memory answers without a storage call.
             if !policy.storageRedirects.contains(artifact), let bytes = cache.get(request.cacheKey) {
                 var response = Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes))

@@ -47,9 +47,9 @@ final class PendingResponse: @unchecked Sendable {
 }
 
 /// A download protocol wired as Assembly wires it, over a FakeStorage and two FakeFetchers: "public" (the default
-/// route) and "private" (only through rules naming it).
+/// route) and "private" (only through rules naming it). Two harnesses given one `storage` are two instances on it.
 final class DownloadHarness: @unchecked Sendable {
-    let storage = FakeStorage()
+    let storage: FakeStorage
     let upstream = FakeFetcher(name: "public")
     let inhouse = FakeFetcher(name: "private")
     let policy: DownloadPolicy
@@ -62,7 +62,8 @@ final class DownloadHarness: @unchecked Sendable {
          workers: Int = 2, queue: Int = 16, listTTL: Double = 60, cacheFileBytes: Int = 1 << 16, auth: BasicAuth? = nil,
          storageRedirects: Set<Artifact> = [], lock: (any Lock)? = nil, lockRequired: Bool = false, adminToken: String? = nil,
          accesses: AccessRecorder? = nil, retention: ((DownloadProtocol) -> Retention)? = nil,
-         adminSettings: AdminSettings = AdminSettings()) {
+         adminSettings: AdminSettings = AdminSettings(), storage: FakeStorage = FakeStorage()) {
+        self.storage = storage
         var policy = DownloadPolicy(rules: rules, mode: mode, downloadURL: downloadURL, networkMode: network)
         policy.storageRedirects = storageRedirects
         policy.fetchersByName = ["public": upstream, "private": inhouse]

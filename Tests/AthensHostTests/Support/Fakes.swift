@@ -146,6 +146,9 @@ final class FakeStorage: Storage, @unchecked Sendable {
     /// Every stored "module@version".
     var keys: [String] { lock.withLock { versions.keys.sorted() } }
 
+    /// Stored "module@version" keys of modules, without this proxy's bookkeeping (quarantine marks, deletion tombstones).
+    var moduleKeys: [String] { keys.filter { !ReservedModule.contains(String($0.prefix { $0 != "@" })) } }
+
     /// When set, `open` hands out stream blobs that end before the size they claim (a lying storage).
     private var shortBlobs = false
     func giveShortBlobs(_ on: Bool) { lock.withLock { shortBlobs = on } }
