@@ -9,7 +9,8 @@ Two sets, each fetched by --clients concurrent clients (one `curl --parallel` pr
 - "direct": every .zip straight from nginx; "athens": every .zip through a fresh athens (FileStorage in a fresh
   root on the same file system as the repo, ProxyFetcher to that nginx), so every request is a miss that fetches
   .info, .mod and .zip from nginx, validates them and saves them durably before it is answered.
-Prints the wall times (median of --reps, each rep on a fresh athens and an empty storage root) and athens/direct.
+Prints the wall times (median of --reps, each rep on a fresh athens and an empty storage root), athens/direct, and
+athens' own CPU (user+system, from /proc) per module, which moves much less with machine load than wall time.
 Every response must be 200 with the tree's sha256, or the bench stops.
 Needs: nginx (/usr/sbin/nginx), curl, python3; run `swift build -c release` first (default binaries).
 """
@@ -95,6 +96,13 @@ def start_athens(args, work, upstream_port, root):
     return proc, port
 
 
+def process_cpu(pid):
+    """utime + stime of a process in seconds (its user and kernel CPU so far, load-independent unlike wall time)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc, sig=signal.SIGTERM, group=False):
     if group:
         # The wrapper and the athens it started, both ours (their own session); the wrapper writes its summary.
@@ -167,24 +175,28 @@ def main():
             os.makedirs(nginx_dir)
             nginx, nport = start_nginx(nginx_dir, tree_dir, args.nginx)
             procs.append(nginx)
-            direct, cold = [], []
+            direct, cold, cpu = [], [], []
             for rep in range(args.reps):
                 direct.append(fetch_all("http://127.0.0.1:%d" % nport, paths, args.clients, work, tree.sha256))
                 root = os.path.join(storage_parent, "%s-%d" % (size, rep))
                 athens, aport = start_athens(args, work, nport, root)
                 procs.append(athens)
+                before = process_cpu(athens.pid)  # start-up (plugin copies, dlopen) is not the fetches' cost
                 cold.append(fetch_all("http://127.0.0.1:%d" % aport, paths, args.clients, work, tree.sha256))
+                cpu.append(process_cpu(athens.pid) - before)
                 # A wrapper (strace -c, perf) writes its summary on SIGINT.
                 stop(athens, signal.SIGINT if args.wrap else signal.SIGTERM, group=bool(args.wrap))
-                shutil.rmtree(root, ignore_errors=True)
+                # Roots are deleted only at the end: on ext4 without a journal (this VM) every file created soon
+                # after a mass deletion scans the recently deleted inodes, which would slow the next repetition.
             stop(nginx)
             d, a = statistics.median(direct), statistics.median(cold)
-            rows.append((label, count, d, a, a / d, direct, cold))
+            rows.append((label, count, d, a, a / d, direct, cold, statistics.median(cpu) * 1000 / count))
         print("cold fetch: %d clients, %s, stash pool %s, upstream nginx; median of %d reps"
               % (args.clients, args.storage, args.stash_workers or "default", args.reps))
-        print("%-8s %7s %12s %12s %8s   %s" % ("zip", "modules", "direct s", "athens s", "ratio", "reps direct / athens"))
-        for label, count, d, a, r, ds, cs in rows:
-            print("%-8s %7d %12.3f %12.3f %7.2fx   %s / %s" % (label, count, d, a, r,
+        print("%-8s %7s %12s %12s %8s %16s   %s" % ("zip", "modules", "direct s", "athens s", "ratio", "athens cpu ms/mod",
+                                                  "reps direct / athens"))
+        for label, count, d, a, r, ds, cs, c in rows:
+            print("%-8s %7d %12.3f %12.3f %7.2fx %16.2f   %s / %s" % (label, count, d, a, r, c,
                   " ".join("%.3f" % x for x in ds), " ".join("%.3f" % x for x in cs)))
     finally:
         for p in procs:

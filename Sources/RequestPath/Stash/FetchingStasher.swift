@@ -14,14 +14,16 @@ package final class FetchingStasher: Stasher, StashStage {
     package let policy: DownloadPolicy
     package let storage: any Storage
     /// Where zips are spooled while they are checked (unlinked at once, so nothing is left on a crash).
-    package let spoolDirectory: String
+    package var spoolDirectory: String { spools.directory }
+    /// The spool files, reused from one fetch to the next.
+    private let spools: SpoolPool
     /// Compares a fetched version's hashes with the checksum database before it is stored; nil: not compared.
     package let ingest: IngestVerifier?
 
     package init(policy: DownloadPolicy, storage: any Storage, spoolDirectory: String, ingest: IngestVerifier? = nil) {
         self.policy = policy
         self.storage = storage
-        self.spoolDirectory = spoolDirectory
+        spools = SpoolPool(directory: spoolDirectory)
         self.ingest = ingest
     }
 
@@ -66,7 +68,7 @@ package final class FetchingStasher: Stasher, StashStage {
     private func stash(module: String, version: String, from fetcher: any Fetcher, context: CallContext) throws(DownloadError) {
         let spool: Spool
         do {
-            spool = try Spool(directory: spoolDirectory)
+            spool = try spools.take()
         } catch {
             throw DownloadError(status: 503, message: error.message)
         }
