@@ -81,7 +81,7 @@ final class Connection: EvictionListNode {
     }
 
     /// The response to the request in progress arrived (on the loop's thread).
-    func deliver(_ response: Response) {
+    func deliver(_ response: consuming Response) {
         guard state == .awaiting, pending == nil else { return }
         pending = response
         if !inDrive { drive() }
@@ -257,8 +257,8 @@ final class Connection: EvictionListNode {
                     dispatch(request)
                 }
             case .awaiting:
-                guard let response = pending else { return }
-                startWriting(response)
+                guard pending != nil else { return }
+                startWriting()
             case .writing:
                 switch write() {
                 case .blocked:
@@ -351,8 +351,10 @@ final class Connection: EvictionListNode {
     }
 
     /// Writes the response head into the reused buffer; a stream body starts being read at once.
-    private func startWriting(_ response: Response) {
-        if response.close || loop.drained { keepAlive = false }
+    /// Writes the head of `pending` into `head` and starts its body. Reads `pending` in place: a copy of a
+    /// Response retains all its fields.
+    private func startWriting() {
+        if pending!.close || loop.drained { keepAlive = false }
         // Into the connection's reused buffer: no allocation once it has grown to a head's size.
         head.removeAll(keepingCapacity: true)
         head += probeLeft
@@ -360,11 +362,11 @@ final class Connection: EvictionListNode {
         let keepAlive = keepAlive, http10 = http10
         let date = loop.currentDate()
         if let id = requestID {
-            id.withBytes { response.writeHead(into: &head, date: date, keepAlive: keepAlive, requestID: $0, http10: http10) }
+            id.withBytes { pending!.writeHead(into: &head, date: date, keepAlive: keepAlive, requestID: $0, http10: http10) }
         } else {
-            response.writeHead(into: &head, date: date, keepAlive: keepAlive, requestID: UnsafeBufferPointer(start: nil, count: 0), http10: http10)
+            pending!.writeHead(into: &head, date: date, keepAlive: keepAlive, requestID: UnsafeBufferPointer(start: nil, count: 0), http10: http10)
         }
-        if !isHead, case let .blob(blob) = response.body, case .stream = blob.shape, blob.size > 0 {
+        if !isHead, case let .blob(blob)? = pending?.body, case .stream = blob.shape, blob.size > 0 {
             let stream = BlobStream(blob: blob, readers: loop.server.streamReaders, loop: loop, fd: fd, generation: generation, requestID: requestID)
             self.stream = stream
             stream.start()
