@@ -213,6 +213,6 @@ extension String {
         var bytes = Substring(self).utf8[...]
         while let first = bytes.first, isSpace(first) { bytes.removeFirst() }
         while let last = bytes.last, isSpace(last) { bytes.removeLast() }
-        return String(Substring(bytes))
+        return String(decoding: bytes, as: UTF8.self) // not String(Substring(bytes)): that appends scalar by scalar
     }
 }

@@ -68,25 +68,35 @@ final class Transfer {
         }
         // Trailers of a chunked body come here too; they change nothing.
         if head != nil { return true }
-        let text = String(decoding: line, as: UTF8.self)
-        if text.hasPrefix("HTTP/") {
+        if line.starts(with: "HTTP/".utf8) {
             // A new block (interim 1xx responses come first): start over.
+            let text = String(decoding: line, as: UTF8.self)
             let parts = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: true)
             status = parts.count >= 2 ? Int(parts[1].prefix(3)) ?? 0 : 0
             fields = HTTPHeaders()
             return true
         }
-        if text == "\r\n" || text == "\n" { return endOfHead() }
-        if let first = text.first, first == " " || first == "\t" {
+        if line.elementsEqual("\r\n".utf8) || line.elementsEqual("\n".utf8) { return endOfHead() }
+        if let first = line.first, first == 0x20 || first == 0x09 {
             // Obsolete line folding: part of the previous field's value.
             guard var last = fields.fields.popLast() else { return true }
-            last.value += " " + text.trimmed
+            last.value += " " + Self.trimmedString(line[...])
             fields.append(last.name, last.value)
             return true
         }
-        guard let colon = text.firstIndex(of: ":") else { return true }
-        fields.append(String(text[..<colon]).trimmed, String(text[text.index(after: colon)...]).trimmed)
+        // On the bytes: String slicing and trimming cost ~2,700 instructions per field (callgrind, cold fetches).
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { return true }
+        fields.append(Self.trimmedString(line[..<colon]), Self.trimmedString(line[(colon + 1)...]))
         return true
+    }
+
+    /// `bytes` without leading and trailing spaces, tabs, CR and LF, as a String.
+    private static func trimmedString(_ bytes: Slice<UnsafeRawBufferPointer>) -> String {
+        let isSpace = { (byte: UInt8) in byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+        var start = bytes.startIndex, end = bytes.endIndex
+        while start < end, isSpace(bytes[start]) { start += 1 }
+        while end > start, isSpace(bytes[end - 1]) { end -= 1 }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
     }
 
     private func endOfHead() -> Bool {
