@@ -262,7 +262,7 @@ final class EventLoop: @unchecked Sendable {
     /// Hands a response to its connection: directly when already on this loop, else via the mailbox.
     func deliver(fd: Int32, generation: UInt64, response: consuming Response) {
         if let thread, pthread_equal(thread, pthread_self()) != 0 {
-            connection(fd, generation)?.deliver(response)
+            connection(fd, generation)?.deliver(consume response)
             return
         }
         mailboxLock.lock()

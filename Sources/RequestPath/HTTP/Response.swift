@@ -95,7 +95,8 @@ package struct Response: Sendable {
     package func writeHead(into out: inout [UInt8], date: ArraySlice<UInt8>, keepAlive: Bool, requestID: UnsafeBufferPointer<UInt8>,
                    http10: Bool = false) {
         var reason = Self.reason(status)
-        let addID = !requestID.isEmpty && !headers.contains(where: { $0.name == "Athens-Request-ID" })
+        // Lengths first: a comparison with this 17-byte literal costs ~80 instructions per header.
+        let addID = !requestID.isEmpty && !headers.contains(where: { $0.name.utf8.count == 17 && $0.name == "Athens-Request-ID" })
         // One capacity check, then plain copies: the fixed text is under 128 bytes, the numbers under 24 each.
         var bound = 128 + 48 + reason.utf8.count + date.count + (addID ? requestID.count + 24 : 0)
         for (name, value) in headers { bound += name.utf8.count + value.utf8.count + 4 }
