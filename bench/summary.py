@@ -60,14 +60,26 @@ def read_warm(runs_path: str | None, rss_path: str | None) -> dict:
     return warm
 
 
+def _lines(path: str | None) -> list[str]:
+    """The lines of a text input; none when it was not given or not written (its bench skipped or failed)."""
+    if not path or not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return f.readlines()
+
+
+def _json(path: str | None):
+    """A JSON input, or None when it was not given or not written."""
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def read_pipeline(path: str | None) -> dict[str, dict]:
     """Per server: its PIPELINE fields (numbers) and whether pipeline.py failed (stall, error or crash)."""
     servers: dict[str, dict] = {}
-    if not path or not os.path.exists(path):
-        return servers
-    with open(path) as f:
-        lines = f.readlines()
-    for line in lines:
+    for line in _lines(path):
         words = line.split()
         if not words:
             continue
@@ -78,28 +90,19 @@ def read_pipeline(path: str | None) -> dict[str, dict]:
 
 def read_store(path: str | None) -> dict | None:
     """store_bench.py --json, or None."""
-    if not path or not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return _json(path)
 
 
 def read_cold(path: str | None) -> dict[str, dict]:
     """cold_bench.py --json's sets by zip label ("10 KiB", "1 MiB")."""
-    if not path or not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        return {s["zip"]: s for s in json.load(f)["sets"]}
+    cold = _json(path)
+    return {s["zip"]: s for s in cold["sets"]} if cold else {}
 
 
 def read_soak(path: str | None) -> dict[str, float]:
     """soak.sh's VmHWM (MiB) per sample label ("start", "warmed", "0m30s", "1m0s", ..., "end"), in order."""
     samples: dict[str, float] = {}
-    if not path or not os.path.exists(path):
-        return samples
-    with open(path) as f:
-        lines = f.readlines()
-    for line in lines:
+    for line in _lines(path):
         m = re.match(r"(\S+)\s+VmHWM\s+([\d.]+) MiB", line)
         if m:
             samples[m.group(1)] = float(m.group(2))
