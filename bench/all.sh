@@ -43,8 +43,10 @@ if [[ $ALL_SOAK == 1 ]]; then
         "$BENCH_DIR/soak.sh" "${soak_args[@]}"
 fi
 
-sizes="warm: $STORAGE, medians of $REPS reps x ${DURATION}s; store $STORE_VERSIONS vs 3000 versions;"
-sizes+=" cold $COLD_SMALL x 10 KiB / $COLD_LARGE x 1 MiB, 32 clients; soak $SOAK_MIN min"
+sizes="warm: $STORAGE, medians of $REPS reps x ${DURATION}s"
+if [[ $ALL_STORE == 1 ]]; then sizes+="; store $STORE_VERSIONS vs 3000 versions"; else sizes+="; store skipped"; fi
+if [[ $ALL_COLD == 1 ]]; then sizes+="; cold $COLD_SMALL x 10 KiB / $COLD_LARGE x 1 MiB, 32 clients"; else sizes+="; cold skipped"; fi
+if [[ $ALL_SOAK == 1 ]]; then sizes+="; soak $SOAK_MIN min"; else sizes+="; soak skipped"; fi
 summary_args=(--runs "$RUNS_TSV" --rss "$RSS_TSV" --pipeline "$PIPE_TXT" --store "$TMP/store.json"
     --cold "$TMP/cold.json" --soak "$TMP/soak.txt" --soak-minutes "$SOAK_MIN"
     --baseline "$BASE_LABEL" --candidate "$CAND_LABEL" --note "$sizes")
