@@ -2,6 +2,7 @@
 """Cold fetch throughput of athens with durable FileStorage against the physical limit of the set-up.
 
 Usage: bench/cold_bench.py [--athens BIN] [--plugins DIR] [--clients 32] [--small 500] [--large 200] [--reps 3]
+                           [--json FILE]
 
 Two sets, each fetched by --clients concurrent clients (one `curl --parallel` process, keep-alive):
 - 500 distinct modules with a 10 KiB zip, 200 distinct modules with a 1 MiB zip (bench/make_tree.py trees);
@@ -11,7 +12,9 @@ Two sets, each fetched by --clients concurrent clients (one `curl --parallel` pr
   .info, .mod and .zip from nginx, validates them and saves them durably before it is answered.
 Prints the wall times (median of --reps, each rep on a fresh athens and an empty storage root), athens/direct, and
 athens' own CPU (user+system, from /proc) per module, which moves much less with machine load than wall time.
-Every response must be 200 with the tree's sha256, or the bench stops.
+Every response must be 200 with the tree's sha256, or the bench stops. --json FILE also writes the figures for
+bench/summary.py: {"clients", "storage", "reps", "sets": [{"zip", "modules", "direct_s", "athens_s", "ratio",
+"athens_cpu_ms_per_module", "direct_runs_s", "athens_runs_s"}]}.
 Needs: nginx (/usr/sbin/nginx), curl, python3; run `swift build -c release` first (default binaries).
 """
 import argparse
@@ -158,6 +161,7 @@ def main():
     ap.add_argument("--stash-workers", type=int, default=0, help="fetch+save pool size (default: athens' own default)")
     ap.add_argument("--wrap", default="", help="command prefix for athens, for profiling (e.g. 'strace -f -c -w -e trace=fsync -o F')")
     ap.add_argument("--storage-parent", default=ROOT, help="where the FileStorage roots go (the repo's file system)")
+    ap.add_argument("--json", default=None, help="also write the medians and raw repetitions to this file")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cold-bench-")
     os.chmod(work, 0o755)  # nginx workers started as root drop privileges and must read the tree
@@ -198,6 +202,13 @@ def main():
         for label, count, d, a, r, ds, cs, c in rows:
             print("%-8s %7d %12.3f %12.3f %7.2fx %16.2f   %s / %s" % (label, count, d, a, r, c,
                   " ".join("%.3f" % x for x in ds), " ".join("%.3f" % x for x in cs)))
+        if args.json:
+            sets = [{"zip": label, "modules": count, "direct_s": d, "athens_s": a, "ratio": r,
+                     "athens_cpu_ms_per_module": c, "direct_runs_s": ds, "athens_runs_s": cs}
+                    for label, count, d, a, r, ds, cs, c in rows]
+            with open(args.json, "w") as f:
+                json.dump({"clients": args.clients, "storage": args.storage, "reps": args.reps, "sets": sets}, f, indent=1)
+                f.write("\n")
     finally:
         for p in procs:
             stop(p)

@@ -2,6 +2,7 @@
 """Start-up, /readyz, catalog and RSS of athens with FileStorage over a large store against a small one.
 
 Usage: bench/store_bench.py [--athens BIN] [--plugins DIR] [--versions 1000000] [--small 3000] [--store DIR] [--reps 3]
+                            [--json FILE]
 
 Stores are written by bench/make_store.py (into --store, default $TMPDIR/athens-store-<versions>, kept for the
 next run because writing 1 M versions takes a minute or two; the small one is made fresh). For each store and each
@@ -11,12 +12,15 @@ repetition, a fresh athens (FileStorage on that root, no fetcher) is started and
 - catalog: wall time of one /catalog?pagesize=1000 page (median of 5) at the start, after a token in the middle
   of the store, and of the second page (the token the first page returned);
 - RSS: VmHWM and VmRSS after those requests.
-Prints one table with the figures for both stores (median over --reps) and their ratios.
+Prints one table with the figures for both stores (median over --reps) and their ratios. --json FILE also writes
+them for bench/summary.py: {"versions", "small_versions", "per_module", "reps", "median": {"small"|"large": {figure:
+value}}, "runs": {"small"|"large": [{figure: value}, ...]}}, times in seconds, RSS in MiB, NaN as null.
 Targets (issue 15): start-up and /readyz <= 1 s, catalog page <= 50 ms at 1 M versions, RSS not above the small store's.
 """
 import argparse
 import base64
 import json
+import math
 import os
 import re
 import signal
@@ -109,6 +113,19 @@ def measure(args, store, versions, work):
             proc.wait()
 
 
+def write_json(path, data):
+    """Writes data as JSON with NaN (a missing second page) as null, which every JSON reader accepts."""
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return None if isinstance(v, float) and math.isnan(v) else v
+    with open(path, "w") as f:
+        json.dump(clean(data), f, indent=1)
+        f.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--athens", default=os.path.join(ROOT, ".build/release/athens"))
@@ -118,6 +135,7 @@ def main():
     ap.add_argument("--small", type=int, default=3000)
     ap.add_argument("--store", default=None)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", default=None, help="also write the medians and raw repetitions to this file")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="store-bench-")
     big = args.store or os.path.join(tempfile.gettempdir(), "athens-store-%d" % args.versions)
@@ -127,9 +145,10 @@ def main():
         print("wrote %d versions to %s in %.1f s" % (args.versions, big, time.monotonic() - t0))
     small = os.path.join(work, "small")
     make_store.make_store(small, args.small, args.per_module)
-    results = {}
+    results, raw = {}, {}
     for label, store, versions in [("small", small, args.small), ("large", big, args.versions)]:
         runs = [measure(args, store, versions, work) for _ in range(args.reps)]
+        raw[label] = runs
         results[label] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     s, l = results["small"], results["large"]
     print("FileStorage store: %d vs %d versions (%d per module); median of %d fresh starts" % (args.small, args.versions, args.per_module, args.reps))
@@ -140,6 +159,9 @@ def main():
                                     ("hwm", "VmHWM after the pages", "MiB", 1), ("rss", "VmRSS after the pages", "MiB", 1)]:
         print("%-28s %9.1f %-2s %9.1f %-2s %7.2fx" % (label, s[key] * scale, unit, l[key] * scale, unit, l[key] / s[key] if s[key] else float("nan")))
     print("catalog entries per page: %d" % l["entries"])
+    if args.json:
+        write_json(args.json, {"versions": args.versions, "small_versions": args.small, "per_module": args.per_module,
+                               "reps": args.reps, "median": results, "runs": raw})
     subprocess.run(["rm", "-rf", work])
 
 
