@@ -137,6 +137,8 @@ final class Assembly: @unchecked Sendable {
             ("athens_singleflight_joins_total", "", Double(stash.joins)),
             // The in-memory file cache's own content bytes, apart from the process RSS they are part of.
             ("athens_cache_bytes", "", Double(router.download.cache.heldBytes)),
+            // Cached files kept as the storage's open files (sendfile'd; descriptors, no memory).
+            ("athens_cache_files", "", Double(router.download.cache.heldFiles)),
             ("athens_cache_max_bytes", "", Double(router.download.cache.maxBytes)),
             ("athens_access_marks_dropped_total", "", Double(accesses?.dropped ?? 0)),
         ] + stash.gauges()

@@ -67,8 +67,8 @@ package final class DownloadProtocol: @unchecked Sendable {
             if let mark = quarantine.mark(module: module, version: version) { return responder.respond(Quarantine.gone(mark)) }
             deletions.poke()
             // The hot path: a file served before was validated before; memory answers without a storage call.
-            if !policy.storageRedirects.contains(artifact), let bytes = cache.get(request.cacheKey) {
-                var response = Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes))
+            if !policy.storageRedirects.contains(artifact), let entry = cache.get(request.cacheKey) {
+                var response = Response(status: 200, headers: Self.headers(for: artifact), body: entry.body)
                 response.cacheResult = "hit"
                 accesses?.note(module: module, version: version)
                 return responder.respond(response)

@@ -22,13 +22,18 @@ extension DownloadProtocol {
             return .success(Self.storageRedirect(target))
         }
         let key = DownloadRequest.cacheKey(module: module, version: version, artifact: artifact)
-        if !redirects, let bytes = cache.get(key) {
-            return .success(Response(status: 200, headers: Self.headers(for: artifact), body: .bytes(bytes)))
+        if !redirects, let entry = cache.get(key) {
+            return .success(Response(status: 200, headers: Self.headers(for: artifact), body: entry.body))
         }
         do {
             let blob = try storage.open(module: module, version: version, artifact: artifact)
             // A file meant to be redirected is not cached: a cached copy would answer the next request before
             // `url` is asked again (a storage that failed once would never redirect it).
+            if !redirects, blob.size <= UInt64(cache.maxFileBytes), case .file = blob.shape, blob.size >= UInt64(ArtifactCache.fileEntryMinBytes) {
+                // Kept open instead of read into memory: later hits sendfile it, and the bytes stay in the page cache.
+                cache.put(key, file: blob)
+                return .success(Response(status: 200, headers: Self.headers(for: artifact), body: .blob(blob)))
+            }
             if !redirects, blob.size <= UInt64(cache.maxFileBytes) {
                 if onLoop, case .stream = blob.shape { return .failure(Self.readOffTheLoop) }
                 // A small file that cannot be read whole is broken: serving the blob would send a 200 cut short.
