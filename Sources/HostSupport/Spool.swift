@@ -1,3 +1,4 @@
+import Basics
 import Glibc
 
 /// A zip being received: an unlinked temporary file, closed when the spool goes.
@@ -15,15 +16,7 @@ package final class Spool {
     }
 
     /// Appends bytes; false on a write error (e.g. ENOSPC).
-    package func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var done = 0
-        while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 { if errno == EINTR { continue }; return false }
-            done += n
-        }
-        return true
-    }
+    package func append(_ bytes: UnsafeRawBufferPointer) -> Bool { FileDescriptor.writeAll(fd, bytes) }
 
     deinit { close(fd) }
 }

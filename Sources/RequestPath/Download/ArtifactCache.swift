@@ -1,11 +1,13 @@
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 
 /// Small stored files kept in memory: a version's .info, .mod and zip never change once stored (the
 /// protocol requires it), so a hit needs no storage call at all. Bounded in total bytes; FIFO eviction.
 package final class ArtifactCache: @unchecked Sendable {
     package let maxBytes: Int
     package let maxFileBytes: Int
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var entries: [String: [UInt8]] = [:]
     private var order: [String] = []
     private var head = 0
