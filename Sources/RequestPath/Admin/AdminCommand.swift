@@ -109,8 +109,7 @@ package enum AdminCommand {
             let (module, version) = try split(positional[0])
             guard let mod = FileManager.default.contents(atPath: modFile), !mod.isEmpty else { throw Usage(message: "cannot read \(modFile)") }
             // The zip is streamed from its file (it may be 500 MiB), after the go.mod.
-            guard let zip = ReadOnlyFile(path: zipFile),
-                  let zipSize = (try? FileManager.default.attributesOfItem(atPath: zipFile))?[.size] as? Int else {
+            guard let zip = ReadOnlyFile(path: zipFile), let zipSize = zip.size else {
                 throw Usage(message: "cannot read \(zipFile)")
             }
             var query = "module=\(escape(module))&version=\(escape(version))&modBytes=\(mod.count)"
@@ -194,6 +193,12 @@ private final class ReadOnlyFile {
     }
 
     deinit { close(fd) }
+
+    /// The file's size now; nil when fstat fails.
+    var size: Int? {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? Int(info.st_size) : nil
+    }
 
     struct ReadError: Error, CustomStringConvertible {
         let code: Int32
