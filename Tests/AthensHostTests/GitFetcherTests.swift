@@ -264,6 +264,45 @@ final class GitFetcherTests {
         #expect(error?.code == .notFound)
     }
 
+    @Test("go-get discovery reads at most 1 MiB of a page: a page that never ends after its head still resolves")
+    func discoveryPageBound() throws {
+        let fixture = try GitFixture.shared()
+        let head = #"<html><head><meta name="go-import" content="corp.example/endless git \#(fixture.url("github.com/fixture/legacy"))"></head><body>"#
+        // Sends the head, then body bytes until the client hangs up; counts what it managed to write.
+        let script = """
+            import http.server, sys
+            head = sys.argv[1].encode()
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.end_headers()
+                    sent = 0
+                    try:
+                        self.wfile.write(head)
+                        while True:
+                            self.wfile.write(b"x" * 65536)
+                            sent += 65536
+                    except OSError:
+                        print("hung up after", sent, flush=True)
+                def log_message(self, *args):
+                    pass
+            server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """
+        let server = try ChildProcess("/usr/bin/env", ["python3", "-c", script, head])
+        defer { server.stop() }
+        let port = try #require(server.firstLine().flatMap { Int($0) }, "discovery server did not start: \(server.stderr)")
+        let config = #"{"cacheDirectory": "\#(cache)", "insecureHosts": ["corp.example"], "hostAddresses": {"corp.example": "127.0.0.1:\#(port)"}}"#
+        let fetcher = try GitFetcherDriver.load(config)
+        #expect(try GitFetcherDriver.resolve(fetcher, "corp.example/endless", "latest")["Version"] as? String == "v2.1.0+incompatible")
+        // The connection was dropped once the first MiB was in, not read on: the server saw the hang-up.
+        let hungUp = server.firstLine()
+        let sent = hungUp.flatMap { Int($0.split(separator: " ").last ?? "") }
+        #expect(sent.map { $0 < 64 << 20 } == true, "server: \(hungUp ?? "no line")")
+    }
+
     /// No half-made mirror ("<name>.git.tmp-…") is left in the cache folder.
     func expectNoTemporaryMirrors() throws {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: cache)) ?? []
