@@ -9,9 +9,10 @@ import Musl
 /// Threads of the host and the plugins.
 package enum PosixThread {
     /// Runs `body` on a new detached thread named `name` (the kernel keeps 15 bytes of it: `top -H`, gdb).
-    /// `stackSize` nil: the process default (RLIMIT_STACK). Failing to start a thread is a resource exhaustion
-    /// the callers cannot work around (a server without its loops), so it stops the process, as Thread did.
-    package static func start(name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) {
+    /// `stackSize` nil: the process default (RLIMIT_STACK). False when the kernel refused a thread (EAGAIN: out
+    /// of threads or memory): `body` does not run, as with Foundation's Thread, but a line on stderr says so.
+    @discardableResult
+    package static func start(name: String, stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) -> Bool {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
@@ -20,10 +21,12 @@ package enum PosixThread {
         let box = Unmanaged.passRetained(ThreadStart(name: name, body: body)).toOpaque()
         var thread = pthread_t()
         let started = pthread_create(&thread, &attributes, threadMain, box)
-        if started != 0 {
+        guard started == 0 else {
             Unmanaged<ThreadStart>.fromOpaque(box).release()
-            fatalError("cannot start thread \(name): \(String(cString: strerror(started)))")
+            FileDescriptor.writeAll(2, "cannot start thread \(name): \(String(cString: strerror(started)))\n")
+            return false
         }
+        return true
     }
 
     fileprivate static func run(_ start: ThreadStart) {
