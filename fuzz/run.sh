@@ -69,11 +69,11 @@ max_len() {
 libraries() {
     case $1 in
         zip|gomod|s3_xml) echo "GoModule" ;;
-        tar_reader) echo "PluginKit JSON" ;;
+        tar_reader) echo "PluginKit JSON Basics" ;;
         sumdb_note) echo "SumDB Digests GoModule" ;;
-        resp) echo "RedisClient" ;;
+        resp) echo "RedisClient Basics" ;;
         json) echo "JSON" ;;
-        *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule Digests JSON" ;;
+        *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule Digests JSON Basics" ;;
     esac
 }
 # Plugin sources a target compiles into itself (plugins are not libraries the host links).
@@ -110,6 +110,10 @@ build_all() {
         "$root/Sources/SystemShims/shims.c" -o "$out/shims.o"
     clang -c -O1 -fsanitize="$c_sanitizers" -I "$root/Sources/SystemShims/include" \
         "$root/Sources/SystemShims/crash_report.c" -o "$out/crash_report.o"
+    # What FoundationEssentials lacks (locks, threads, fd writes, string helpers): the host and PluginKit import it.
+    swiftc "${swift_flags[@]}" -emit-library -static -module-name Basics \
+        -emit-module -emit-module-path "$out/Basics.swiftmodule" \
+        "$root"/Sources/Basics/*.swift -o "$out/libBasics.a"
     swiftc "${swift_flags[@]}" -emit-library -static -module-name GoModule \
         -emit-module -emit-module-path "$out/GoModule.swiftmodule" \
         "$root"/Sources/GoModule/*.swift -o "$out/libGoModule.a"

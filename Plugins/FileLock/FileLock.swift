@@ -24,8 +24,10 @@
 // next try, at most pollMilliseconds later (the sleep starts at 1 ms and doubles up to that). A wait ends at
 // wait_ms (ATH_BUSY), at the call's deadline (ATH_TIMEOUT) or when the call is cancelled (ATH_CANCELLED).
 // Fairness: none (any waiter's next try may win, a newcomer's first try included), as the header allows.
+import Basics
 import Digests
-import Foundation
+import FoundationEssentials
+import Glibc
 import PluginKit
 
 /// The plugin's entry symbol.
@@ -56,7 +58,7 @@ final class FileLock: LockBackend, @unchecked Sendable {  // mutable state guard
     private let path: String
     private let pollMilliseconds: Int
     private let host: HostServices
-    private let state = NSCondition()
+    private let state = PosixCondition()
     private var held: [UInt64: Held] = [:]
     private var nextHandle: UInt64 = 1
     /// Releases so far; a waiter sleeps only if none happened since its last try (else it would miss the wake-up).
@@ -116,7 +118,7 @@ final class FileLock: LockBackend, @unchecked Sendable {  // mutable state guard
             var sleepNs = min(UInt64(sleepMs) * 1_000_000, waitEnd - now)
             if let left = call.remainingNanoseconds { sleepNs = min(sleepNs, max(left, 1)) }
             state.lock()
-            if releases == releasesBefore { _ = state.wait(until: Date(timeIntervalSinceNow: Double(sleepNs) / 1e9)) }
+            if releases == releasesBefore { state.wait(seconds: Double(sleepNs) / 1e9) }
             state.unlock()
             sleepMs = min(sleepMs * 2, pollMilliseconds)
         }

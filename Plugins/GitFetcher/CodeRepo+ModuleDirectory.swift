@@ -1,6 +1,8 @@
 // CodeRepo: where a version's module lives in the repository (root, major subdirectory, or +incompatible) and
 // its go.mod (modfetch/coderepo.go findDir and GoMod).
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import GoModule
 import PluginKit
 
@@ -90,6 +92,6 @@ extension CodeRepo {
                 || scalar.value < 0x20 || scalar.value == 0x7F
         } || path.contains("//") || path.contains("/*")
         guard needsQuote else { return path }
-        return "\"" + path.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        return "\"" + path.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"") + "\""
     }
 }

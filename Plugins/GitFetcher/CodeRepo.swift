@@ -1,7 +1,9 @@
 // CodeRepo: one module in one repository, with the go command's direct-mode rules (cmd/go/internal/modfetch
 // coderepo.go and codehost/git.go): which tags are versions, where go.mod lives, +incompatible, pseudo-versions,
 // retractions and latest. Made per request; reads the mirror only (the caller updates it first).
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import GoModule
 import PluginKit
 
@@ -72,7 +74,7 @@ final class CodeRepo {
             guard pathPrefix == codeRoot || pathPrefix.hasPrefix(codeRoot + "/") else {
                 throw .notFound("\(modulePath): mismatched repo: found \(codeRoot) for \(modulePath)")
             }
-            codeDir = String(pathPrefix.dropFirst(codeRoot.count)).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            codeDir = String(pathPrefix.dropFirst(codeRoot.count)).trimming { $0 == "/" }
         }
         refs = try mirror.refs()
     }

@@ -1,7 +1,9 @@
 // GitFetcher: serves module versions straight from git repositories, as the go command's direct mode would
 // (same versions, same .info/.mod, zips with the same h1: hash). One bare mirror per repository under
 // cacheDirectory, fetched to update; git runs without a shell, with deadlines; zips stream through zlib.
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import GoModule
 import PluginKit
 
@@ -77,7 +79,7 @@ final class GitFetcher: FetcherBackend {
         do {
             try FileManager.default.createDirectory(atPath: cacheDirectory, withIntermediateDirectories: true)
         } catch {
-            throw .invalid("config.cacheDirectory: cannot create \(cacheDirectory): \(error.localizedDescription)")
+            throw .invalid("config.cacheDirectory: cannot create \(cacheDirectory): \(error.systemDescription)")
         }
         finder = RepoFinder(rules: rules, insecure: insecure, hostAddresses: hostAddresses, timeout: discoveryTimeout)
         mirrors = MirrorStore(root: cacheDirectory, git: git)

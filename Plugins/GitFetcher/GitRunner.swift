@@ -1,6 +1,7 @@
 // GitRunner: runs git without a shell (posix_spawn, argument vector), with a deadline per call, output
 // streamed or bounded, the child (and its process group: ssh, remote helpers) always killed on timeout and reaped.
-import Foundation
+import Basics
+import FoundationEssentials
 import PluginKit
 #if canImport(Glibc)
 import Glibc
@@ -209,7 +210,7 @@ struct GitRunner: Sendable {
     static func redact(_ text: String) -> String {
         var out = ""
         var rest = Substring(text)
-        while let scheme = rest.range(of: "://") {
+        while let scheme = rest.firstByteRange(of: "://") {
             out += rest[..<scheme.upperBound]
             rest = rest[scheme.upperBound...]
             let authorityEnd = rest.firstIndex { $0 == "/" || $0 == " " || $0 == "\n" || $0 == "'" || $0 == "\"" } ?? rest.endIndex
@@ -218,7 +219,7 @@ struct GitRunner: Sendable {
             }
         }
         out += rest
-        return out.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        return out.split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace }
             .filter { !$0.isEmpty }.joined(separator: " / ")
     }
 }

@@ -1,7 +1,8 @@
 // Mirror: one bare mirror per repository under cacheDirectory, cloned once and updated with `git fetch`.
 // Updates take a per-repository lock (in-process lock + flock, so two athens processes sharing the
 // directory also take turns); reads (log, archive, cat-file) run concurrently with each other and with fetches.
-import Foundation
+import Basics
+import FoundationEssentials
 import PluginKit
 #if canImport(Glibc)
 import Glibc
@@ -17,9 +18,9 @@ final class Mirror: @unchecked Sendable {
     /// The mirror's directory (a bare repository).
     let directory: String
     private let git: GitRunner
-    private let lock = NSLock()
+    private let lock = PosixLock()
     /// Held while cloning or fetching, so one update runs at a time and the others wait for its result.
-    private let updateLock = NSLock()
+    private let updateLock = PosixLock()
     private var lastRefresh: Date?
     private var cachedRefs: Refs?
 
@@ -88,7 +89,7 @@ final class Mirror: @unchecked Sendable {
     }
 
     private func clone(subject: String) throws(PluginFailure) {
-        let parent = (directory as NSString).deletingLastPathComponent
+        let parent = directory.deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
         // Clone beside the final place and rename: a half-made mirror is never seen, even after a crash.
         let temporary = directory + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -189,7 +190,7 @@ final class MirrorStore: @unchecked Sendable {
     // @unchecked: `mirrors` is guarded by `lock`.
     private let root: String
     private let git: GitRunner
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var mirrors: [String: Mirror] = [:]
 
     init(root: String, git: GitRunner) {

@@ -1,11 +1,11 @@
 // RepoFinder: module path → repository (its root module path and git URL), in the order the issue asks:
 // manifest rules, well-known hosting layouts, then `?go-get=1` discovery of go-import meta tags.
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import GoModule
+import HTTPClient
 import PluginKit
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// A configured repository: modules under `root` live in the git repository at `url`.
 struct RepositoryRule: Sendable {
@@ -25,15 +25,15 @@ struct RepoLocation: Sendable {
 
 /// Finds repositories. Every method may be called concurrently.
 final class RepoFinder: @unchecked Sendable {
-    // @unchecked: `session` is thread-safe, `cache` is guarded by `lock`, the rest is immutable.
+    // @unchecked: `client` is thread-safe, `cache` is guarded by `lock`, the rest is immutable.
     private let rules: [RepositoryRule]
     /// GOINSECURE-style globs: hosts whose discovery may use plain http.
     private let insecure: String
     /// Host → "address:port" to connect to for discovery instead of the host itself.
     private let hostAddresses: [String: String]
     private let timeout: Double
-    private let session: URLSession
-    private let lock = NSLock()
+    private let client = HTTPClient()
+    private let lock = PosixLock()
     /// Discovery results (and failures) for `discoveryTTL` seconds.
     private var cache: [String: (location: RepoLocation?, at: Date)] = [:]
     private static let discoveryTTL: Double = 300
@@ -46,33 +46,6 @@ final class RepoFinder: @unchecked Sendable {
         self.insecure = insecure
         self.hostAddresses = hostAddresses
         self.timeout = timeout
-        let configuration = URLSessionConfiguration.ephemeral
-        configuration.timeoutIntervalForRequest = timeout
-        configuration.timeoutIntervalForResource = timeout
-        configuration.urlCache = nil
-        configuration.httpCookieStorage = nil
-        session = URLSession(configuration: configuration, delegate: RedirectFixer(), delegateQueue: nil)
-    }
-
-    deinit { session.invalidateAndCancel() }
-
-    /// Follows redirects by the Location header itself: swift-corelibs-foundation resolves a relative
-    /// Location that carries a query ("/a/?go-get=1") against the old path and loops until -1007. Like the
-    /// go command, it never follows a redirect from https to http.
-    private final class RedirectFixer: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
-        // @unchecked: no stored state.
-        func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-                        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
-            var next = request
-            if let location = response.value(forHTTPHeaderField: "Location"), let base = response.url,
-               let target = URL(string: location, relativeTo: base)?.absoluteURL {
-                next.url = target
-            }
-            if response.url?.scheme?.lowercased() == "https", next.url?.scheme?.lowercased() != "https" {
-                return completionHandler(nil)
-            }
-            completionHandler(next)
-        }
     }
 
     /// The repository of `modulePath`; `.notFound` if no rule, layout or meta tag gives one.
@@ -145,7 +118,7 @@ final class RepoFinder: @unchecked Sendable {
         var page: [UInt8]?
         var lastError = ""
         for scheme in allowHTTP ? ["https", "http"] : ["https"] {
-            guard let url = URL(string: "\(scheme)://\(authority)\(Self.escapePath(rest))?go-get=1") else { continue }
+            let url = "\(scheme)://\(authority)\(Self.escapePath(rest))?go-get=1"
             do {
                 page = try get(url)
                 break
@@ -172,29 +145,27 @@ final class RepoFinder: @unchecked Sendable {
 
     private struct TransferFailure: Error { var message: String }
 
-    /// A GET whose status is ignored (the go command reads meta tags from 404 pages too).
-    private func get(_ url: URL) throws(TransferFailure) -> [UInt8] {
-        let done = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var body: Data?
-        nonisolated(unsafe) var failure: String?
-        var request = URLRequest(url: url)
-        request.timeoutInterval = timeout
-        let task = session.dataTask(with: request) { data, _, error in
-            if let error { failure = "\(type(of: error)) \((error as NSError).code)" } else { body = data }
-            done.signal()
+    /// A GET whose status is ignored (the go command reads meta tags from 404 pages too); the first `maxPage`
+    /// bytes of the body. Redirects are followed as the go command's client does (at most 10, never from https
+    /// to http: HTTPClient refuses that).
+    private func get(_ url: String) throws(TransferFailure) -> [UInt8] {
+        var body: [UInt8] = []
+        do {
+            try client.perform(HTTPRequest(url: url, redirects: .follow(max: 10)),
+                               limits: HTTPLimits(maxBodyBytes: .max, timeout: .seconds(timeout), idleTimeout: .seconds(timeout))) { chunk in
+                body.append(contentsOf: chunk.prefix(Self.maxPage - body.count))
+                // The meta tags are in the head: the rest of a huge page is not worth reading.
+                if body.count >= Self.maxPage { throw HTTPClient.Stop() }
+            }
+        } catch {
+            throw TransferFailure(message: error.description)
         }
-        task.resume()
-        if done.wait(timeout: .now() + timeout + 1) == .timedOut {
-            task.cancel()
-            throw TransferFailure(message: "timed out")
-        }
-        if let failure { throw TransferFailure(message: failure) }
-        return Array((body ?? Data()).prefix(Self.maxPage))
+        return body
     }
 
-    /// Percent-encodes what a URL path cannot hold literally.
+    /// Percent-encodes what a URL path cannot hold literally (the bytes outside `CharacterSet.urlPathAllowed`).
     private static func escapePath(_ path: String) -> String {
-        path.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? path
+        path.percentEncoded { $0.isASCIIAlphanumeric || "!$&'()*+,-./:=@_~".utf8.contains($0) }
     }
 
     /// `<meta name="go-import" content="root vcs url">` tags in the page's head (cmd/go parseMetaGoImports:
@@ -203,8 +174,8 @@ final class RepoFinder: @unchecked Sendable {
         let text = String(decoding: page, as: UTF8.self)
         var result: [(root: String, vcs: String, url: String)] = []
         var rest = Substring(text)
-        while let open = rest.range(of: "<", options: []) {
-            rest = rest[open.upperBound...]
+        while let open = rest.firstIndex(of: "<") {
+            rest = rest[rest.index(after: open)...]
             let lower = rest.prefix(6).lowercased()
             if lower.hasPrefix("body") || lower.hasPrefix("/head") { break }
             guard lower.hasPrefix("meta"), let close = rest.firstIndex(of: ">") else { continue }
@@ -246,8 +217,8 @@ final class RepoFinder: @unchecked Sendable {
                 while index < text.endIndex, !text[index].isWhitespace { index = text.index(after: index) }
                 value = text[start..<index]
             }
-            result[name] = String(value).replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&#39;", with: "'")
-                .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&amp;", with: "&")
+            result[name] = String(value).replacingAll("&quot;", with: "\"").replacingAll("&#39;", with: "'")
+                .replacingAll("&lt;", with: "<").replacingAll("&gt;", with: ">").replacingAll("&amp;", with: "&")
         }
         return result
     }

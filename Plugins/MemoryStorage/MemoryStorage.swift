@@ -1,7 +1,10 @@
 // MemoryStorage: keeps module versions in process memory. For tests and development: nothing survives
 // a restart. Thread-safe; a save becomes visible all at once, and readers share the bytes without copying.
+import Digests
+import Basics
 import PluginKit
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The plugin's entry symbol.
 @c(ath_plugin_query)
@@ -31,7 +34,7 @@ private struct CatalogKey: Comparable {
 
 /// Invariant: `sortedKeys` holds exactly the keys of `versions`, sorted.
 final class MemoryStorage: StorageBackend, @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var versions: [String: [String: StoredVersion]] = [:]
     private var sortedKeys: [CatalogKey] = []
 
@@ -136,7 +139,7 @@ final class MemoryStorage: StorageBackend, @unchecked Sendable {
     }
 
     private static func encodeToken(_ key: CatalogKey) -> String {
-        Array((key.module + "\n" + key.version).utf8).map { String(format: "%02x", $0) }.joined()
+        Hex.encode((key.module + "\n" + key.version).utf8)
     }
 
     private static func decodeToken(_ token: String) -> CatalogKey? {

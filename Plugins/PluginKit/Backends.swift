@@ -2,7 +2,8 @@
 // lock) and the values they exchange with the host (failures, blobs, readers, sinks). PluginKit.swift turns
 // them into the C tables.
 @_exported import PluginABI
-import Foundation
+import FoundationEssentials
+import Glibc
 
 
 /// A failure a backend reports; crosses the ABI as an `ath_status` plus a message.

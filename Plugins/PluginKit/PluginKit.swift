@@ -3,7 +3,9 @@
 // create_with_host, so one build serves 1.0 and 1.1 hosts). Linked statically into each Swift plugin, so its
 // globals are per plugin.
 @_exported import PluginABI
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 
 /// Makes a backend from its JSON config text (`config.host` holds the host's services, when it gave them).
 public typealias BackendFactory<Backend> = @Sendable (PluginConfig) throws(PluginFailure) -> Backend
@@ -15,7 +17,7 @@ nonisolated(unsafe) private var redirectingFactory: BackendFactory<any Redirecti
 nonisolated(unsafe) private var fetcherFactory: BackendFactory<any FetcherBackend>?
 nonisolated(unsafe) private var lockFactory: BackendFactory<any LockBackend>?
 nonisolated(unsafe) private var descriptor: UnsafeMutablePointer<ath_plugin>?
-private let registrationLock = NSLock()
+private let registrationLock = PosixLock()
 
 /// Builds the static descriptors of Swift plugins.
 public enum PluginEntry {

@@ -1,7 +1,8 @@
 // ProxyFetcher: fetches module versions from an upstream GOPROXY (proxy.golang.org, another athens, ...)
 // over HTTP(S). Config: {"url": "https://proxy.golang.org", "timeoutSeconds": 30, "zipTimeoutSeconds": 600}.
 // Every call blocks its (host-owned) thread; zips stream from the socket into the host's sink.
-import Foundation
+import FoundationEssentials
+import Glibc
 import GoModule
 import PluginKit
 

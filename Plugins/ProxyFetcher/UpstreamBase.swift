@@ -1,5 +1,6 @@
 // UpstreamBase: the configured GOPROXY base URL, and the request URLs built on it.
-import Foundation
+import FoundationEssentials
+import Glibc
 import GoModule
 import PluginKit
 

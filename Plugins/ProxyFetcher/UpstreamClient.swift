@@ -2,7 +2,9 @@
 // passes a callback on the calling (host) thread, so a body over its limit, a compressed body, a stall or
 // an overrun deadline ends the transfer at once and closes its connection; a zip reaches the host's sink
 // chunk by chunk, never held whole.
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import HTTPClient
 import PluginKit
 
@@ -110,7 +112,7 @@ final class UpstreamClient: Sendable {
     }
 
     private static func isPlainText(_ head: HTTPResponseHead) -> Bool {
-        let type = (head.headers["Content-Type"] ?? "").lowercased().replacingOccurrences(of: " ", with: "")
+        let type = (head.headers["Content-Type"] ?? "").lowercased().replacingAll(" ", with: "")
         return type == "text/plain" || type == "text/plain;charset=utf-8" || type == "text/plain;charset=us-ascii"
     }
 
@@ -120,7 +122,7 @@ final class UpstreamClient: Sendable {
         guard !bytes.isEmpty, let text = String(validating: bytes, as: UTF8.self) else { return "" }
         var lines: [Substring] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimmingWhitespace
             if trimmed.isEmpty { if lines.isEmpty { continue } else { break } }
             lines.append(Substring(trimmed))
         }

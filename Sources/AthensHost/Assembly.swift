@@ -1,8 +1,10 @@
+import Basics
 import HostSupport
 import PluginCheck
 import PluginHost
 import RequestPath
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Everything a manifest assembles behind the HTTP server: plugins, routing policy, stasher chain,
 /// pools, the download protocol and the router. Built at start-up and again on every SIGHUP reload.
@@ -161,7 +163,7 @@ final class Assembly: @unchecked Sendable {
 /// The server's handler: forwards to the current assembly's router, which a reload swaps atomically.
 /// Requests already routed keep the assembly they started with until they finish.
 final class SwappableHandler: RequestHandler, @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var current: Assembly
 
     init(_ assembly: Assembly) { current = assembly }

@@ -10,7 +10,8 @@
 //     (a timed wait on the manifest's wrappers; fetches on stash pool workers) → FetchingStasher (route's
 //     fetchers → spool → validate → storage.save)
 //   → storage.open → response. Storage and fetchers are the `Storage`/`Fetcher` protocols of PluginHost.
-import Foundation
+import Basics
+import FoundationEssentials
 import HostSupport
 import PluginCheck
 import PluginHost
@@ -29,7 +30,7 @@ athens_malloc_tune(2, 256 << 10)
 
 /// Prints one line and exits non-zero: every start-up failure ends here.
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data(("athens: " + message + "\n").utf8))
+    FileDescriptor.writeAll(2, "athens: " + message + "\n")
     PluginStore.shared.removeCopies()
     exit(1)
 }
@@ -66,7 +67,7 @@ while let argument = arguments.popFirst() {
 
 // Plugins are found beside the executable unless the manifest says otherwise.
 let executableDirectory = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-    .map { ($0 as NSString).deletingLastPathComponent } ?? FileManager.default.currentDirectoryPath
+    .map { $0.deletingLastPathComponent } ?? FileManager.default.currentDirectoryPath
 
 /// Reads the manifest (the file, or the default), then the environment and the command line over it.
 func readManifest(configPath: String?, listenOverride: String?) throws(ManifestError) -> Manifest {
@@ -149,7 +150,7 @@ Log.info("listening", [("address", listenHost), ("port", String(server.port)), (
                        ("storage", assembly.storage.name), ("fetchers", assembly.fetchers.map(\.name).joined(separator: ",")),
                        ("mode", manifest.downloadMode.rawValue), ("network", manifest.networkMode.rawValue)])
 // The first line on stdout tells scripts and tests the port (useful with port 0).
-FileHandle.standardOutput.write(Data("listening on \(listenHost.contains(":") ? "[\(listenHost)]" : listenHost):\(server.port)\n".utf8))
+FileDescriptor.writeAll(1, "listening on \(listenHost.contains(":") ? "[\(listenHost)]" : listenHost):\(server.port)\n")
 
 while true {
     var received: Int32 = 0

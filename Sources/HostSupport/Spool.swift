@@ -1,3 +1,4 @@
+import Basics
 import Glibc
 import Synchronization
 
@@ -31,15 +32,7 @@ package final class Spool {
     }
 
     /// Appends bytes; false on a write error (e.g. ENOSPC).
-    package func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        var done = 0
-        while done < bytes.count {
-            let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-            if n < 0 { if errno == EINTR { continue }; return false }
-            done += n
-        }
-        return true
-    }
+    package func append(_ bytes: UnsafeRawBufferPointer) -> Bool { FileDescriptor.writeAll(fd, bytes) }
 
     deinit {
         if let pool { pool.give(fd) } else { close(fd) }

@@ -1,6 +1,8 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import PluginABI
 
 /// Counts every blob a storage plugin hands out, through a shim put between the blob and the host.
@@ -26,7 +28,7 @@ package final class BlobLedger: @unchecked Sendable {
         }
     }
 
-    private let lock = NSLock()
+    private let lock = PosixLock()
     // Shims stay alive until the ledger goes, so a late second release finds its shim, not freed memory.
     private var shims: [Shim] = []
     private var releasingThreads = Set<UInt>()

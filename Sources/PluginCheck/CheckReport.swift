@@ -1,6 +1,9 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 
 /// How one conformance check ended.
 package enum CheckOutcome: String, Sendable, Equatable {
@@ -41,7 +44,7 @@ package final class CheckReport: @unchecked Sendable {
     /// Longest detail printed; a detail is one line.
     package static let detailLimit = 400
 
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var rows: [CheckResult] = []
     private let output: ((String) -> Void)?
     /// When the running check started and its name, for the watchdog.
@@ -119,7 +122,7 @@ package final class CheckReport: @unchecked Sendable {
 
     /// One table row: name padded to the column, the outcome, the detail on one bounded line.
     package static func format(name: String, outcome: String, detail: String) -> String {
-        var line = detail.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " | ")
+        var line = detail.replacingAll("\r", with: " ").replacingAll("\n", with: " | ")
         if line.count > detailLimit { line = String(line.prefix(detailLimit)) + "…" }
         let padded = name.count >= nameWidth ? name : name + String(repeating: " ", count: nameWidth - name.count)
         let status = outcome.count >= 6 ? outcome + " " : outcome + String(repeating: " ", count: 6 - outcome.count)

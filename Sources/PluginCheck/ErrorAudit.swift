@@ -1,6 +1,8 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import PluginABI
 
 /// Hands each call an `ath_error` laid out to catch the ways a plugin can get error reporting wrong.
@@ -16,7 +18,7 @@ package final class ErrorAudit: @unchecked Sendable {
 
     /// Every violation seen, across threads.
     package let problems = ProblemLog()
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var audited = 0
 
     /// Failing calls whose message was inspected.

@@ -1,6 +1,8 @@
 import HostSupport
 import PluginHost
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import GoModule
 import PluginABI
 

@@ -1,6 +1,8 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import GoModule
 import PluginABI
 
@@ -12,7 +14,7 @@ package final class SinkRecorder: @unchecked Sendable {
     /// Refuse the first non-empty write (to check that the fetcher then stops and fails).
     package let refuseFirstWrite: Bool
     private let spool: Spool?
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var inFlight = false
     package private(set) var bytes: [UInt8] = []
     package private(set) var size: UInt64 = 0

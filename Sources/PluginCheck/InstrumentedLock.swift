@@ -1,6 +1,7 @@
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import PluginABI
 
 /// A lock plugin instance called through its C table with raw statuses and audited error buffers, for the checks.

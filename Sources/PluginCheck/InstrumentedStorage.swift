@@ -1,6 +1,7 @@
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import PluginABI
 
 /// A storage plugin instance called through its C table directly, with every call audited.

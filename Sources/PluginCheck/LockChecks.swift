@@ -1,6 +1,9 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import Dispatch
+import FoundationEssentials
+import Glibc
 import PluginABI
 
 /// The lock conformance checks (ABI 1.1's lock kind), run at run time against one instance on keys of this run only.
@@ -75,12 +78,11 @@ package struct LockChecks {
         let handle = try hold("wait")
         let waiting = PendingFlag(), done = PendingFlag()
         nonisolated(unsafe) var result: (status: ath_status, handle: UInt64, message: String) = (ATH_INTERNAL, 0, "")
-        let thread = Thread {
+        PosixThread.start(name: "check-waiter") {
             waiting.set()
             result = lock.acquire(key("wait"), lease: lease, wait: 30_000)
             done.set()
         }
-        thread.start()
         _ = waiting.wait(timeout: 30)
         // The waiter must still be waiting while we hold the lock.
         if done.wait(timeout: 0.3) {
@@ -99,13 +101,13 @@ package struct LockChecks {
 
     private func mutualExclusion() throws -> String {
         let threads = 8, rounds = 10
-        let state = NSLock()
+        let state = PosixLock()
         nonisolated(unsafe) var inside = 0, overlaps = 0, held = 0
         nonisolated(unsafe) var failures: [String] = []
         let group = DispatchGroup()
         for _ in 0..<threads {
             group.enter()
-            Thread {
+            PosixThread.start(name: "check-exclusive") {
                 defer { group.leave() }
                 for _ in 0..<rounds {
                     let result = lock.acquire(key("exclusive"), lease: lease, wait: 60_000)
@@ -123,7 +125,7 @@ package struct LockChecks {
                     let release = lock.release(result.handle)
                     if release.status != ATH_OK { state.withLock { failures.append("release returned \(PluginCallError.name(of: release.status))") } }
                 }
-            }.start()
+            }
         }
         guard group.wait(timeout: .now() + 120) == .success else { throw CheckFailure("\(threads) threads did not get through \(rounds) rounds each within 120 s") }
         let (overlapCount, heldCount, failed) = state.withLock { (overlaps, held, failures) }
@@ -157,7 +159,7 @@ package struct LockChecks {
 
 /// A one-way flag a thread sets and another waits for with a deadline (on the monotonic clock).
 private final class PendingFlag: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = PosixCondition()
     private var isSet = false
     func set() { condition.withLock { isSet = true; condition.broadcast() } }
     func wait(timeout: Double) -> Bool {
@@ -167,7 +169,7 @@ private final class PendingFlag: @unchecked Sendable {
         while !isSet {
             let left = deadline - MonotonicClock.now()
             if left <= 0 { return false }
-            _ = condition.wait(until: Date(timeIntervalSinceNow: min(left, 0.05)))
+            condition.wait(seconds: min(left, 0.05))
         }
         return true
     }

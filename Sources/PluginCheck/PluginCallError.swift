@@ -1,6 +1,7 @@
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import PluginABI
 
 /// A plugin call that did not return `ATH_OK`, with the status as the plugin gave it.

@@ -1,7 +1,9 @@
+import Basics
 import HostSupport
 import JSON
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import GoModule
 import PluginABI
 
@@ -102,16 +104,16 @@ package enum PluginCheck {
             options = try parse(arguments)
         } catch {
             let message = error.description.isEmpty ? usage : "athens plugin-check: \(error.description)\n\(usage)"
-            FileHandle.standardError.write(Data((message + "\n").utf8))
+            FileDescriptor.writeAll(2, message + "\n")
             return error.description.isEmpty ? 0 : 2
         }
         let report = CheckReport(output: { line in
-            FileHandle.standardOutput.write(Data(line.utf8))
+            FileDescriptor.writeAll(1, line)
         }, checkTimeout: options.checkTimeout, reportsCrashes: true)
         CrashReporter.install()
         startWatchdog(report)
         let status = run(options, report: report)
-        FileHandle.standardOutput.write(Data(report.summary().utf8))
+        FileDescriptor.writeAll(1, report.summary())
         return status
     }
 
@@ -149,7 +151,7 @@ package enum PluginCheck {
             }
             let fetcher: InstrumentedFetcher
             do {
-                fetcher = try InstrumentedFetcher(library: library, configJSON: options.configJSON, spoolDirectory: NSTemporaryDirectory())
+                fetcher = try InstrumentedFetcher(library: library, configJSON: options.configJSON, spoolDirectory: temporaryDirectory())
             } catch {
                 report.record(CheckResult(name: "create", outcome: .fail, detail: "\(PluginCallError.name(of: error.cStatus)): \(error.message)"))
                 return 1
@@ -182,17 +184,16 @@ package enum PluginCheck {
     /// A thread that ends the process if one check runs past the timeout: a plugin that deadlocks gets a
     /// FAIL row naming the check instead of a silent hang.
     private static func startWatchdog(_ report: CheckReport) {
-        let thread = Thread {
+        PosixThread.start(name: "check-watchdog") {
             while true {
-                Thread.sleep(forTimeInterval: 0.5)
+                PosixThread.sleep(seconds: 0.5)
                 if let name = report.overdueCheck() {
                     report.record(CheckResult(name: name, outcome: .fail, detail: "still running after \(Int(report.checkTimeout)) s: the plugin hangs"))
-                    FileHandle.standardOutput.write(Data(report.summary().utf8))
+                    FileDescriptor.writeAll(1, report.summary())
                     _exit(1)
                 }
             }
         }
-        thread.start()
     }
 }
 

@@ -1,10 +1,12 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A list of contract problems seen during a run, shared by the threads of the checks.
 package final class ProblemLog: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var problems: [String] = []
     private var total = 0
 

@@ -1,6 +1,9 @@
 // The storage checks of a whole store: catalog paging over a thousand versions, a large streamed zip, the
 // clean-up of everything saved, and the blob audit (StorageChecks.swift has the list and the helpers).
-import Foundation
+import Basics
+import Dispatch
+import FoundationEssentials
+import Glibc
 import HostSupport
 import PluginABI
 import PluginHost
@@ -126,8 +129,8 @@ extension StorageChecks {
         let readSeconds = Double(DispatchTime.now().uptimeNanoseconds - readStarted.uptimeNanoseconds) / 1e9
         try storage.remove(module, version)
         saved.remove(module, version)
-        return "\(size >> 20) MiB streamed in (\(String(format: "%.1f", saveSeconds)) s) and compared from a "
-            + "\(Self.shapeName(blob)) blob (\(String(format: "%.1f", readSeconds)) s)"
+        return "\(size >> 20) MiB streamed in (\(saveSeconds.fixed(1)) s) and compared from a "
+            + "\(Self.shapeName(blob)) blob (\(readSeconds.fixed(1)) s)"
     }
 
     func cleanup() throws -> String {

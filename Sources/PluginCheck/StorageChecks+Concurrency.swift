@@ -1,6 +1,9 @@
 // The storage checks that run many threads at one instance: saves racing on one version, reads racing,
 // and many versions at once (StorageChecks.swift has the list and the helpers).
-import Foundation
+import Basics
+import Dispatch
+import FoundationEssentials
+import Glibc
 import HostSupport
 import PluginABI
 import PluginHost
@@ -72,7 +75,7 @@ extension StorageChecks {
         let releasedElsewhere = held.count
         // Released on a thread of its own: dispatch_sync may run on the calling thread.
         let done = DispatchSemaphore(value: 0)
-        Thread { held.removeAll(); done.signal() }.start()
+        PosixThread.start(name: "check-release") { held.removeAll(); done.signal() }
         done.wait()
         if let summary = problems.summary { throw CheckFailure(summary) }
         return "32 concurrent opens and reads; \(releasedElsewhere) blobs released on another thread"
@@ -102,7 +105,7 @@ extension StorageChecks {
 
 /// Counts named outcomes across threads.
 final class OutcomeCounter: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var counts: [String: Int] = [:]
 
     func add(_ key: String) { lock.withLock { counts[key, default: 0] += 1 } }
@@ -111,7 +114,7 @@ final class OutcomeCounter: @unchecked Sendable {
 
 /// Blobs kept alive by one thread and released by another.
 final class BlobBag: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var blobs: [Blob] = []
 
     func add(_ blob: Blob) { lock.withLock { blobs.append(blob) } }

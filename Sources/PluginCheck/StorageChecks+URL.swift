@@ -1,3 +1,4 @@
+import Basics
 import HostSupport
 import HTTPClient
 import PluginHost
@@ -38,7 +39,7 @@ extension StorageChecks {
 
     /// The host of an http(s) URL when it is loopback (127.0.0.0/8, localhost, [::1]), else nil.
     static func loopbackHost(_ url: String) -> String? {
-        guard let schemeEnd = url.range(of: "://") else { return nil }
+        guard let schemeEnd = url.firstByteRange(of: "://") else { return nil }
         let authority = url[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
         let hostPort = authority.split(separator: "@", omittingEmptySubsequences: false).last ?? ""
         let host = hostPort.hasPrefix("[") ? String(hostPort.prefix { $0 != "]" }) + "]" : String(hostPort.prefix { $0 != ":" })

@@ -1,6 +1,8 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import PluginABI
 
 /// The storage conformance checks, run against one instance at run time.
@@ -272,7 +274,7 @@ package struct StorageChecks {
 
 /// module@version pairs the checks saved and have not removed, for the clean-up.
 final class SavedVersions: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var versions = Set<[String]>()
 
     func insert(_ module: String, _ version: String) { _ = lock.withLock { versions.insert([module, version]) } }

@@ -1,6 +1,8 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import PluginABI
 
 /// The zip a check saves: an `ath_reader` whose bytes come from a generator, with short reads and audits.
@@ -14,7 +16,7 @@ package final class ZipSource: @unchecked Sendable {
     private let produce: (UInt64, UnsafeMutableRawBufferPointer) -> Void
     /// When set, the read that would pass this offset returns -1 (the host failed).
     private let failAt: UInt64?
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var inFlight = false
     private var position: UInt64 = 0
     private var calls = 0

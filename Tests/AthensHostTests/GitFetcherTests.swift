@@ -228,11 +228,7 @@ final class GitFetcherTests {
         let fixture = try GitFixture.shared()
         // Every path answers with the go-import tag of corp.example/legacy, as a forge does for its subpaths.
         let page = #"<html><head><meta name="go-import" content="corp.example/legacy git \#(fixture.url("github.com/fixture/legacy"))"></head><body>x</body></html>"#
-        let script = """
-            import http.server, sys
-            page = sys.argv[1].encode()
-            class Handler(http.server.BaseHTTPRequestHandler):
-                def do_GET(self):
+        let handler = """
                     # As many web servers do: a redirect to the trailing-slash form, keeping the query.
                     if not self.path.split("?")[0].endswith("/"):
                         self.send_response(301)
@@ -243,18 +239,10 @@ final class GitFetcherTests {
                     self.send_response(200 if ok else 404)
                     self.send_header("Content-Type", "text/html")
                     self.end_headers()
-                    self.wfile.write(page if ok else b"no")
-                def log_message(self, *args):
-                    pass
-            server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-            print(server.server_address[1], flush=True)
-            server.serve_forever()
+                    self.wfile.write(argument if ok else b"no")
             """
-        let server = try ChildProcess("/usr/bin/env", ["python3", "-c", script, page])
+        let (server, port, fetcher) = try discoveryServer(handler, page)
         defer { server.stop() }
-        let port = try #require(server.firstLine().flatMap { Int($0) }, "discovery server did not start: \(server.stderr)")
-        let config = #"{"cacheDirectory": "\#(cache)", "insecureHosts": ["corp.example"], "hostAddresses": {"corp.example": "127.0.0.1:\#(port)"}}"#
-        let fetcher = try GitFetcherDriver.load(config)
         #expect(try GitFetcherDriver.resolve(fetcher, "corp.example/legacy", "latest")["Version"] as? String == "v2.1.0+incompatible")
         // A path below the root: its page names the root, whose own page is read again and agrees.
         #expect(try fetcher.list(module: "corp.example/legacy/sub") == [])
@@ -262,6 +250,58 @@ final class GitFetcherTests {
         let secure = try GitFetcherDriver.load(#"{"cacheDirectory": "\#(cache)/secure", "hostAddresses": {"corp.example": "127.0.0.1:\#(port)"}}"#)
         let error = #expect(throws: PluginError.self) { _ = try secure.list(module: "corp.example/legacy") }
         #expect(error?.code == .notFound)
+    }
+
+    @Test("go-get discovery reads at most 1 MiB of a page: a page that never ends after its head still resolves")
+    func discoveryPageBound() throws {
+        let fixture = try GitFixture.shared()
+        let head = #"<html><head><meta name="go-import" content="corp.example/endless git \#(fixture.url("github.com/fixture/legacy"))"></head><body>"#
+        // Sends the head, then body bytes until the client hangs up; counts what it managed to write.
+        let handler = """
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html")
+                    self.end_headers()
+                    sent = 0
+                    try:
+                        self.wfile.write(argument)
+                        while True:
+                            self.wfile.write(b"x" * 65536)
+                            sent += 65536
+                    except OSError:
+                        print("hung up after", sent, flush=True)
+            """
+        let (server, _, fetcher) = try discoveryServer(handler, head)
+        defer { server.stop() }
+        #expect(try GitFetcherDriver.resolve(fetcher, "corp.example/endless", "latest")["Version"] as? String == "v2.1.0+incompatible")
+        // The connection was dropped once the first MiB was in, not read on: the server saw the hang-up.
+        let hungUp = server.firstLine()
+        let sent = hungUp.flatMap { Int($0.split(separator: " ").last ?? "") }
+        #expect(sent.map { $0 < 64 << 20 } == true, "server: \(hungUp ?? "no line")")
+    }
+
+    /// A python discovery server whose GET handler is `handler` (the body of `do_GET`, indented for it; `argument`
+    /// holds the bytes of the argument), on a port it prints first, and a GitFetcher that reaches corp.example
+    /// through it over plain http.
+    func discoveryServer(_ handler: String, _ argument: String) throws -> (ChildProcess, Int, FetcherPlugin) {
+        let script = """
+            import http.server, sys
+            argument = sys.argv[1].encode()
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+            \(handler)
+                def log_message(self, *args):
+                    pass
+            server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """
+        let server = try ChildProcess("/usr/bin/env", ["python3", "-c", script, argument])
+        guard let port = server.firstLine().flatMap({ Int($0) }) else {
+            server.stop()
+            throw TestFailure("discovery server did not start: \(server.stderr)")
+        }
+        let config = #"{"cacheDirectory": "\#(cache)", "insecureHosts": ["corp.example"], "hostAddresses": {"corp.example": "127.0.0.1:\#(port)"}}"#
+        return (server, port, try GitFetcherDriver.load(config))
     }
 
     /// No half-made mirror ("<name>.git.tmp-…") is left in the cache folder.

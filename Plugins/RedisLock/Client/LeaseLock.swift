@@ -17,6 +17,7 @@
 ///
 /// A waiter holds one pooled connection while it blocks: size the client's pool for the expected waiters plus
 /// the callers that must not queue behind them.
+import Basics
 public final class LeaseLock: @unchecked Sendable {  // `scriptHashes` guarded by `monitor`
     /// A held lock: its key and the token that proves ownership.
     public struct Handle: Sendable, Hashable {
@@ -31,7 +32,7 @@ public final class LeaseLock: @unchecked Sendable {  // `scriptHashes` guarded b
     /// known (e.g. a lock set without expiry by someone else).
     public let pollIntervalMs: Int
 
-    private let monitor = Monitor()
+    private let monitor = PosixCondition()
     private var scriptHashes: [String: String] = [:]
 
     /// How long an unclaimed wake-up token lives: it only ever causes one needless `SET` attempt.

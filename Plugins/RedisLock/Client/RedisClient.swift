@@ -5,9 +5,10 @@
 /// closed, never reused; idle connections the server has closed (a Redis restart) are noticed before reuse and
 /// replaced, so after an outage the next call reconnects. Calls are not retried: a command whose reply was lost
 /// may or may not have run, and only the caller knows whether running it twice is safe.
+import Basics
 public final class RedisClient: @unchecked Sendable {  // state guarded by `monitor`
     public let configuration: RedisConfiguration
-    private let monitor = Monitor()
+    private let monitor = PosixCondition()
     private var idle: [RedisConnection] = []
     private var open = 0
     private var closed = false

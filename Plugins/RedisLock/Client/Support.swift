@@ -1,4 +1,5 @@
-// Small Glibc helpers: a monotonic clock, a mutex with a condition variable, random bytes.
+// Small Glibc helpers: a monotonic clock, deadline waits on a condition, random bytes.
+import Basics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,43 +21,11 @@ public struct Deadline: Sendable, Comparable {
     public static func < (a: Deadline, b: Deadline) -> Bool { a.milliseconds < b.milliseconds }
 }
 
-/// A pthread mutex and condition variable (monotonic clock for timed waits). Glibc only, so the plugin links no
-/// Foundation.
-final class Monitor: @unchecked Sendable {
-    // Heap-allocated: pthread objects must not move, and a Swift stored property's address is not stable.
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-
-    init() {
-        pthread_mutex_init(mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
-    }
-
-    func withLock<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-
+extension PosixCondition {
     /// Waits (the lock held) until signalled or `deadline`; false when the deadline passed.
     func wait(until deadline: Deadline) -> Bool {
-        var time = timespec(tv_sec: Int(deadline.milliseconds / 1000), tv_nsec: Int(deadline.milliseconds % 1000) * 1_000_000)
-        return pthread_cond_timedwait(condition, mutex, &time) != ETIMEDOUT
+        wait(untilMonotonic: timespec(tv_sec: Int(deadline.milliseconds / 1000), tv_nsec: Int(deadline.milliseconds % 1000) * 1_000_000))
     }
-
-    func signal() { pthread_cond_signal(condition) }
-    func broadcast() { pthread_cond_broadcast(condition) }
 }
 
 /// `count` bytes from the kernel's CSPRNG (/dev/urandom: never blocks once the system has booted; Glibc's

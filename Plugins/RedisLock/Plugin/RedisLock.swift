@@ -20,7 +20,9 @@
 // Known limit: when the call's deadline (or the command timeout) cuts a SET round trip short, the SET may still
 // have run; that lock then has no holder and frees itself when its lease ends (exclusion holds; others wait
 // longer). Waiting for the reply instead would let a slow Redis hold the call past its deadline.
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import PluginKit
 import RedisClient
 
@@ -38,7 +40,7 @@ final class RedisLock: LockBackend, @unchecked Sendable {  // `held`, `nextHandl
     private let lock: LeaseLock
     private let host: HostServices
     private let endpoint: String
-    private let state = NSLock()
+    private let state = PosixLock()
     private var held: [UInt64: LeaseLock.Handle] = [:]
     private var nextHandle: UInt64 = 1
     /// What the last call found; a change is logged once.

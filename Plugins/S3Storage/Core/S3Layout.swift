@@ -1,6 +1,8 @@
 // Where module versions live in the bucket: a GOPROXY tree under the prefix, so the bucket itself can be served
 // as a GOPROXY by a static host or CDN (like FileStorage's folder).
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import GoModule
 
 /// The keys of one module version: `<prefix><escaped module>/@v/<escaped version>.info|.mod|.zip`.
@@ -80,7 +82,7 @@ public struct S3Layout: Sendable {
     public func moduleVersion(ofInfoKey key: String) -> (module: String, version: String)? {
         guard key.hasPrefix(prefix), key.hasSuffix(".info") else { return nil }
         let relative = String(key.dropFirst(prefix.count))
-        guard let marker = relative.range(of: "/@v/", options: .backwards) else { return nil }
+        guard let marker = relative.lastByteRange(of: "/@v/") else { return nil }
         let escapedModule = String(relative[..<marker.lowerBound])
         let name = String(relative[marker.upperBound...].dropLast(5))
         guard !name.isEmpty, !name.contains("/"),

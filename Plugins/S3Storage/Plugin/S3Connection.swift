@@ -1,6 +1,8 @@
 // One signed S3 request at a time, with deadlines, retries and the S3-answer → ath_status mapping.
 // Messages name the operation and the key, never a URL query, a header or a credential.
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import HTTPClient
 import PluginKit
 import S3Core
@@ -87,7 +89,7 @@ final class S3Connection: @unchecked Sendable {
         while true {
             let left = end - ContinuousClock.now
             if left <= .zero { return }
-            Thread.sleep(forTimeInterval: min(0.1, Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18))
+            PosixThread.sleep(seconds: min(0.1, Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18))
             try context.check("S3Storage: \(call.what)")
         }
     }
@@ -95,7 +97,7 @@ final class S3Connection: @unchecked Sendable {
     /// Exponential backoff with full jitter: 50 ms × 2^attempt (400 ms × 2^attempt after SlowDown), capped at
     /// 5 s, or the server's Retry-After when it gives one (capped at 5 s too).
     private func backoff(attempt: Int, slowDown: Bool, hint: String?) -> Duration {
-        if let hint, let seconds = Int(hint.trimmingCharacters(in: .whitespaces)), seconds >= 0 {
+        if let hint, let seconds = Int(hint.trimmingWhitespace), seconds >= 0 {
             return .seconds(min(seconds, 5))
         }
         let base = (slowDown ? 400.0 : 50.0) * Double(1 << min(attempt, 6))

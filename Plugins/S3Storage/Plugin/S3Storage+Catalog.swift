@@ -1,7 +1,9 @@
 // Catalog paging: ListObjectsV2 over the prefix, keeping the `.info` keys (commit markers) in the server's
 // bytewise key order. The token is "s3." + base64url of the last returned .info key below the prefix, so a page
 // resumes with StartAfter wherever the previous one stopped, whatever S3's own page boundaries were.
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import PluginKit
 import S3Core
 
@@ -34,14 +36,14 @@ extension S3Storage {
     private func encodeToken(_ key: String) -> String {
         let relative = Data(key.dropFirst(layout.prefix.count).utf8).base64EncodedString()
         // base64url without padding: the token stays free of characters that need escaping in a URL.
-        return Self.tokenTag + relative.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        return Self.tokenTag + relative.replacingAll("+", with: "-").replacingAll("/", with: "_")
+            .replacingAll("=", with: "")
     }
 
     /// The .info key a token stands for, or nil if this storage could not have issued it.
     private func decodeToken(_ token: String) -> String? {
         guard token.hasPrefix(Self.tokenTag), token.utf8.count < ATH_CATALOG_TOKEN_CAPACITY else { return nil }
-        var text = String(token.dropFirst(Self.tokenTag.count)).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        var text = String(token.dropFirst(Self.tokenTag.count)).replacingAll("-", with: "+").replacingAll("_", with: "/")
         guard !text.contains("=") else { return nil }
         while text.utf8.count % 4 != 0 { text += "=" }
         guard let data = Data(base64Encoded: text), data.count <= S3Layout.maxRelativeKey,

@@ -1,5 +1,7 @@
 // Saving a version: lock, .mod, .zip (single PUT or multipart), then .info with If-None-Match: * as the commit.
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import HTTPClient
 import PluginKit
 import S3Core
@@ -160,7 +162,7 @@ extension S3Storage {
                 throw .unavailable("S3Storage: \(keys.description): another save has held its lock for over \(Int(max(60, 4 * lease))) s")
             }
             try context.check("S3Storage: \(keys.description): waiting for another save's lock")
-            Thread.sleep(forTimeInterval: min(pause, context.remainingNanoseconds.map { Double($0) / 1e9 } ?? pause))
+            PosixThread.sleep(seconds: min(pause, context.remainingNanoseconds.map { Double($0) / 1e9 } ?? pause))
             pause = min(pause * 2, 1)
         }
     }

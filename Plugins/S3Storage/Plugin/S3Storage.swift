@@ -6,7 +6,8 @@
 // multipart upload above partSizeBytes, aborted on failure), then commit by creating `.info` with If-None-Match: *.
 // A version exists exactly when its .info does; every read checks that first, so leftovers of a crashed save
 // (.mod, an unfinished upload) are never visible, and the next save overwrites them.
-import Foundation
+import FoundationEssentials
+import Glibc
 import GoModule
 import HTTPClient
 import PluginKit

@@ -1,5 +1,7 @@
 // The zip of a stored version as a pull stream: ranged GETs of a few MiB, each pinned to the first answer's ETag.
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import PluginKit
 import S3Core
 
@@ -53,7 +55,7 @@ final class S3ZipStream: BlobStream, @unchecked Sendable {
     /// TOTAL of "bytes START-END/TOTAL".
     private static func total(_ contentRange: String?) -> UInt64? {
         guard let contentRange, let slash = contentRange.lastIndex(of: "/") else { return nil }
-        return UInt64(contentRange[contentRange.index(after: slash)...].trimmingCharacters(in: .whitespaces))
+        return UInt64(contentRange[contentRange.index(after: slash)...].trimmingWhitespace)
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) -> Int? {

@@ -1,5 +1,7 @@
+import Basics
 import HostSupport
-import Foundation
+import FoundationEssentials
+import Glibc
 import PluginABI
 
 /// Checks of what a storage's `url` entry wrote (ABI 1.1), before the host puts it in a `Location` header.
@@ -32,7 +34,7 @@ package enum RedirectURL {
 /// Logs a cause the first time it is seen: a storage failing every redirect must not flood the log, one line per
 /// cause says what to fix.
 package final class OnceLog: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var seen = Set<String>()
 
     package init() {}

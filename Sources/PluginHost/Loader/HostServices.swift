@@ -1,4 +1,6 @@
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import HostSupport
 import PluginABI
 
@@ -14,7 +16,7 @@ package enum HostServices {
     /// Longest message kept from one `log` call, in bytes; longer ones are cut (a plugin may log anything).
     package static let messageLimit = 4096
 
-    private static let lock = NSLock()
+    private static let lock = PosixLock()
     private nonisolated(unsafe) static var hosts: [String: UnsafeMutablePointer<ath_host>] = [:]
 
     /// The `ath_host` for plugin `name`, the same pointer for every instance of it.

@@ -1,5 +1,6 @@
+import Basics
 import HostSupport
-import Foundation
+import FoundationEssentials
 import Glibc
 
 /// What tells one build of a plugin file from the next without reading it: a replaced file (`mv`, `install`)
@@ -36,9 +37,9 @@ package struct FileIdentity: Equatable, Sendable {
 /// stays mapped, and its copy stays on disk, until the process exits; docs/PLUGINS.md gives the figures.
 package final class PluginStore: @unchecked Sendable {
     /// The process's store: used by the server (start and every reload) and by plugin-check.
-    package static let shared = PluginStore(parent: NSTemporaryDirectory())
+    package static let shared = PluginStore(parent: temporaryDirectory())
 
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private let parent: String
     private var directory: String?
     /// Last load of each path as given: the identity it had, and what it gave.
@@ -174,7 +175,7 @@ package final class PluginStore: @unchecked Sendable {
             let fields = name.split(separator: "-")
             guard fields.count == 4, let pid = pid_t(fields[2]), pid != getpid() else { continue }
             guard kill(pid, 0) != 0 && errno == ESRCH else { continue }
-            let path = (parent as NSString).appendingPathComponent(name)
+            let path = (parent.hasSuffix("/") ? parent : parent + "/") + name
             var info = stat()
             guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == getuid() else { continue }
             try? FileManager.default.removeItem(atPath: path)
@@ -189,7 +190,7 @@ package enum GoRuntimeGuard {
     /// Symbols that the Go runtime's cgo glue defines in every `c-shared` library (see `nm -D`).
     package static let runtimeSymbols: Set<String> = ["_cgo_wait_runtime_init_done", "x_cgo_init", "crosscall2"]
 
-    private static let lock = NSLock()
+    private static let lock = PosixLock()
     nonisolated(unsafe) private static var owner: (device: UInt64, inode: UInt64, path: String)?
 
     /// Runs `load` (the dlopen of `file`, shown to users as `path`) unless `file` is a Go library and another

@@ -1,4 +1,5 @@
-import Foundation
+import Basics
+import FoundationEssentials
 import Glibc
 import Synchronization
 
@@ -35,7 +36,7 @@ package final class AccessJournal: AccessStore {
     package let directory: String
     package let path: String
     /// Serializes this process's writers of `path` (a reload's old and new recorders share the journal).
-    private let writing = NSLock()
+    private let writing = PosixLock()
 
     /// One journal object per file in a process, so every writer of it takes the same lock.
     private static let open = Mutex<[String: AccessJournal]>([:])
@@ -47,7 +48,7 @@ package final class AccessJournal: AccessStore {
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
-            throw AccessStoreError(description: "cannot create \(directory): \(error.localizedDescription)")
+            throw AccessStoreError(description: "cannot create \(directory): \(error.systemDescription)")
         }
         return open.withLock { journals in
             if let journal = journals[path] { return journal }
@@ -83,7 +84,7 @@ package final class AccessJournal: AccessStore {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".access") && !$0.hasPrefix(".") }
         } catch {
-            throw AccessStoreError(description: "cannot list \(directory): \(error.localizedDescription)")
+            throw AccessStoreError(description: "cannot list \(directory): \(error.systemDescription)")
         }
         var newest: [VersionID: Int64] = [:]
         for name in names.sorted() {

@@ -1,5 +1,7 @@
+import Basics
 import HostSupport
-import Foundation
+import FoundationEssentials
+import Glibc
 import JSON
 import SumDB
 
@@ -24,7 +26,7 @@ package final class AdminAPI: Sendable {
     package let jobs: PrefetchJobs
     package let prefetcher: Prefetcher
 
-    package init(token: AdminToken, download: DownloadProtocol, spoolDirectory: String = NSTemporaryDirectory(),
+    package init(token: AdminToken, download: DownloadProtocol, spoolDirectory: String = temporaryDirectory(),
                  verifier: SumDBVerifier? = nil, retention: Retention? = nil, settings: AdminSettings = AdminSettings(),
                  jobs: PrefetchJobs? = nil, stashWorkers: Int? = nil) {
         self.token = token

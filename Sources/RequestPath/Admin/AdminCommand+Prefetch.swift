@@ -1,4 +1,5 @@
-import Foundation
+import Basics
+import FoundationEssentials
 import Glibc
 import HTTPClient
 import JSON
@@ -27,12 +28,13 @@ extension AdminCommand {
             }
         }
         guard files.count == 1 else { throw Usage(message: "prefetch: one FILE (a go.sum, a go.mod or a module@version list), or - for stdin") }
-        let body: Data
+        let body: [UInt8]
         if files[0] == "-" {
-            body = FileHandle.standardInput.readDataToEndOfFile()
+            guard let data = FileDescriptor.readToEnd(0) else { throw Usage(message: "cannot read stdin") }
+            body = data
         } else {
             guard let data = FileManager.default.contents(atPath: files[0]) else { throw Usage(message: "cannot read \(files[0])") }
-            body = data
+            body = Array(data)
         }
         let client = HTTPClient()
         let started: HTTPResponse
@@ -76,7 +78,7 @@ extension AdminCommand {
                 }
                 return 0
             }
-            Thread.sleep(forTimeInterval: pollSeconds)
+            PosixThread.sleep(seconds: pollSeconds)
         }
     }
 
@@ -85,7 +87,7 @@ extension AdminCommand {
         do {
             let response = try HTTPClient().fetch(HTTPRequest(.get, url: url + "/admin/jobs/" + escape(arguments[0]), headers: headers(token, json: false)),
                                                   limits: limits)
-            FileHandle.standardOutput.write(Data(response.body + (response.body.last == 0x0A ? [] : [0x0A])))
+            FileDescriptor.writeAll(1, response.body + (response.body.last == 0x0A ? [] : [0x0A]))
             guard response.status == 200 else { return fail("HTTP \(response.status)", status: 1) }
             if case let .object(job)? = try? JSONReader.parse(response.body), Progress(job).failed > 0 { return 1 }
             return 0
@@ -100,7 +102,7 @@ extension AdminCommand {
         HTTPHeaders([("Authorization", "Bearer " + token)] + (json ? [("Content-Type", "application/json")] : [("Content-Type", "text/plain")]))
     }
 
-    private static func err(_ text: String) { FileHandle.standardError.write(Data(text.utf8)) }
+    private static func err(_ text: String) { FileDescriptor.writeAll(2, text) }
 
     private static func fail(_ text: String, status: Int32) -> Int32 {
         err("athens admin: \(text)\n")

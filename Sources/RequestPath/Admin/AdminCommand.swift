@@ -1,4 +1,6 @@
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import HTTPClient
 import JSON
 
@@ -42,10 +44,10 @@ package enum AdminCommand {
             let (path, body) = try request(command, Array(rest.dropFirst()))
             return send(url: url + path, token: token, body: body)
         } catch let error as Usage {
-            FileHandle.standardError.write(Data("athens admin: \(error.message)\n\(usage)\n".utf8))
+            FileDescriptor.writeAll(2, "athens admin: \(error.message)\n\(usage)\n")
             return 2
         } catch {
-            FileHandle.standardError.write(Data("athens admin: \(error)\n".utf8))
+            FileDescriptor.writeAll(2, "athens admin: \(error)\n")
             return 2
         }
     }
@@ -62,7 +64,7 @@ package enum AdminCommand {
             case "--token": token = value
             case "--token-file":
                 guard let text = try? String(contentsOfFile: value, encoding: .utf8) else { throw Usage(message: "cannot read \(value)") }
-                token = text.trimmingCharacters(in: .newlines)
+                token = text.trimmingNewlines
             default: throw Usage(message: "unknown option \(first)")
             }
         }
@@ -107,8 +109,7 @@ package enum AdminCommand {
             let (module, version) = try split(positional[0])
             guard let mod = FileManager.default.contents(atPath: modFile), !mod.isEmpty else { throw Usage(message: "cannot read \(modFile)") }
             // The zip is streamed from its file (it may be 500 MiB), after the go.mod.
-            guard let zip = FileHandle(forReadingAtPath: zipFile),
-                  let zipSize = (try? FileManager.default.attributesOfItem(atPath: zipFile))?[.size] as? Int else {
+            guard let zip = ReadOnlyFile(path: zipFile), let zipSize = zip.size else {
                 throw Usage(message: "cannot read \(zipFile)")
             }
             var query = "module=\(escape(module))&version=\(escape(version))&modBytes=\(mod.count)"
@@ -122,8 +123,7 @@ package enum AdminCommand {
                     head = head.dropFirst(n)
                     return n
                 }
-                let data = zip.readData(ofLength: buffer.count)
-                return data.copyBytes(to: buffer)
+                return try zip.read(into: buffer)
             })
         case "verify":
             guard positional.count == 1, options.isEmpty, flags.subtracting(["--quarantine"]).isEmpty else {
@@ -159,7 +159,7 @@ package enum AdminCommand {
     }
 
     static func escape(_ text: String) -> String {
-        text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/"))) ?? text
+        text.percentEncoded { $0.isASCIIAlphanumeric || "-._~/".utf8.contains($0) }
     }
 
     private static func send(url: String, token: String, body: HTTPRequestBody) -> Int32 {
@@ -167,18 +167,50 @@ package enum AdminCommand {
                                   body: body)
         do {
             let response = try HTTPClient().fetch(request, limits: HTTPLimits(maxBodyBytes: 64 << 20, timeout: .seconds(600), idleTimeout: .seconds(600)))
-            FileHandle.standardOutput.write(Data(response.body + (response.body.last == 0x0A ? [] : [0x0A])))
+            FileDescriptor.writeAll(1, response.body + (response.body.last == 0x0A ? [] : [0x0A]))
             // A verify that found a mismatch answers 200: the command still fails, so scripts notice.
             let mismatch = url.hasSuffix("/admin/verify") && response.body.starts(with: Array(#"{"module""#.utf8))
                 && String(decoding: response.body, as: UTF8.self).contains(#""match":false"#)
             if !(200..<300).contains(response.status) || mismatch {
-                FileHandle.standardError.write(Data("athens admin: HTTP \(response.status)\n".utf8))
+                FileDescriptor.writeAll(2, "athens admin: HTTP \(response.status)\n")
                 return 1
             }
             return 0
         } catch {
-            FileHandle.standardError.write(Data("athens admin: \(url): \(error)\n".utf8))
+            FileDescriptor.writeAll(2, "athens admin: \(url): \(error)\n")
             return 1
+        }
+    }
+}
+
+/// A file open for reading, closed when the last holder (an upload's body stream) lets go of it.
+private final class ReadOnlyFile {
+    private let fd: Int32
+
+    init?(path: String) {
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { return nil }
+    }
+
+    deinit { close(fd) }
+
+    /// The file's size now; nil when fstat fails.
+    var size: Int? {
+        var info = stat()
+        return fstat(fd, &info) == 0 ? Int(info.st_size) : nil
+    }
+
+    struct ReadError: Error, CustomStringConvertible {
+        let code: Int32
+        var description: String { "cannot read the zip: " + String(cString: strerror(code)) }
+    }
+
+    /// The next bytes into a prefix of `buffer`; 0 at the end.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws(ReadError) -> Int {
+        while true {
+            let n = Glibc.read(fd, buffer.baseAddress, buffer.count)
+            if n >= 0 { return n }
+            if errno != EINTR { throw ReadError(code: errno) }
         }
     }
 }

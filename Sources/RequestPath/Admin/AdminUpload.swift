@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Glibc
 import GoModule
 import HostSupport
@@ -113,8 +113,6 @@ package struct AdminUpload {
 
     /// Now, as RFC 3339 in UTC (the .info time of an upload that names none).
     private static func now() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: Date())
+        PseudoVersion.rfc3339(unixSeconds: Int64(time(nil)))
     }
 }

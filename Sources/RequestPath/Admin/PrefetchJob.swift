@@ -1,4 +1,6 @@
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import HostSupport
 import JSON
 
@@ -19,7 +21,7 @@ package final class PrefetchJob: @unchecked Sendable {
     package let request: PrefetchRequest
     /// Who asked (the client address), for the log line of the finished job.
     package let who: String
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var results: [Result]
     private var nextIndex = 0
     private var counts: [State: Int] = [:]
@@ -91,7 +93,7 @@ package final class PrefetchJob: @unchecked Sendable {
                 ("format", .string(request.format.rawValue)), ("total", .number(JSONNumber(results.count))),
                 ("done", .number(JSONNumber(counts[.done, default: 0]))), ("skipped", .number(JSONNumber(counts[.skipped, default: 0]))),
                 ("failed", .number(JSONNumber(counts[.failed, default: 0]))), ("running", .number(JSONNumber(counts[.running, default: 0]))),
-                ("seconds", .number(JSONNumber(literal: String(format: "%.3f", seconds)))),
+                ("seconds", .number(JSONNumber(literal: seconds.fixed(3)))),
                 ("notes", .array(request.notes.map(JSONValue.string))), ("items", .array(items)),
             ]))
         }

@@ -1,4 +1,5 @@
-import Foundation
+import Basics
+import FoundationEssentials
 import Glibc
 
 /// The prefetch jobs this instance knows, in memory only: at most `capacity`, the oldest finished ones dropped to make
@@ -7,7 +8,7 @@ package final class PrefetchJobs: @unchecked Sendable {
     /// The process's jobs: a reload (SIGHUP) builds a new AdminAPI, and a job started before it must stay visible.
     package static let shared = PrefetchJobs(capacity: AdminSettings().maxJobs)
 
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var kept: Int
     /// Oldest first.
     private var jobs: [PrefetchJob] = []

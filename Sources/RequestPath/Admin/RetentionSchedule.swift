@@ -1,5 +1,7 @@
+import Basics
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSupport
 import Synchronization
 
@@ -51,15 +53,13 @@ package final class RetentionSchedule: Sendable {
     /// Checks once a minute (or each interval, when shorter) on a thread of its own until `stop()`.
     package func start() {
         let step = min(60, interval)
-        let thread = Thread { [self] in
+        PosixThread.start(name: "retention") { [self] in
             while !stopped.load(ordering: .acquiring) {
                 _ = wake.wait(timeout: .now() + step)
                 if stopped.load(ordering: .acquiring) { break }
                 runIfDue(now: MonotonicClock.now())
             }
         }
-        thread.name = "retention"
-        thread.start()
     }
 
     package func stop() {

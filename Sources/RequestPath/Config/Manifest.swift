@@ -1,8 +1,10 @@
+import Basics
 import HostSupport
 import JSON
 import PluginHost
 import SumDB
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A manifest error: one line naming the key and what is wrong with it.
 package struct ManifestError: Error, Equatable, CustomStringConvertible {
@@ -39,7 +41,7 @@ package struct Manifest {
     package var storageRedirects: Set<Artifact> = []
     package var fetchers: [FetcherUse]
     /// Where fetched zips are spooled while they are validated.
-    package var spoolDirectory = NSTemporaryDirectory()
+    package var spoolDirectory = temporaryDirectory()
     /// Threads that serve misses (they wait for the stash; fetches run on stash pool workers) and waiting room before 503.
     package var downloadWorkers = 32
     package var downloadQueue = 1024

@@ -1,5 +1,7 @@
+import Basics
 import Dispatch
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSupport
 import Synchronization
 
@@ -37,7 +39,7 @@ package final class AccessRecorder: Sendable {
     private let appendCalls = Atomic<Int>(0)
     /// Held for a whole flush (take the marks, append them): a flush returns only once every flush begun before
     /// it has written, so the last one at shutdown does not return while the flusher thread still holds marks.
-    private let flushing = NSLock()
+    private let flushing = PosixLock()
 
     /// `capacity` is rounded up to a power of two; `wallClock` gives Unix seconds (tests inject one).
     package init(store: any AccessStore, capacity: Int = 4096,
@@ -114,14 +116,12 @@ package final class AccessRecorder: Sendable {
 
     /// Flushes every `seconds` (and when the table fills) on a thread of its own until `stop()`.
     package func start(every seconds: Double) {
-        let thread = Thread { [self] in
+        PosixThread.start(name: "access-flush") { [self] in
             while !stopped.load(ordering: .acquiring) {
                 _ = wake.wait(timeout: .now() + seconds)
                 flushLogging()
             }
         }
-        thread.name = "access-flush"
-        thread.start()
     }
 
     /// Ends the flusher thread after one last flush (shutdown, or an assembly replaced by a reload).

@@ -1,4 +1,6 @@
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import PluginHost
 
 /// Small stored files kept for hits that need no storage call at all: a version's .info, .mod and zip never
@@ -29,7 +31,7 @@ package final class ArtifactCache: @unchecked Sendable {
     /// Smaller files are kept as bytes even when the storage has them in a file: a head and a small body go out
     /// in one writev, where sendfile would need a second system call.
     package static let fileEntryMinBytes = 4096
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var entries: [String: Entry] = [:]
     private var order: [String] = []
     private var head = 0

@@ -1,7 +1,8 @@
 import HostSupport
 import JSON
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import PluginABI
 
 /// `/catalog`: the stored module versions, a page at a time, from the storage's own catalog.

@@ -1,5 +1,7 @@
+import Basics
 import HostSupport
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Remembers fetchers' list and @latest answers for a while, and keeps them (stale) for when the
 /// fetcher fails. Keyed by fetcher name and module. Bounded: the oldest entries go first.
@@ -12,7 +14,7 @@ package final class ListCache: @unchecked Sendable {
 
     package let ttl: Double
     package let maxEntries: Int
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var entries: [String: Entry] = [:]
     private var order: [String] = []
 

@@ -1,5 +1,7 @@
+import Basics
 import HostSupport
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Remembers that storage was slow: after one open slower than `threshold`, the download protocol opens files
 /// from the pool instead of the event loop for `penalty` seconds, so one stalled storage does not hold up every
@@ -9,7 +11,7 @@ package final class SlowStorageBreaker: @unchecked Sendable {
     package let threshold: Double
     /// How long (seconds) a trip sends opens off the loop.
     package let penalty: Double
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var trippedUntil = 0.0
 
     package init(threshold: Double = 0.05, penalty: Double = 30) {

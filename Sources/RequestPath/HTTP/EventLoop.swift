@@ -1,7 +1,8 @@
+import Basics
 import HostSupport
 import PluginHost
 import Glibc
-import Foundation
+import FoundationEssentials
 import Synchronization
 import SystemShims
 
@@ -18,7 +19,7 @@ final class EventLoop: @unchecked Sendable {
     private var connections: [Int32: Connection] = [:]
     private var nextGeneration: UInt64 = 1
     private var thread: pthread_t?
-    private let mailboxLock = NSLock()
+    private let mailboxLock = PosixLock()
     private var mailbox: [(fd: Int32, generation: UInt64, response: Response)] = []
     /// Connections whose stream body has bytes again (or failed), from `StreamReaders` threads.
     private var streamWakes: [(fd: Int32, generation: UInt64)] = []

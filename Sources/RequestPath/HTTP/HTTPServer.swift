@@ -1,7 +1,8 @@
+import Basics
 import HostSupport
 import PluginHost
 import Glibc
-import Foundation
+import FoundationEssentials
 import Synchronization
 import SystemShims
 
@@ -76,10 +77,7 @@ package final class HTTPServer: @unchecked Sendable {
     /// Starts the loops on their own threads and returns.
     package func start() {
         for loop in loops {
-            let thread = Thread { loop.run() }
-            thread.name = "athens-http"
-            thread.stackSize = 1 << 20
-            thread.start()
+            PosixThread.start(name: "athens-http", stackSize: 1 << 20) { loop.run() }
         }
     }
 

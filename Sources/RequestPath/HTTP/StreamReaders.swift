@@ -1,5 +1,7 @@
+import Basics
 import HostSupport
-import Foundation
+import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// The server's threads that pull the bytes of stream blobs (`Blob.Shape.stream`, a storage `read` callback),
@@ -15,7 +17,7 @@ import Synchronization
 /// thread. Threads start on first use, up to `threads`: a server whose storage never hands out streams
 /// has none.
 package final class StreamReaders: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = PosixCondition()
     /// Streams waiting for a thread, oldest first from `head`.
     private var queue: [BlobStream] = []
     private var head = 0
@@ -39,9 +41,7 @@ package final class StreamReaders: @unchecked Sendable {
         queue.append(stream)
         if queue.count - head > idle && started < maxThreads {
             started += 1
-            let thread = Thread { [self] in work() }
-            thread.name = "athens-stream"
-            thread.start()
+            PosixThread.start(name: "athens-stream") { [self] in work() }
         }
         if idle > 0 { condition.signal() }
         condition.unlock()

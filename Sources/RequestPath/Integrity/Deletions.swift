@@ -1,5 +1,6 @@
 import Digests
-import Foundation
+import FoundationEssentials
+import Glibc
 import HostSupport
 import JSON
 import PluginHost

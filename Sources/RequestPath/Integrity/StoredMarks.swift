@@ -1,4 +1,7 @@
-import Foundation
+import GoModule
+import Basics
+import FoundationEssentials
+import Glibc
 import HostSupport
 import JSON
 import PluginHost
@@ -120,7 +123,7 @@ package final class StoredMarks<Mark: Sendable>: Sendable {
     /// Saves `mark` under `marker` (blocking), with `content` in its `.info` beside the marker's version and time.
     package func save(marker: String, mark: Mark, content: (key: String, value: JSONValue), time: String) throws(PluginError) {
         let info = JSONObject([("Version", .string(marker)), ("Time", .string(time)), content])
-        let spool = try? Spool(directory: NSTemporaryDirectory())
+        let spool = try? Spool(directory: temporaryDirectory())
         guard let spool, Self.emptyZip.withUnsafeBytes({ spool.append($0) }) else {
             throw PluginError(code: .unavailable, plugin: "host", operation: module, message: "cannot spool the marker", library: "")
         }
@@ -158,8 +161,6 @@ package final class StoredMarks<Mark: Sendable>: Sendable {
 
     /// Now as RFC 3339, a mark's time.
     package static func now() -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime]
-        return formatter.string(from: Date())
+        PseudoVersion.rfc3339(unixSeconds: Int64(time(nil)))
     }
 }

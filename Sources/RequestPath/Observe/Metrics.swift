@@ -1,6 +1,8 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The process's metrics, served at /metrics in the Prometheus text format (version 0.0.4).
 ///
@@ -34,7 +36,7 @@ package final class Metrics: @unchecked Sendable {
         var cache: [(result: String, count: UInt64)] = []
     }
 
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var endpoints: [String: EndpointStats] = [:]
     private var responseBytes: UInt64 = 0
     private var fetches: [String: UInt64] = [:]           // "fetcher\tresult"
@@ -168,6 +170,6 @@ package final class Metrics: @unchecked Sendable {
 
     /// Label values escaped as the text format wants.
     package static func escape(_ value: String) -> String {
-        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        value.replacingAll("\\", with: "\\\\").replacingAll("\"", with: "\\\"").replacingAll("\n", with: "\\n")
     }
 }

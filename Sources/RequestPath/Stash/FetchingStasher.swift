@@ -1,6 +1,7 @@
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 import GoModule
 import SumDB
 

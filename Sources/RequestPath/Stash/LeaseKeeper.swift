@@ -1,6 +1,8 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Keeps one held lock's lease alive while its fetch runs: a thread that refreshes it every third of the lease, so
 /// two refreshes may fail (a slow backend) before the lease can run out. `stop()` ends it before the lock is released
@@ -23,7 +25,7 @@ package final class LeaseKeeper: @unchecked Sendable {
         let interval = Double(max(leaseMilliseconds / 3, 1)) / 1000
         let lease = Double(leaseMilliseconds) / 1000
         let (stopSignal, stopped) = (self.stopSignal, self.stopped)
-        let thread = Thread {
+        PosixThread.start(name: "lease-keeper") {
             var lastRenewed = MonotonicClock.now(), failing = false, lost = false
             func lose(_ why: String) {
                 guard !lost else { return }
@@ -48,8 +50,6 @@ package final class LeaseKeeper: @unchecked Sendable {
             _ = stopSignal.wait()
             stopped.end(.success(()))
         }
-        thread.name = "lease-keeper"
-        thread.start()
     }
 
     /// Stops refreshing; returns once no refresh is running.

@@ -1,7 +1,9 @@
+import Basics
 import Digests
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The cross-process half of a `singleflight` that names a lock: before the fetch, the flight takes a distributed
 /// lock on module@version (namespaced by the storage's identity); whoever gets it re-checks storage and fetches
@@ -33,7 +35,7 @@ package final class LockingStasher: StashStage, @unchecked Sendable {
     private let inner: any StashStage
     private let storage: any Storage
     private let settings: Settings
-    private let state = NSLock()
+    private let state = PosixLock()
     /// Causes of fallbacks logged since the lock last worked.
     private var loggedCauses = Set<String>()
     private var counts = (fallbacks: 0, servedByRecheck: 0, busy: 0)

@@ -1,3 +1,4 @@
+import Basics
 import Dispatch
 import HostSupport
 import Glibc
@@ -11,8 +12,7 @@ import PluginHost
 package final class PendingStash: @unchecked Sendable {
     package typealias Outcome = Result<Void, DownloadError>
 
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let condition = PosixCondition()
     private var outcome: Outcome?
     private var observers: [@Sendable (Outcome) -> Void] = []
     /// Callers waiting on this stash now (`attach` … `detach`), and whether one of them wants it kept regardless.
@@ -27,12 +27,6 @@ package final class PendingStash: @unchecked Sendable {
     /// A stash still running, whose plugin calls use `context`.
     package init(context: CallContext = CallContext(requestID: "")) {
         self.context = context
-        pthread_mutex_init(mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
     }
 
     /// A stash that has already ended (it ran inline, or was refused).
@@ -41,34 +35,27 @@ package final class PendingStash: @unchecked Sendable {
         self.outcome = outcome
     }
 
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
-    }
-
     /// Records the outcome, wakes the waiters, then runs the observers on this thread.
     package func end(_ outcome: Outcome) {
-        pthread_mutex_lock(mutex)
+        condition.lock()
         precondition(self.outcome == nil, "a stash ended twice")
         self.outcome = outcome
         let observers = self.observers
         self.observers = []
-        pthread_cond_broadcast(condition)
-        pthread_mutex_unlock(mutex)
+        condition.broadcast()
+        condition.unlock()
         for observer in observers { observer(outcome) }
     }
 
     /// Calls `observer` with the outcome when the stash ends (at once when it has).
     package func whenEnded(_ observer: @escaping @Sendable (Outcome) -> Void) {
-        pthread_mutex_lock(mutex)
+        condition.lock()
         guard let outcome else {
             observers.append(observer)
-            pthread_mutex_unlock(mutex)
+            condition.unlock()
             return
         }
-        pthread_mutex_unlock(mutex)
+        condition.unlock()
         observer(outcome)
     }
 
@@ -96,18 +83,18 @@ package final class PendingStash: @unchecked Sendable {
         }
         // The hang-up wakes this wait: under the mutex, so it cannot fall between the check below and the sleep.
         let token = client?.observe { [self] in
-            pthread_mutex_lock(mutex)
-            pthread_cond_broadcast(condition)
-            pthread_mutex_unlock(mutex)
+            condition.lock()
+            condition.broadcast()
+            condition.unlock()
         }
         defer { if let token { client?.stopObserving(token) } }
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        condition.lock()
+        defer { condition.unlock() }
         while outcome == nil {
             if let client, token == nil || client.hasHungUp { return .clientLeft }
             if timeout == nil {
-                pthread_cond_wait(condition, mutex)
-            } else if pthread_cond_timedwait(condition, mutex, &deadline) == ETIMEDOUT {
+                condition.wait()
+            } else if !condition.wait(untilMonotonic: deadline) {
                 break
             }
         }
@@ -117,26 +104,26 @@ package final class PendingStash: @unchecked Sendable {
     /// A caller starts waiting for the outcome; `keep`: it wants the stash to complete even if it stops waiting
     /// (the async modes), so it is never cancelled for want of waiters.
     package func attach(keep: Bool) {
-        pthread_mutex_lock(mutex)
+        condition.lock()
         waiters += 1
         attachments += 1
         kept = kept || keep
-        pthread_mutex_unlock(mutex)
+        condition.unlock()
     }
 
     /// A caller stopped waiting (its deadline passed, or its client hung up). When it was the last and nobody keeps the stash, the stash is
     /// cancelled after `grace` seconds unless a caller attached meanwhile (a retry that joins the flight) or it ended.
     package func detach(grace: Double) {
-        pthread_mutex_lock(mutex)
+        condition.lock()
         waiters -= 1
         let abandoned = waiters == 0 && !kept && outcome == nil
         let generation = attachments
-        pthread_mutex_unlock(mutex)
+        condition.unlock()
         guard abandoned else { return }
         let cancelIfStillAbandoned: @Sendable () -> Void = { [self] in
-            pthread_mutex_lock(mutex)
+            condition.lock()
             let still = waiters == 0 && attachments == generation && outcome == nil
-            pthread_mutex_unlock(mutex)
+            condition.unlock()
             if still { context.cancel() }
         }
         if grace <= 0 {
@@ -148,15 +135,15 @@ package final class PendingStash: @unchecked Sendable {
 
     /// Callers waiting on this stash now (for tests).
     package var waiterCount: Int {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        condition.lock()
+        defer { condition.unlock() }
         return waiters
     }
 
     /// Whether the stash has ended (for tests and gauges).
     package var hasEnded: Bool {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        condition.lock()
+        defer { condition.unlock() }
         return outcome != nil
     }
 }

@@ -1,4 +1,6 @@
-import Foundation
+import Basics
+import FoundationEssentials
+import Glibc
 import PluginHost
 
 /// Runs at most one stash per module@version at a time; callers arriving meanwhile join it and get its result or
@@ -9,7 +11,7 @@ import PluginHost
 /// a `504` joins the fetch still running, and a flight queued in a pool below counts as running.
 package final class SingleFlightStasher: StashStage, @unchecked Sendable {
     private let inner: any StashStage
-    private let lock = NSLock()
+    private let lock = PosixLock()
     private var flights: [String: PendingStash] = [:]
     private var joinCount = 0
 

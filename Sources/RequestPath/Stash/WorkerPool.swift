@@ -1,6 +1,8 @@
+import Basics
 import HostSupport
 import PluginHost
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A fixed set of threads running blocking jobs (plugin calls) from a bounded queue.
 ///
@@ -19,7 +21,7 @@ package final class WorkerPool: @unchecked Sendable {
     package let name: String
     package let threadCount: Int
     package let capacity: Int
-    private let condition = NSCondition()
+    private let condition = PosixCondition()
     private var queue: [Job?] = []
     private var head = 0
     private var busy = 0
@@ -35,9 +37,7 @@ package final class WorkerPool: @unchecked Sendable {
         self.inline = inline
         for index in 0..<(inline ? 0 : threadCount) {
             // Strong on purpose: a worker may still be inside `work()` when the pool's owner lets go of it.
-            let thread = Thread { self.work() }
-            thread.name = "\(name)-\(index)"
-            thread.start()
+            PosixThread.start(name: "\(name)-\(index)") { self.work() }
         }
     }
 
@@ -52,9 +52,7 @@ package final class WorkerPool: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !retired else {
-            let thread = Thread { job() }
-            thread.name = "\(name)-late"
-            thread.start()
+            PosixThread.start(name: "\(name)-late") { job() }
             return true
         }
         let waiting = queue.count - head
