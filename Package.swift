@@ -50,7 +50,7 @@ let package = Package(
                           path: "Sources/AthensHost"),
         .target(name: "MemoryStorage", dependencies: ["PluginKit", "Basics", "Digests"], path: "Plugins/MemoryStorage"),
         .target(name: "ProxyFetcher", dependencies: ["PluginKit", "GoModule", "HTTPClient", "Basics"], path: "Plugins/ProxyFetcher"),
-        .target(name: "FileStorage", dependencies: ["PluginKit", "GoModule", "Basics"], path: "Plugins/FileStorage"),
+        .target(name: "FileStorage", dependencies: ["PluginKit", "GoModule"], path: "Plugins/FileStorage"),
         // The system zlib (deflate for GitFetcher's streamed module zips, inflate for GoModule's zip check).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The system libcurl (OpenSSL flavour) behind HTTPClient.
