@@ -77,7 +77,7 @@ private let setups: [Setup] = {
                 let policy = policy(mode: mode, network: network, downloadURL: url)
                 // No stash pool: the flight runs the fetch inline, on the fuzzing thread.
                 let flight = SingleFlightStasher(wrapping: FetchingStasher(policy: policy, storage: storage, spoolDirectory: spool))
-                all.append(Setup(policy: policy, stasher: DeadlineStasher(waitingFor: flight, timeout: 600),
+                all.append(Setup(policy: policy, stasher: DeadlineStasher(waitingFor: flight, timeout: 600, abandonGrace: 10, fetchTimeout: 2400),
                                  sumdb: blockedSumDB(names: ["sum.golang.org"], policy: policy)))
             }
         }
