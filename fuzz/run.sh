@@ -73,7 +73,7 @@ libraries() {
         sumdb_note) echo "SumDB Digests GoModule" ;;
         resp) echo "RedisClient Basics" ;;
         json) echo "JSON" ;;
-        *) echo "RequestPath PluginHost HostSupport HTTPClient GoModule Digests JSON Basics" ;;
+        *) echo "RequestPath PluginHost HostSupport HTTPClient SumDB GoModule Digests JSON Basics" ;;
     esac
 }
 # Plugin sources a target compiles into itself (plugins are not libraries the host links).
