@@ -179,7 +179,11 @@ write_nginx() {
     shift
     mkdir -p "$dir/nginx/temp"
     local servers="" p
-    for p in "$@"; do servers+="        server 127.0.0.1:$p max_fails=1 fail_timeout=2s;"$'\n'; done
+    # max_fails=3: one failed attempt (a reused keep-alive connection the instance had just closed, a moment of
+    # overload) must not take an instance out for fail_timeout; with one instance restarting and a race on each of
+    # the other two, max_fails=1 left none ("no live upstreams" 502s for everyone, seen once in a loaded CI run).
+    # A stopped instance refuses every connection, so it is out after three attempts, each retried elsewhere.
+    for p in "$@"; do servers+="        server 127.0.0.1:$p max_fails=3 fail_timeout=2s;"$'\n'; done
     # As root, nginx's workers would switch to nobody and could not write the run folder.
     local user=""
     [[ $EUID -eq 0 ]] && user="user root;"
