@@ -7,6 +7,8 @@ Usage: bench/cold_bench.py [--athens BIN] [--plugins DIR] [--clients 32] [--smal
 Two sets, each fetched by --clients concurrent clients (one `curl --parallel` process, keep-alive):
 - 500 distinct modules with a 10 KiB zip, 200 distinct modules with a 1 MiB zip (bench/make_tree.py trees);
 - served by a private nginx (the upstream, `sendfile on`, private config and pid file in a temp dir, stopped by pid);
+- the clients write the bodies to /dev/shm (--bodies), so that their own file creations do not load the file system
+  under test;
 - "direct": every .zip straight from nginx; "athens": every .zip through a fresh athens (FileStorage in a fresh
   root on the same file system as the repo, ProxyFetcher to that nginx), so every request is a miss that fetches
   .info, .mod and .zip from nginx, validates them and saves them durably before it is answered.
@@ -122,9 +124,9 @@ def stop(proc, sig=signal.SIGTERM, group=False):
             proc.wait()
 
 
-def fetch_all(base, paths, clients, work, sums):
+def fetch_all(base, paths, clients, work, sums, bodies):
     """Fetches every path once with `clients` parallel transfers; returns the wall time. Checks every body."""
-    out = os.path.join(work, "bodies")
+    out = os.path.join(bodies, "bodies")
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
     config = os.path.join(work, "curl.cfg")
@@ -161,10 +163,14 @@ def main():
     ap.add_argument("--stash-workers", type=int, default=0, help="fetch+save pool size (default: athens' own default)")
     ap.add_argument("--wrap", default="", help="command prefix for athens, for profiling (e.g. 'strace -f -c -w -e trace=fsync -o F')")
     ap.add_argument("--storage-parent", default=ROOT, help="where the FileStorage roots go (the repo's file system)")
+    ap.add_argument("--bodies", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+                    help="where the clients write the bodies they check (default: the tmpfs /dev/shm, so that the clients'"
+                         " own file creations do not load the file system under test; else the work directory)")
     ap.add_argument("--json", default=None, help="also write the medians and raw repetitions to this file")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cold-bench-")
     os.chmod(work, 0o755)  # nginx workers started as root drop privileges and must read the tree
+    bodies = tempfile.mkdtemp(prefix="cold-bench-bodies-", dir=args.bodies) if args.bodies else work
     storage_parent = tempfile.mkdtemp(prefix=".cold-bench-storage-", dir=args.storage_parent)
     procs = []
     try:
@@ -181,12 +187,12 @@ def main():
             procs.append(nginx)
             direct, cold, cpu = [], [], []
             for rep in range(args.reps):
-                direct.append(fetch_all("http://127.0.0.1:%d" % nport, paths, args.clients, work, tree.sha256))
+                direct.append(fetch_all("http://127.0.0.1:%d" % nport, paths, args.clients, work, tree.sha256, bodies))
                 root = os.path.join(storage_parent, "%s-%d" % (size, rep))
                 athens, aport = start_athens(args, work, nport, root)
                 procs.append(athens)
                 before = process_cpu(athens.pid)  # start-up (plugin copies, dlopen) is not the fetches' cost
-                cold.append(fetch_all("http://127.0.0.1:%d" % aport, paths, args.clients, work, tree.sha256))
+                cold.append(fetch_all("http://127.0.0.1:%d" % aport, paths, args.clients, work, tree.sha256, bodies))
                 cpu.append(process_cpu(athens.pid) - before)
                 # A wrapper (strace -c, perf) writes its summary on SIGINT.
                 stop(athens, signal.SIGINT if args.wrap else signal.SIGTERM, group=bool(args.wrap))
@@ -214,6 +220,8 @@ def main():
             stop(p)
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(work, ignore_errors=True)
+        if bodies != work:
+            shutil.rmtree(bodies, ignore_errors=True)
         shutil.rmtree(storage_parent, ignore_errors=True)
 
 
