@@ -2,7 +2,7 @@
 """Cold fetch throughput of athens with durable FileStorage against the physical limit of the set-up.
 
 Usage: bench/cold_bench.py [--athens BIN] [--plugins DIR] [--clients 32] [--small 500] [--large 200] [--reps 3]
-                           [--json FILE]
+                           [--storage FileStorage|MemoryStorage] [--no-relay] [--wrap CMD] [--json FILE]
 
 Two sets, each fetched by --clients concurrent clients (one `curl --parallel` process, keep-alive):
 - 500 distinct modules with a 10 KiB zip, 200 distinct modules with a 1 MiB zip (bench/make_tree.py trees);
@@ -11,12 +11,17 @@ Two sets, each fetched by --clients concurrent clients (one `curl --parallel` pr
   under test;
 - "direct": every .zip straight from nginx; "athens": every .zip through a fresh athens (FileStorage in a fresh
   root on the same file system as the repo, ProxyFetcher to that nginx), so every request is a miss that fetches
-  .info, .mod and .zip from nginx, validates them and saves them durably before it is answered.
-Prints the wall times (median of --reps, each rep on a fresh athens and an empty storage root), athens/direct, and
-athens' own CPU (user+system, from /proc) per module, which moves much less with machine load than wall time.
+  .info, .mod and .zip from nginx, validates them and saves them durably before it is answered;
+- "relay" (unless --no-relay): every .zip through a second nginx acting as a caching proxy of that upstream
+  (proxy_store into a fresh folder beside the athens roots: one upstream request per module, no checks, no fsync),
+  what any relaying cache costs on this machine.
+Prints the wall times (median of --reps, each rep on a fresh athens and an empty storage root), athens/direct,
+athens/relay, and athens' own CPU (user+system, from /proc) per module, which moves much less with machine load
+than wall time.
 Every response must be 200 with the tree's sha256, or the bench stops. --json FILE also writes the figures for
 bench/summary.py: {"clients", "storage", "reps", "sets": [{"zip", "modules", "direct_s", "athens_s", "ratio",
-"athens_cpu_ms_per_module", "direct_runs_s", "athens_runs_s"}]}.
+"athens_cpu_ms_per_module", "direct_runs_s", "athens_runs_s", "relay_s", "relay_runs_s"}]} (relay_s null with
+--no-relay).
 Needs: nginx (/usr/sbin/nginx), curl, python3; run `swift build -c release` first (default binaries).
 """
 import argparse
@@ -59,18 +64,29 @@ def wait_http(url, proc, what, timeout=20):
     sys.exit("%s not listening after %d s" % (what, timeout))
 
 
-def start_nginx(work, tree, nginx):
+def start_nginx(work, tree, nginx, relay_to=None):
+    """The upstream (serving `tree`), or with relay_to=PORT a caching relay: every miss is fetched from that port
+    with proxy_store (kept on disk in `tree`, written without fsync) while it streams to the client."""
     port = free_port()
     conf = os.path.join(work, "nginx.conf")
+    if relay_to:
+        server = """upstream up { server 127.0.0.1:%(u)d; keepalive 64; }
+  server { listen 127.0.0.1:%(p)d; root %(t)s;
+    location / { try_files $uri @fetch; }
+    location @fetch { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_store on; proxy_store_access user:rw group:r all:r; } }""" % {"u": relay_to, "p": port, "t": tree}
+    else:
+        server = "server { listen 127.0.0.1:%d; root %s; location / { try_files $uri =404; } }" % (port, tree)
     with open(conf, "w") as f:
-        f.write("""worker_processes 1; daemon off; master_process on; pid %(w)s/nginx.pid; error_log %(w)s/error.log warn;
+        # A relay's workers write its store: as root (started as root, workers would drop to nobody) or as us.
+        f.write(("user root;\n" if relay_to and os.geteuid() == 0 else "") + """worker_processes 1; daemon off; master_process on; pid %(w)s/nginx.pid; error_log %(w)s/error.log warn;
 events { worker_connections 4096; }
 http { access_log off; sendfile on; tcp_nopush on; tcp_nodelay on; keepalive_requests 1000000;
   types { application/json info; text/plain mod; application/zip zip; } default_type text/plain;
-  client_body_temp_path %(w)s/body; proxy_temp_path %(w)s/proxy; fastcgi_temp_path %(w)s/fcgi;
+  client_body_temp_path %(w)s/body; proxy_temp_path %(s)s/.proxy-temp; fastcgi_temp_path %(w)s/fcgi;
   uwsgi_temp_path %(w)s/uwsgi; scgi_temp_path %(w)s/scgi;
-  server { listen 127.0.0.1:%(p)d; root %(t)s; location / { try_files $uri =404; } } }
-""" % {"w": work, "p": port, "t": tree})
+  %(server)s }
+""" % {"w": work, "s": tree, "server": server})
     proc = subprocess.Popen([nginx, "-p", work, "-c", conf, "-e", os.path.join(work, "error.log")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_http("http://127.0.0.1:%d/" % port, proc, "nginx")
@@ -166,6 +182,8 @@ def main():
     ap.add_argument("--bodies", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
                     help="where the clients write the bodies they check (default: the tmpfs /dev/shm, so that the clients'"
                          " own file creations do not load the file system under test; else the work directory)")
+    ap.add_argument("--no-relay", dest="relay", action="store_false",
+                    help="skip the relay baseline (nginx as a caching proxy in front of the upstream)")
     ap.add_argument("--json", default=None, help="also write the medians and raw repetitions to this file")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="cold-bench-")
@@ -185,7 +203,7 @@ def main():
             os.makedirs(nginx_dir)
             nginx, nport = start_nginx(nginx_dir, tree_dir, args.nginx)
             procs.append(nginx)
-            direct, cold, cpu = [], [], []
+            direct, cold, cpu, relayed = [], [], [], []
             for rep in range(args.reps):
                 direct.append(fetch_all("http://127.0.0.1:%d" % nport, paths, args.clients, work, tree.sha256, bodies))
                 root = os.path.join(storage_parent, "%s-%d" % (size, rep))
@@ -198,20 +216,32 @@ def main():
                 stop(athens, signal.SIGINT if args.wrap else signal.SIGTERM, group=bool(args.wrap))
                 # Roots are deleted only at the end: on ext4 without a journal (this VM) every file created soon
                 # after a mass deletion scans the recently deleted inodes, which would slow the next repetition.
+                if args.relay:
+                    store = os.path.join(storage_parent, "relay-%s-%d" % (size, rep))
+                    os.makedirs(os.path.join(store, ".proxy-temp"))
+                    relay_dir = os.path.join(work, "relay-%s-%d" % (size, rep))
+                    os.makedirs(relay_dir)
+                    relay, rport = start_nginx(relay_dir, store, args.nginx, relay_to=nport)
+                    procs.append(relay)
+                    relayed.append(fetch_all("http://127.0.0.1:%d" % rport, paths, args.clients, work, tree.sha256, bodies))
+                    stop(relay)
             stop(nginx)
             d, a = statistics.median(direct), statistics.median(cold)
-            rows.append((label, count, d, a, a / d, direct, cold, statistics.median(cpu) * 1000 / count))
+            r = statistics.median(relayed) if relayed else None
+            rows.append((label, count, d, a, a / d, direct, cold, statistics.median(cpu) * 1000 / count, r, relayed))
         print("cold fetch: %d clients, %s, stash pool %s, upstream nginx; median of %d reps"
               % (args.clients, args.storage, args.stash_workers or "default", args.reps))
-        print("%-8s %7s %12s %12s %8s %16s   %s" % ("zip", "modules", "direct s", "athens s", "ratio", "athens cpu ms/mod",
-                                                  "reps direct / athens"))
-        for label, count, d, a, r, ds, cs, c in rows:
-            print("%-8s %7d %12.3f %12.3f %7.2fx %16.2f   %s / %s" % (label, count, d, a, r, c,
-                  " ".join("%.3f" % x for x in ds), " ".join("%.3f" % x for x in cs)))
+        print("%-8s %7s %12s %12s %8s %16s %10s %13s   %s" % ("zip", "modules", "direct s", "athens s", "ratio",
+              "athens cpu ms/mod", "relay s", "athens/relay", "reps direct / athens / relay"))
+        for label, count, d, a, ratio, ds, cs, c, r, rs in rows:
+            print("%-8s %7d %12.3f %12.3f %7.2fx %16.2f %10s %13s   %s / %s / %s" % (
+                label, count, d, a, ratio, c, "%.3f" % r if r else "-", "%.2fx" % (a / r) if r else "-",
+                " ".join("%.3f" % x for x in ds), " ".join("%.3f" % x for x in cs), " ".join("%.3f" % x for x in rs)))
         if args.json:
-            sets = [{"zip": label, "modules": count, "direct_s": d, "athens_s": a, "ratio": r,
-                     "athens_cpu_ms_per_module": c, "direct_runs_s": ds, "athens_runs_s": cs}
-                    for label, count, d, a, r, ds, cs, c in rows]
+            sets = [{"zip": label, "modules": count, "direct_s": d, "athens_s": a, "ratio": ratio,
+                     "athens_cpu_ms_per_module": c, "direct_runs_s": ds, "athens_runs_s": cs,
+                     "relay_s": r, "relay_runs_s": rs}
+                    for label, count, d, a, ratio, ds, cs, c, r, rs in rows]
             with open(args.json, "w") as f:
                 json.dump({"clients": args.clients, "storage": args.storage, "reps": args.reps, "sets": sets}, f, indent=1)
                 f.write("\n")

@@ -204,6 +204,11 @@ def _cold_rows(cold: dict[str, dict]) -> list[list[str]]:
                      _met(s.get("ratio"), limit)])
         rows.append([f"  athens CPU ms per module ({label})", _f(s.get("athens_cpu_ms_per_module"), 2), "-", "-",
                      "(report)", "-"])
+        # The relay baseline: nginx as a caching proxy of the same upstream (one request per module, no checks, no
+        # fsync) - what any relaying cache costs on this machine, beside the direct fetch's physical limit.
+        rows.append([f"  same, vs nginx relay ({label}), wall s", _f(s.get("athens_s"), 3),
+                     _f(s.get("relay_s"), 3, " relay"), _f(_ratio(s.get("athens_s"), s.get("relay_s")), 2, "x"),
+                     "(report)", "-"])
     return rows
 
 

@@ -86,7 +86,8 @@ class SummaryTests(unittest.TestCase):
             "runs": {"small": [], "large": []}}))
         cold = self.path("cold.json", json.dumps({"clients": 32, "storage": "FileStorage", "reps": 3, "sets": [
             {"zip": "10 KiB", "modules": 500, "direct_s": 0.4, "athens_s": 0.56, "ratio": 1.4,
-             "athens_cpu_ms_per_module": 1.25, "direct_runs_s": [0.4], "athens_runs_s": [0.56]},
+             "athens_cpu_ms_per_module": 1.25, "direct_runs_s": [0.4], "athens_runs_s": [0.56],
+             "relay_s": 0.5, "relay_runs_s": [0.5]},
             {"zip": "1 MiB", "modules": 200, "direct_s": 0.24, "athens_s": 0.88, "ratio": 3.6667,
              "athens_cpu_ms_per_module": 4.5, "direct_runs_s": [0.24], "athens_runs_s": [0.88]}]}))
         soak = self.path("soak.txt", SOAK)
@@ -117,6 +118,9 @@ class SummaryTests(unittest.TestCase):
         self.assertEqual(rows["VmRSS at /readyz, 1,000,000 vs 3,000 MiB"], ["33.3", "33.4 at 3,000", "1.00x", "<= 1.00x", "yes"])
         self.assertEqual(rows["cold 500 x 10 KiB zip, wall s"], ["0.560", "0.400 direct", "1.40x", "<= 1.50x", "yes"])
         self.assertEqual(rows["athens CPU ms per module (10 KiB)"], ["1.25", "-", "-", "(report)", "-"])
+        self.assertEqual(rows["same, vs nginx relay (10 KiB), wall s"], ["0.560", "0.500 relay", "1.12x", "(report)", "-"])
+        # An older cold.json without the relay: dashes.
+        self.assertEqual(rows["same, vs nginx relay (1 MiB), wall s"], ["0.880", "-", "-", "(report)", "-"])
         self.assertEqual(rows["cold 200 x 1 MiB zip, wall s"], ["0.880", "0.240 direct", "3.67x", "<= 1.20x", "no"])
         # The 1-minute sample is the first at >= 60 s (1m1s), not 0m30s nor 1m30s.
         self.assertEqual(rows["soak VmHWM at the end (10 min) vs 1 min, MiB"],
@@ -124,7 +128,7 @@ class SummaryTests(unittest.TestCase):
 
     def test_nothing_measured_gives_dashes_not_verdicts(self) -> None:
         rows = self.table("--runs", os.path.join(self.dir, "absent.tsv"))
-        self.assertEqual(len(rows), 1 + 8 + 2 + 1 + 4 + 4 + 1)  # header + every figure of issue 15
+        self.assertEqual(len(rows), 1 + 8 + 2 + 1 + 4 + 6 + 1)  # header + every figure of issue 15 (cold: 3 rows a set)
         for figure, cells in rows.items():
             if figure != "figure":
                 self.assertEqual(cells[-1], "-", figure)

@@ -28,6 +28,9 @@ if ((${#need[@]})); then
     apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+# The bench scripts' own unit tests (tree generator, table and report makers): a second, no build needed. Skipped
+# when the run is filtered to some Swift tests.
+if (($# == 0)); then python3 -m unittest discover -s bench -p 'test_*.py'; fi
 # Arguments (e.g. --filter NAME) go to `swift test` only: `swift build` refuses test filters.
 swift build --build-tests
 # A real S3 server for the S3Storage tests: single-node Ceph RGW (scripts/rgw.sh installs its packages when
