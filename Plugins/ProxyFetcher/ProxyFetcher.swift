@@ -49,9 +49,16 @@ final class ProxyFetcher: FetcherBackend {
 
     func fetch(module: String, version: String, info: ByteSink, mod: ByteSink, zip: ByteSink) throws(PluginFailure) {
         let subject = "\(module)@\(version)"
-        let infoURL = try requestURL(subject) { () throws(ModuleError) in try upstream.versionURL(module: module, version: version, suffix: ".info") }
-        let modURL = try requestURL(subject) { () throws(ModuleError) in try upstream.versionURL(module: module, version: version, suffix: ".mod") }
-        let zipURL = try requestURL(subject) { () throws(ModuleError) in try upstream.versionURL(module: module, version: version, suffix: ".zip") }
+        // The module and version checked and escaped once for the three URLs.
+        let stem: String
+        do {
+            stem = try upstream.versionURL(module: module, version: version, suffix: "")
+        } catch {
+            throw .invalid("\(subject): \(error.message)")
+        }
+        let infoURL = try requestURL(subject) { stem + ".info" }
+        let modURL = try requestURL(subject) { stem + ".mod" }
+        let zipURL = try requestURL(subject) { stem + ".zip" }
 
         // The .info first, checked before anything reaches a sink: a wrong version stops the fetch early.
         let infoBytes = try getWhole(infoURL, subject: subject, limit: Self.maxInfoBytes)

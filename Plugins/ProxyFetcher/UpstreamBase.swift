@@ -60,20 +60,22 @@ struct UpstreamBase {
 
     /// Percent-encodes each "/"-separated segment as Go's url.PathEscape does ("!" becomes "%21").
     static func pathEscape(_ path: String) -> String {
-        var out = ""
-        out.reserveCapacity(path.utf8.count)
-        let hex = Array("0123456789ABCDEF".utf8)
+        // Bytes first, one String at the end: appending scalar by scalar cost ~50 instructions a byte.
+        var out: [UInt8] = []
+        out.reserveCapacity(path.utf8.count + 8)
         for byte in path.utf8 {
             if keepsLiterally(byte) {
-                out.unicodeScalars.append(Unicode.Scalar(byte))
+                out.append(byte)
             } else {
-                out.unicodeScalars.append("%")
-                out.unicodeScalars.append(Unicode.Scalar(hex[Int(byte >> 4)]))
-                out.unicodeScalars.append(Unicode.Scalar(hex[Int(byte & 15)]))
+                out.append(UInt8(ascii: "%"))
+                out.append(upperHexDigit(byte >> 4))
+                out.append(upperHexDigit(byte & 15))
             }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
+
+    private static func upperHexDigit(_ value: UInt8) -> UInt8 { value < 10 ? 0x30 + value : 0x37 + value }
 
     /// Unreserved characters, Go's path-segment extras ($ & + : = @), and "/" between segments.
     private static func keepsLiterally(_ byte: UInt8) -> Bool {

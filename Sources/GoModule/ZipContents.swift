@@ -51,7 +51,8 @@ public enum ZipContents {
 
     private static func verify(_ entry: ZipEntry, before bound: UInt64, _ reader: inout Reader, _ inflater: inout Inflater,
                                _ observer: (any ZipEntryObserver)?) throws(ZipError) {
-        let name = GoQuote.string(entry.name)
+        // Quoted only for a message: most entries never need it.
+        var name: String { GoQuote.string(entry.name) }
         let header = try reader.read(at: entry.localHeaderOffset, count: 30, what: "the local header of \(name)")
         guard header.u32(0) == 0x0403_4b50 else { throw ZipError(message: "zip: entry \(name) has no local header at offset \(entry.localHeaderOffset)") }
         let flags = header.u16(6)
@@ -172,7 +173,7 @@ private struct Inflater {
     /// Inflates the entry's data; returns its CRC-32. Refuses as soon as the output passes the declared size.
     mutating func inflate(_ entry: ZipEntry, at start: UInt64, _ reader: inout Reader,
                           _ observer: (any ZipEntryObserver)?) throws(ZipError) -> UInt32 {
-        let name = GoQuote.string(entry.name)
+        var name: String { GoQuote.string(entry.name) }
         guard inflateReset(stream) == Z_OK else { throw ZipError(message: "zip: zlib inflateReset failed") }
         var crc: UInt = 0
         var produced: UInt64 = 0
@@ -233,11 +234,13 @@ private struct Inflater {
 private struct Reader {
     let fd: Int32
     let size: UInt64
-    private var buffer = [UInt8](repeating: 0, count: ZipContents.chunk)
+    /// No read is longer than the file or than a chunk: a small zip zeroes a small buffer.
+    private var buffer: [UInt8]
 
     init(fd: Int32, size: UInt64) {
         self.fd = fd
         self.size = size
+        buffer = [UInt8](repeating: 0, count: Int(min(UInt64(ZipContents.chunk), size)))
     }
 
     /// Small reads (headers, names): a fresh array.

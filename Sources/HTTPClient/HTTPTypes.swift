@@ -14,22 +14,35 @@ public struct HTTPHeaders: Sendable, Sequence {
 
     /// The first value of `name` (any case), or nil.
     public subscript(_ name: String) -> String? {
-        let wanted = name.lowercased()
-        return fields.first { $0.name.lowercased() == wanted }?.value
+        fields.first { Self.sameName($0.name, name) }?.value
     }
 
     /// Every value of `name` (any case), in order.
     public func values(_ name: String) -> [String] {
-        let wanted = name.lowercased()
-        return fields.filter { $0.name.lowercased() == wanted }.map(\.value)
+        fields.filter { Self.sameName($0.name, name) }.map(\.value)
     }
 
     public mutating func append(_ name: String, _ value: String) { fields.append((name, value)) }
 
     /// Removes every field called `name` (any case).
     public mutating func remove(_ name: String) {
-        let unwanted = name.lowercased()
-        fields.removeAll { $0.name.lowercased() == unwanted }
+        fields.removeAll { Self.sameName($0.name, name) }
+    }
+
+    /// Field names compared as HTTP does: ASCII letters in any case (names are tokens, RFC 9110 5.1), without
+    /// building lower-cased copies (a cold fetch looks up a few fields in each of three responses).
+    static func sameName(_ a: String, _ b: String) -> Bool {
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                guard x.count == y.count else { return false }
+                for i in 0..<x.count where x[i] != y[i] {
+                    // Equal once folded: only letters differ by 0x20 and fold to the same lower-case letter.
+                    guard x[i] | 0x20 == y[i] | 0x20, (0x61...0x7A).contains(x[i] | 0x20) else { return false }
+                }
+                return true
+            }
+        }
     }
 
     public func makeIterator() -> IndexingIterator<[(name: String, value: String)]> { fields.makeIterator() }

@@ -27,13 +27,20 @@ public enum DirHash {
 
     /// Hash1 from per-file digests: sorts by name, refuses names with a newline (as dirhash does).
     public static func hash1(_ files: [(name: String, sha256: [UInt8])]) throws(ZipError) -> String {
-        let sorted = files.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
+        let sorted = files.sorted { $0.name.utf8.lexicographicallyPrecedes($1.name.utf8) }
         var summary = SHA256()
+        var line: [UInt8] = []
         for file in sorted {
             guard !file.name.utf8.contains(UInt8(ascii: "\n")) else {
                 throw ZipError(message: "dirhash: filenames with newlines are not supported")
             }
-            summary.update(Array((Hex.encode(file.sha256) + "  " + file.name + "\n").utf8))
+            // "<hex sha256>  <name>\n", built in one reused buffer.
+            line.removeAll(keepingCapacity: true)
+            line.append(contentsOf: Hex.encode(file.sha256).utf8)
+            line.append(contentsOf: [0x20, 0x20])
+            line.append(contentsOf: file.name.utf8)
+            line.append(0x0A)
+            summary.update(line)
         }
         return "h1:" + Base64.encode(summary.finish())
     }

@@ -55,6 +55,19 @@ struct HTTPClientTests {
 
     init() throws { server = try HTTPTestServer() }
 
+    @Test("header names match in any ASCII case; only letters fold, other bytes must be equal")
+    func headerNames() {
+        var headers = HTTPHeaders([("Content-Type", "a"), ("X-[b]", "b"), ("ÉTag", "c"), ("Set-Cookie", "1"), ("set-cookie", "2")])
+        #expect(headers["content-type"] == "a" && headers["CONTENT-TYPE"] == "a" && headers["Content-Typ"] == nil)
+        #expect(headers["x-[B]"] == "b")
+        // "[" and "{" differ by 0x20 like a letter's cases, but are not letters.
+        #expect(headers["X-{b}"] == nil && headers["X-[b}"] == nil)
+        #expect(headers["ÉTag"] == "c" && headers["éTag"] == nil)  // names are tokens: non-ASCII compares exactly
+        #expect(headers.values("SET-COOKIE") == ["1", "2"])
+        headers.remove("Set-cookie")
+        #expect(headers.values("set-cookie") == [] && headers.fields.count == 3)
+    }
+
     @Test("a GET returns status, headers (looked up in any case) and body")
     func simpleGet() throws {
         let response = try client.fetch(HTTPRequest(url: server.base + "/hello"), limits: limits())

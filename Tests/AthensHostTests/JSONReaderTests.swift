@@ -175,6 +175,22 @@ struct JSONReaderTests {
         #expect(value.text(sortingKeys: true) == #"{"":"","a":{"q\"uote":"\\ \u0000 \u001f \t é 😀"},"b":[1,2.50,-3e+7,true,null]}"#)
         #expect(JSONValue.string("http://x/y").text() == #""http://x/y""#)
         #expect(JSONValue.quoted("del\u{7F} nul\u{0} cr\r") == #""del\u007f nul\u0000 cr\r""#)
+        // Every ASCII byte alone and between multi-byte scalars: the escape the rules give, read back as itself.
+        for byte in UInt8(0)...0x7F {
+            let scalar = String(Character(Unicode.Scalar(byte)))
+            let escaped = switch byte {
+            case 0x22: #"\""#
+            case 0x5C: #"\\"#
+            case 0x0A: #"\n"#
+            case 0x0D: #"\r"#
+            case 0x09: #"\t"#
+            case 0..<0x20, 0x7F: "\\u00" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
+            default: scalar
+            }
+            #expect(JSONValue.quoted(scalar) == "\"" + escaped + "\"", "byte \(byte)")
+            #expect(JSONValue.quoted("é" + scalar + "😀") == "\"é" + escaped + "😀\"", "byte \(byte)")
+            #expect(try Self.parse(JSONValue.quoted("é" + scalar + "😀")) == .string("é" + scalar + "😀"))
+        }
     }
 
     @Test("JSONObject edits keep the order: a new key goes last, a known one is replaced in place")

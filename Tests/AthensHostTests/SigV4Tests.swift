@@ -170,6 +170,11 @@ struct SigV4Tests {
         #expect(Hex.encode(pieces.finish()) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
         #expect(Hex.encode(HMACSHA256.mac(key: Array("Jefe".utf8), data: Array("what do ya want for nothing?".utf8)))
             == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+        // Every byte value, from an array and from any other sequence: two lower-case digits each.
+        let all = (0...255).map { UInt8($0) }
+        let expected = all.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        #expect(Hex.encode(all) == expected)
+        #expect(Hex.encode(all[...]) == expected && Hex.encode([UInt8]()) == "")
     }
 
     // MARK: - botocore cross-check
