@@ -5,17 +5,30 @@ import Synchronization
 /// A zip being received: an unlinked temporary file. Closed when the spool goes, or handed back to the
 /// `SpoolPool` it came from.
 package final class Spool {
-    package let fd: Int32
+    private let descriptor: Int32
     private let pool: SpoolPool?
+    /// `appendBuffered`'s write-behind buffer, allocated at its first use; `buffered` bytes of it are unwritten.
+    private var buffer: UnsafeMutableRawBufferPointer?
+    private var buffered = 0
+    /// One write(2) per this many bytes: curl hands a body over in 16 KiB pieces, and eight writes of 16 KiB cost
+    /// the file system about twice one of 128 KiB. Below glibc's mmap threshold as athens tunes it, so the buffer is
+    /// reused heap memory.
+    package static let bufferSize = 128 << 10
+
+    /// The file, for reading what was appended (every buffered byte must have been flushed).
+    package var fd: Int32 {
+        assert(buffered == 0, "a spool read before flush()")
+        return descriptor
+    }
 
     /// A new unlinked file in `directory`, closed when the spool goes.
     package init(directory: String) throws(SpoolError) {
-        fd = try Self.create(in: directory)
+        descriptor = try Self.create(in: directory)
         pool = nil
     }
 
     fileprivate init(fd: Int32, pool: SpoolPool) {
-        self.fd = fd
+        descriptor = fd
         self.pool = pool
     }
 
@@ -32,10 +45,37 @@ package final class Spool {
     }
 
     /// Appends bytes; false on a write error (e.g. ENOSPC).
-    package func append(_ bytes: UnsafeRawBufferPointer) -> Bool { FileDescriptor.writeAll(fd, bytes) }
+    package func append(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        flush() && FileDescriptor.writeAll(descriptor, bytes)
+    }
+
+    /// Appends bytes through the write-behind buffer; false on a write error. Call `flush()` before using `fd`.
+    package func appendBuffered(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        if buffered == 0, bytes.count >= Self.bufferSize { return FileDescriptor.writeAll(descriptor, bytes) }
+        let buffer = self.buffer ?? .allocate(byteCount: Self.bufferSize, alignment: 64)
+        self.buffer = buffer
+        var rest = bytes
+        while !rest.isEmpty {
+            let count = min(rest.count, Self.bufferSize - buffered)
+            (buffer.baseAddress! + buffered).copyMemory(from: rest.baseAddress!, byteCount: count)
+            buffered += count
+            rest = UnsafeRawBufferPointer(rebasing: rest[count...])
+            if buffered == Self.bufferSize, !flush() { return false }
+        }
+        return true
+    }
+
+    /// Writes what `appendBuffered` holds; false on a write error (the bytes are then dropped).
+    package func flush() -> Bool {
+        guard buffered > 0, let buffer else { return true }
+        let count = buffered
+        buffered = 0
+        return FileDescriptor.writeAll(descriptor, UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+    }
 
     deinit {
-        if let pool { pool.give(fd) } else { close(fd) }
+        buffer?.deallocate()
+        if let pool { pool.give(descriptor) } else { close(descriptor) }
     }
 }
 

@@ -52,6 +52,34 @@ struct SpoolPoolTests {
         #expect(pool.idleCount == 0)
     }
 
+    @Test("buffered appends reach the file whole and in order, whatever the piece sizes")
+    func bufferedAppends() throws {
+        let directory = TestSupport.makeTemporaryDirectory("spool-buffered")
+        defer { TestSupport.removeDirectory(directory) }
+        let size = Spool.bufferSize
+        // Pieces as curl hands them (16 KiB), odd ones that straddle the buffer's end, one larger than the buffer
+        // while bytes are pending, one larger than the buffer with none pending, and single bytes.
+        let pieces = [16384, 16384, 1, size - 5, 10, 3 * size + 7, 1, 1] + Array(repeating: 16384, count: 9) + [2 * size]
+        var expected: [UInt8] = []
+        let spool = try Spool(directory: directory)
+        for (index, count) in pieces.enumerated() {
+            let piece = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ index) }
+            expected += piece
+            #expect(piece.withUnsafeBytes { spool.appendBuffered($0) })
+        }
+        #expect(spool.flush() && spool.flush(), "a second flush has nothing to write and succeeds")
+        var st = stat()
+        #expect(fstat(spool.fd, &st) == 0 && Int(st.st_size) == expected.count)
+        var read = [UInt8](repeating: 0, count: expected.count)
+        #expect(pread(spool.fd, &read, read.count, 0) == expected.count)
+        #expect(read == expected)
+        // An unbuffered append after buffered ones writes what is pending first.
+        #expect([UInt8]([1, 2, 3]).withUnsafeBytes { spool.appendBuffered($0) })
+        #expect([UInt8]([4]).withUnsafeBytes { spool.append($0) })
+        var tail = [UInt8](repeating: 0, count: 4)
+        #expect(pread(spool.fd, &tail, 4, off_t(expected.count)) == 4 && tail == [1, 2, 3, 4])
+    }
+
     @Test("the pool keeps at most its capacity of idle files and closes them all when it goes")
     func bounded() throws {
         let directory = TestSupport.makeTemporaryDirectory("spool-bound")

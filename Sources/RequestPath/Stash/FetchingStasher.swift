@@ -87,7 +87,7 @@ package final class FetchingStasher: Stasher, StashStage {
                 return true
             }, zip: { bytes in
                 guard zipBytes + UInt64(bytes.count) <= ModuleZip.maxZipFile else { refused = ".zip larger than \(ModuleZip.maxZipFile) bytes"; return false }
-                guard spool.append(bytes) else { refused = "spooling the zip failed: \(String(cString: strerror(errno)))"; return false }
+                guard spool.appendBuffered(bytes) else { refused = "spooling the zip failed: \(String(cString: strerror(errno)))"; return false }
                 zipBytes += UInt64(bytes.count)
                 return true
             }, call: context)
@@ -97,6 +97,7 @@ package final class FetchingStasher: Stasher, StashStage {
             if let refused { throw DownloadError(status: 502, message: "\(module)@\(version): \(refused)") }
             throw DownloadError(error, module: module, version: version)
         }
+        if refused == nil, !spool.flush() { refused = "spooling the zip failed: \(String(cString: strerror(errno)))" }
         // A fetcher that ignores a refused write and reports success still fails here.
         if let refused { throw DownloadError(status: 502, message: "\(module)@\(version): \(refused)") }
         let what = "\(module)@\(version)"
