@@ -7,20 +7,12 @@ import Testing
 @Suite("admin API end to end over FileStorage", .serialized)
 final class AdminEndToEndTests {
     static let token = "e2e-admin-token-0123456789"
-    let work = TestSupport.makeTemporaryDirectory("admin")
-    let tree: String
-    let upstream: FakeUpstream
+    let fixture: FixtureUpstream
+    var work: String { fixture.work }
+    var tree: String { fixture.tree }
+    var upstream: FakeUpstream { fixture.upstream }
 
-    init() throws {
-        tree = work + "/tree"
-        try TestSupport.makeFixtureProxy(tree)
-        upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
-    }
-
-    deinit {
-        upstream.stop()
-        TestSupport.removeDirectory(work)
-    }
+    init() throws { fixture = try FixtureUpstream("admin") }
 
     func athens(admin: String = #""admin": {"token": "\#(token)", "maxBodyBytes": 4096}, "#, extra: String = "") throws -> AthensServer {
         try AthensServer(manifest: """

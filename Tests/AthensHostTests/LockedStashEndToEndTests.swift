@@ -7,21 +7,13 @@ import Testing
 /// fixture's `hold` mode (a sentinel file), so every overlap is made on purpose and observed, never slept for.
 @Suite("stash: two athens processes, one lock, one fetch", .serialized)
 final class LockedStashEndToEndTests {
-    let work = TestSupport.makeTemporaryDirectory("locked-stash")
-    let tree: String
-    let upstream: FakeUpstream
+    let fixture: FixtureUpstream
+    var work: String { fixture.work }
+    var tree: String { fixture.tree }
+    var upstream: FakeUpstream { fixture.upstream }
     var hold: String { tree + "/.hold" }
 
-    init() throws {
-        tree = work + "/tree"
-        try TestSupport.makeFixtureProxy(tree)
-        upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
-    }
-
-    deinit {
-        upstream.stop()
-        TestSupport.removeDirectory(work)
-    }
+    init() throws { fixture = try FixtureUpstream("locked-stash") }
 
     /// An athens on the shared storage root and lock directory, its fetcher behind the upstream's `hold` mode.
     func athens(_ name: String) throws -> AthensServer {

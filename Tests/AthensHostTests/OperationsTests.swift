@@ -5,23 +5,17 @@ import Testing
 /// hostile input and injected faults, against the built athens with real upstream processes.
 @Suite("operations and hardening", .serialized)
 final class OperationsTests {
-    let work = TestSupport.makeTemporaryDirectory("ops")
-    let tree: String
-    let upstream: FakeUpstream
+    let fixture: FixtureUpstream
+    var work: String { fixture.work }
+    var tree: String { fixture.tree }
+    var upstream: FakeUpstream { fixture.upstream }
     let cFetcher: String
     let cStorage: String
 
     init() throws {
-        tree = work + "/tree"
-        try TestSupport.makeFixtureProxy(tree)
-        upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
-        cFetcher = try TestSupport.compileCPlugin("test_fetcher.c", into: work, name: "libCTestFetcher.so")
-        cStorage = try TestSupport.compileCPlugin("test_storage.c", into: work, name: "libCTestStorage.so")
-    }
-
-    deinit {
-        upstream.stop()
-        TestSupport.removeDirectory(work)
+        fixture = try FixtureUpstream("ops")
+        cFetcher = try TestSupport.compileCPlugin("test_fetcher.c", into: fixture.work, name: "libCTestFetcher.so")
+        cStorage = try TestSupport.compileCPlugin("test_storage.c", into: fixture.work, name: "libCTestStorage.so")
     }
 
     func athens(_ body: String) throws -> AthensServer {

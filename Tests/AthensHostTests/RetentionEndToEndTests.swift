@@ -6,20 +6,12 @@ import Testing
 @Suite("retention end to end over FileStorage", .serialized)
 final class RetentionEndToEndTests {
     static let token = "e2e-retention-token-0123456789"
-    let work = TestSupport.makeTemporaryDirectory("retention")
-    let tree: String
-    let upstream: FakeUpstream
+    let fixture: FixtureUpstream
+    var work: String { fixture.work }
+    var tree: String { fixture.tree }
+    var upstream: FakeUpstream { fixture.upstream }
 
-    init() throws {
-        tree = work + "/tree"
-        try TestSupport.makeFixtureProxy(tree)
-        upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
-    }
-
-    deinit {
-        upstream.stop()
-        TestSupport.removeDirectory(work)
-    }
+    init() throws { fixture = try FixtureUpstream("retention") }
 
     func athens(retention: String) throws -> AthensServer {
         try AthensServer(manifest: """

@@ -11,14 +11,11 @@ import Testing
 /// small protocol rules of issue 10, against the built athens.
 @Suite("server hardening: reload frees, connection caps, shutdown", .serialized)
 final class ServerHardeningTests {
-    let work = TestSupport.makeTemporaryDirectory("hardening")
-    let upstream: FakeUpstream
+    let fixture: FixtureUpstream
+    var work: String { fixture.work }
+    var upstream: FakeUpstream { fixture.upstream }
 
-    init() throws {
-        let tree = work + "/tree"
-        try TestSupport.makeFixtureProxy(tree)
-        upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
-    }
+    init() throws { fixture = try FixtureUpstream("hardening") }
 
     /// athens on MemoryStorage, fetching from the fixture upstream under `upstreamPath` (e.g. "/_fault/stall"),
     /// with `extra` manifest keys.
@@ -27,11 +24,6 @@ final class ServerHardeningTests {
         {"spoolDirectory": "\#(work)", "accessLog": false, "storage": {"plugin": "MemoryStorage"}, \#(extra)
          "fetchers": [{"name": "u", "plugin": "ProxyFetcher", "config": {"url": "\#(upstream.url)\#(upstreamPath)", "timeoutSeconds": 4}}]}
         """#, directory: work)
-    }
-
-    deinit {
-        upstream.stop()
-        TestSupport.removeDirectory(work)
     }
 
     /// Open descriptors and resident bytes of a process, from /proc.

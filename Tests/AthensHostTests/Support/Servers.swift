@@ -27,6 +27,32 @@ final class FakeUpstream {
     func stop() { process.stop() }
 }
 
+/// The set-up most end-to-end suites share: a fresh work folder holding the fixture GOPROXY tree (`tree`), served by
+/// a `FakeUpstream`. When it goes, the upstream is stopped and the folder removed.
+final class FixtureUpstream {
+    let work: String
+    let tree: String
+    let upstream: FakeUpstream
+
+    /// `name` prefixes the work folder's name.
+    init(_ name: String) throws {
+        work = TestSupport.makeTemporaryDirectory(name)
+        tree = work + "/tree"
+        do {
+            try TestSupport.makeFixtureProxy(tree)
+            upstream = try FakeUpstream(root: tree, logPath: work + "/upstream.log")
+        } catch {
+            TestSupport.removeDirectory(work)
+            throw error
+        }
+    }
+
+    deinit {
+        upstream.stop()
+        TestSupport.removeDirectory(work)
+    }
+}
+
 /// The built athens started with a manifest; stopped by `stop()` or deinit.
 final class AthensServer {
     let process: ChildProcess
