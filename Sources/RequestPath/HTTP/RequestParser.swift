@@ -16,52 +16,6 @@ package struct RequestLimits: Sendable {
     package var maxStreamedBodyBytes = 0
 }
 
-/// A parsed HTTP/1.x request head. GET and HEAD; POST (with a Content-Length body) only when
-/// `RequestLimits.maxBodyBytes` allows it (the admin API).
-package struct Request: Sendable {
-    package enum Method: Sendable { case get, head, post }
-
-    package var method: Method
-    /// The request target as sent, e.g. "/github.com/%21burnt/@v/list?x=1".
-    package var target: String
-    /// HTTP minor version: 0 or 1.
-    package var minorVersion: Int
-    /// Header fields in order, names lower-cased.
-    package var headers: [(name: String, value: String)]
-    /// Whether the connection stays open after the response.
-    package var keepAlive: Bool
-    /// Body length from Content-Length (POST only; the connection reads it before handling).
-    package var contentLength = 0
-    /// The body, read in full before the handler sees the request (unless it was streamed to `bodySink`).
-    package var body: [UInt8] = []
-    /// Where the body went when the handler's `plan` streamed it (all `contentLength` bytes have arrived).
-    package var bodySink: (any BodySink)?
-    /// The peer's address as text, filled for POST requests only (the admin log names who acted).
-    package var peer = ""
-
-    /// The target's path part, still percent-encoded.
-    package var path: Substring {
-        guard let q = queryMark else { return target[...] }
-        return target[..<q]
-    }
-
-    /// The target's query part without "?", or "".
-    package var query: Substring {
-        guard let q = queryMark else { return "" }
-        return target[target.utf8.index(after: q)...]
-    }
-
-    /// Where the "?" is. A scan of the contiguous bytes: the generic UTF8View search cost ~1k instructions a request.
-    private var queryMark: String.Index? {
-        var t = target
-        guard let offset = t.withUTF8({ $0.firstIndex(of: UInt8(ascii: "?")) }) else { return nil }
-        return target.utf8.index(target.utf8.startIndex, offsetBy: offset)
-    }
-
-    /// First value of a header (name lower-case).
-    package func header(_ name: String) -> String? { headers.first { $0.name == name }?.value }
-}
-
 /// Outcome of one parse attempt over buffered bytes.
 package enum ParseResult {
     /// More bytes are needed.
@@ -96,6 +50,10 @@ extension ParseResult: CustomStringConvertible {
 /// scanned for the end of the head, so a head sent a byte at a time costs a linear scan, not a quadratic
 /// one. Once complete, the head is parsed in one more pass. After a `.request` or a `.failure` the parser
 /// starts afresh for the next request.
+///
+/// A connection's parser allocates nothing for a head that repeats recent ones: its strings come from the loop's
+/// `StringTable`, and the header array is the parser's own, emptied and refilled in place once the previous
+/// request has let go of it (a request still held elsewhere, such as a miss waiting on the pool, keeps its copy).
 package struct RequestParser {
     /// Where the scan for the end of the head stands.
     private enum Phase: UInt8 { case leadingLines, requestLine, headerLines }
@@ -117,8 +75,13 @@ package struct RequestParser {
     /// Start of the header line being scanned.
     private var fieldStart = 0
     private var fieldCount = 0
+    /// Where the strings of the head come from; nil: decoded anew each time.
+    private var strings: StringTable?
+    /// The header array handed to the last request, refilled for the next one (kept across `restart`).
+    private var fields: [(name: String, value: String)] = []
 
-    package init() {}
+    /// `strings`: the event loop's table (nil for one-shot parses).
+    package init(strings: StringTable? = nil) { self.strings = strings }
 
     /// Parses `buffer` in one go (tests, the router's fuzz target).
     package static func parse(_ buffer: UnsafeRawBufferPointer, limits: RequestLimits) -> ParseResult {
@@ -137,9 +100,10 @@ package struct RequestParser {
     }
 
     private mutating func restart() {
-        let scanned = scannedBytes
-        self = RequestParser()
+        let scanned = scannedBytes, strings = strings, fields = fields
+        self = RequestParser(strings: strings)
         scannedBytes = scanned
+        self.fields = fields
     }
 
     /// Finds the end of the head from where the last call stopped, enforcing the limits on the way (so they
@@ -192,7 +156,8 @@ package struct RequestParser {
             if fieldCount > limits.maxHeaderCount { return .failure(status: 431, reason: "too many header fields") }
         }
         return Self.parseHead(buffer, lineRange: requestLine, lineEnd: requestLineEnd, headEnd: fieldStart, fieldCount: fieldCount,
-                              maxBody: limits.maxBodyBytes, maxStreamed: limits.maxStreamedBodyBytes, scannedBytes: &scannedBytes)
+                              maxBody: limits.maxBodyBytes, maxStreamed: limits.maxStreamedBodyBytes, scannedBytes: &scannedBytes,
+                              strings: strings, headers: &fields)
     }
 
     /// One line found by `findLineEnd`.
@@ -226,7 +191,8 @@ package struct RequestParser {
 
     /// The complete head [0, headEnd): the request line's parts and the header fields, in one pass.
     private static func parseHead(_ buffer: UnsafeRawBufferPointer, lineRange: Range<Int>, lineEnd: Int, headEnd cursor: Int,
-                                  fieldCount: Int, maxBody: Int, maxStreamed: Int, scannedBytes: inout Int) -> ParseResult {
+                                  fieldCount: Int, maxBody: Int, maxStreamed: Int, scannedBytes: inout Int,
+                                  strings: StringTable?, headers: inout [(name: String, value: String)]) -> ParseResult {
         // Request line: method SP target SP HTTP/1.x
         let parts = split(buffer, lineRange)
         guard let parts else { return .failure(status: 400, reason: "malformed request line") }
@@ -263,7 +229,8 @@ package struct RequestParser {
 
         // Header fields: the lines between the request line and the empty line, found again (once: the head
         // is complete, and its line ends and CRs were checked by the scan).
-        var headers: [(name: String, value: String)] = []
+        // In place when the last request let go of the array; a large one is not kept (its strings would stay).
+        if headers.capacity > 64 { headers = [] } else { headers.removeAll(keepingCapacity: true) }
         if fieldCount > 0 { headers.reserveCapacity(fieldCount) }
         var hostCount = 0
         var connectionClose = false
@@ -293,13 +260,9 @@ package struct RequestParser {
                 return .failure(status: 400, reason: "control character in header value")
             }
             // Lower-cased in place of a copy: names up to 15 bytes are small strings (no allocation).
-            let name = String(unsafeUninitializedCapacity: nameRange.count) { out in
-                for (i, c) in zip(out.indices, UnsafeRawBufferPointer(rebasing: buffer[nameRange])) {
-                    out[i] = c >= 0x41 && c <= 0x5A ? c | 0x20 : c
-                }
-                return nameRange.count
-            }
-            let value = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[valueRange]), as: UTF8.self)
+            let nameBytes = UnsafeRawBufferPointer(rebasing: buffer[nameRange])
+            let name = nameRange.count > 15 && strings != nil ? strings!.lowercased(nameBytes) : StringTable.lowercased(nameBytes)
+            let value = decode(UnsafeRawBufferPointer(rebasing: buffer[valueRange]), strings)
             switch name {
             case "host":
                 hostCount += 1
@@ -331,10 +294,15 @@ package struct RequestParser {
             return .failure(status: 413, reason: "request bodies are not accepted")
         }
         let keepAlive = minor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
-        let request = Request(method: method, target: String(decoding: UnsafeRawBufferPointer(rebasing: buffer[targetRange]), as: UTF8.self),
+        let request = Request(method: method, target: decode(UnsafeRawBufferPointer(rebasing: buffer[targetRange]), strings),
                               minorVersion: minor, headers: headers, keepAlive: keepAlive,
                               contentLength: method == .post ? Int(contentLength ?? 0) : 0)
         return .request(request, consumed: cursor)
+    }
+
+    @inline(__always)
+    private static func decode(_ bytes: UnsafeRawBufferPointer, _ strings: StringTable?) -> String {
+        strings?.string(bytes) ?? String(decoding: bytes, as: UTF8.self)
     }
 
     /// Splits the request line on single spaces into exactly three non-empty parts.
