@@ -230,7 +230,8 @@ package struct RequestParser {
         // Header fields: the lines between the request line and the empty line, found again (once: the head
         // is complete, and its line ends and CRs were checked by the scan).
         // In place when the last request let go of the array; a large one is not kept (its strings would stay).
-        if headers.capacity > 64 { headers = [] } else { headers.removeAll(keepingCapacity: true) }
+        // (removeLast: removeAll(keepingCapacity:) costs ~200 instructions, a removeLast ~20.)
+        if headers.capacity > 64 { headers = [] } else { while !headers.isEmpty { headers.removeLast() } }
         if fieldCount > 0 { headers.reserveCapacity(fieldCount) }
         var hostCount = 0
         var connectionClose = false
@@ -261,7 +262,7 @@ package struct RequestParser {
             }
             // Lower-cased in place of a copy: names up to 15 bytes are small strings (no allocation).
             let nameBytes = UnsafeRawBufferPointer(rebasing: buffer[nameRange])
-            let name = nameRange.count > 15 && strings != nil ? strings!.lowercased(nameBytes) : StringTable.lowercased(nameBytes)
+            let name = strings?.lowercased(nameBytes) ?? StringTable.lowercased(nameBytes)
             let value = decode(UnsafeRawBufferPointer(rebasing: buffer[valueRange]), strings)
             switch name {
             case "host":
@@ -306,12 +307,15 @@ package struct RequestParser {
     }
 
     /// Splits the request line on single spaces into exactly three non-empty parts.
+    /// memchr: a byte loop cost ~8 instructions a byte of the line.
     private static func split(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>) -> (Range<Int>, Range<Int>, Range<Int>)? {
-        var first = -1, second = -1
-        for i in range where buffer[i] == 0x20 {
-            if first < 0 { first = i } else if second < 0 { second = i } else { return nil }
+        guard let base = buffer.baseAddress, !range.isEmpty else { return nil }
+        func space(from: Int) -> Int? {
+            guard from < range.upperBound, let found = memchr(base + from, 0x20, range.upperBound - from) else { return nil }
+            return UnsafeRawPointer(found) - base
         }
-        guard second >= 0 else { return nil }
+        guard let first = space(from: range.lowerBound), let second = space(from: first + 1),
+              space(from: second + 1) == nil else { return nil }
         let a = range.lowerBound..<first, b = (first + 1)..<second, c = (second + 1)..<range.upperBound
         guard !a.isEmpty, !b.isEmpty, !c.isEmpty else { return nil }
         return (a, b, c)
