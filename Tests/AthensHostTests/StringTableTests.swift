@@ -75,6 +75,40 @@ struct StringTableTests {
         #expect(Array("HoSt".utf8).withUnsafeBytes { table.lowercased($0) } == "host")
     }
 
+    @Test("a repeated head gets the earlier strings (target, header values, long names) and, once let go, the header array")
+    func repeatedHeadReusesStorage() throws {
+        var parser = RequestParser(strings: StringTable())
+        let head = Array(("GET /example.com/bench/m0001/@v/v1.0.0.info HTTP/1.1\r\nHost: proxy.internal.example:3000\r\n"
+            + "User-Agent: Go-http-client/1.1\r\nAthens-Request-ID: trace-0123456789\r\n\r\n").utf8)
+        func parse() -> Request? {
+            guard case let .request(request, _) = head.withUnsafeBytes({ parser.parse($0, limits: RequestLimits()) }) else { return nil }
+            return request
+        }
+        /// Where the heap strings of a request live (those over 15 bytes: shorter ones are stored inline).
+        func strings(_ request: Request) -> [UnsafeRawPointer?] {
+            ([request.target] + request.headers.flatMap { [$0.name, $0.value] }).filter { $0.utf8.count > 15 }.map { string in
+                string.utf8.withContiguousStorageIfAvailable { UnsafeRawPointer($0.baseAddress) } ?? nil
+            }
+        }
+        func array(_ request: Request) -> UnsafeRawPointer? { request.headers.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+        var first = parse(), second = parse()
+        // Both alive: the same strings (separate decodes would be two buffers), each its own header array.
+        let firstStrings = strings(try #require(first))
+        #expect(firstStrings.count == 5 && !firstStrings.contains(nil))
+        #expect(strings(try #require(second)) == firstStrings)
+        #expect(array(try #require(first)) != array(try #require(second)))
+        let secondArray = array(try #require(second))
+        first = nil
+        second = nil
+        // A decoy of the array's size takes the block malloc would hand out next if the array had been freed.
+        var decoy: [(name: String, value: String)] = []
+        decoy.reserveCapacity(3)
+        let third = try #require(parse())
+        #expect(array(third) == secondArray, "the header array was refilled in place")
+        #expect(strings(third) == firstStrings)
+        #expect(third.header("user-agent") == "Go-http-client/1.1" && third.headers.count == 3 && decoy.capacity >= 3)
+    }
+
     @Test("a request kept while the next is parsed keeps its own target and headers")
     func escapedRequestKeepsItsHeaders() throws {
         var parser = RequestParser(strings: StringTable(slotCount: 4))
