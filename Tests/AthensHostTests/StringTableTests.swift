@@ -130,6 +130,15 @@ struct StringTableTests {
         #expect(again.target == first.target && again.headers.map(\.value) == first.headers.map(\.value))
     }
 
+    @Test("the parser's tchar masks are RFC 9110's token characters, byte for byte")
+    func tokenCharacters() {
+        let specials = Set("!#$%&'*+-.^_`|~".utf8)
+        for c in UInt8.min...UInt8.max {
+            let expected = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || specials.contains(c)
+            #expect(RequestParser.isTokenChar(c) == expected, "byte \(c)")
+        }
+    }
+
     @Test("one parser with a tiny shared table, reused for thousands of random heads, gives the table-less verdicts")
     func randomHeadsThroughTable() {
         var state: UInt64 = 0x2545_F491_4F6C_DD1D

@@ -238,17 +238,18 @@ package struct RequestParser {
         var connectionKeepAlive = false
         var contentLength: UInt64?
         var lineStart = lineEnd + 1
+        let base = buffer.baseAddress!  // a complete head is never empty
         while true {
-            var end = lineStart
-            while buffer[end] != 0x0A { end += 1 }
+            // memchr, as in the scan: byte loops here cost ~10 instructions a byte of the head.
+            let end = memchr(base + lineStart, 0x0A, cursor - lineStart).map { UnsafeRawPointer($0) - base } ?? cursor - 1
             scannedBytes += end + 1 - lineStart
             let field = lineStart..<(end > lineStart && buffer[end - 1] == 0x0D ? end - 1 : end)
             lineStart = end + 1
             if field.isEmpty { break }
             let first = buffer[field.lowerBound]
             if first == 0x20 || first == 0x09 { return .failure(status: 400, reason: "obsolete header line folding") }
-            var colon = field.lowerBound
-            while colon < field.upperBound, buffer[colon] != UInt8(ascii: ":") { colon += 1 }
+            let colon = memchr(base + field.lowerBound, Int32(UInt8(ascii: ":")), field.count).map { UnsafeRawPointer($0) - base }
+                ?? field.upperBound
             guard colon < field.upperBound, colon > field.lowerBound else { return .failure(status: 400, reason: "malformed header field") }
             let nameRange = field.lowerBound..<colon
             guard all(buffer, nameRange, isTokenChar) else { return .failure(status: 400, reason: "malformed header name") }
@@ -264,25 +265,23 @@ package struct RequestParser {
             let nameBytes = UnsafeRawBufferPointer(rebasing: buffer[nameRange])
             let name = strings?.lowercased(nameBytes) ?? StringTable.lowercased(nameBytes)
             let value = decode(UnsafeRawBufferPointer(rebasing: buffer[valueRange]), strings)
-            switch name {
-            case "host":
+            // On the bytes, length first: String comparisons with these literals cost ~35 instructions each, per field.
+            if isName(buffer, nameRange, "host") {
                 hostCount += 1
-            case "content-length":
+            } else if isName(buffer, nameRange, "content-length") {
                 guard !valueRange.isEmpty, valueRange.count <= 18, all(buffer, valueRange, isDigit),
                       let length = UInt64(value), contentLength == nil || contentLength == length else {
                     return .failure(status: 400, reason: "malformed Content-Length")
                 }
                 contentLength = length
-            case "transfer-encoding":
+            } else if isName(buffer, nameRange, "transfer-encoding") {
                 return .failure(status: 400, reason: "request bodies are not accepted")
-            case "connection":
+            } else if isName(buffer, nameRange, "connection") {
                 for token in value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false) {
                     let t = Substring(token).trimmingSpaces
                     if t.utf8.count == 5, t.lowercased() == "close" { connectionClose = true }
                     if t.utf8.count == 10, t.lowercased() == "keep-alive" { connectionKeepAlive = true }
                 }
-            default:
-                break
             }
             headers.append((name, value))
         }
@@ -329,6 +328,18 @@ package struct RequestParser {
         return true
     }
 
+    /// Whether the header name in buffer[range] is `lowercase`, ignoring ASCII case.
+    @inline(__always)
+    private static func isName(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ lowercase: StaticString) -> Bool {
+        guard range.count == lowercase.utf8CodeUnitCount else { return false }
+        let bytes = lowercase.utf8Start
+        for i in 0..<range.count {
+            let c = buffer[range.lowerBound + i]
+            if (c >= 0x41 && c <= 0x5A ? c | 0x20 : c) != bytes[i] { return false }
+        }
+        return true
+    }
+
     private static func all(_ buffer: UnsafeRawBufferPointer, _ range: Range<Int>, _ test: (UInt8) -> Bool) -> Bool {
         for i in range where !test(buffer[i]) { return false }
         return true
@@ -336,16 +347,14 @@ package struct RequestParser {
 
     private static func isDigit(_ c: UInt8) -> Bool { c >= 0x30 && c <= 0x39 }
 
-    /// RFC 9110 tchar.
-    private static func isTokenChar(_ c: UInt8) -> Bool {
-        switch c {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-             UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-             UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
-        default: false
-        }
+    /// RFC 9110 tchar: DIGIT, ALPHA and !#$%&'*+-.^_`|~, as bits of two masks (a switch cost ~8 instructions a byte).
+    @inline(__always)
+    package static func isTokenChar(_ c: UInt8) -> Bool {
+        c < 64 ? (tokenBelow64 >> UInt64(c)) & 1 != 0 : c < 128 ? (token64To127 >> UInt64(c - 64)) & 1 != 0 : false
     }
+
+    private static let tokenBelow64: UInt64 = 0x03FF_6CFA_0000_0000
+    private static let token64To127: UInt64 = 0x57FF_FFFF_C7FF_FFFE
 }
 
 extension Substring {
