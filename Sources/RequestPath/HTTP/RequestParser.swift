@@ -261,7 +261,7 @@ package struct RequestParser {
             guard all(buffer, valueRange, { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
                 return .failure(status: 400, reason: "control character in header value")
             }
-            // Lower-cased in place of a copy: names up to 15 bytes are small strings (no allocation).
+            // Lower-cased as they are made (no copy); from the table when the parser has one (no UTF-8 validation).
             let nameBytes = UnsafeRawBufferPointer(rebasing: buffer[nameRange])
             let name = strings?.lowercased(nameBytes) ?? StringTable.lowercased(nameBytes)
             let value = decode(UnsafeRawBufferPointer(rebasing: buffer[valueRange]), strings)
