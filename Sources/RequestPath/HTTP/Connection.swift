@@ -23,7 +23,7 @@ final class Connection: EvictionListNode {
     private var input: UnsafeMutableRawBufferPointer
     private(set) var start = 0, end = 0
     /// Remembers how far the head at input[start...] has been scanned, across reads.
-    private var parser = RequestParser()
+    private var parser: RequestParser
     /// A POST whose head is parsed and whose body is still arriving into `input` (or into its `bodySink`).
     private var awaitingBody: Request?
     /// Body bytes a streamed body (`BodyPlan.stream`) still has to deliver to its sink.
@@ -62,6 +62,7 @@ final class Connection: EvictionListNode {
         self.client = client
         self.loop = loop
         input = .allocate(byteCount: capacity, alignment: 16)
+        parser = RequestParser(strings: loop.strings)
         self.deadline = deadline
     }
 

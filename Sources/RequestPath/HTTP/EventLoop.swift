@@ -35,6 +35,8 @@ final class EventLoop: @unchecked Sendable {
     private(set) var drained = false
     /// This loop's ids for the requests of its connections.
     var requestIDs = RequestIDSource()
+    /// The strings its connections' heads decoded lately (warm heads parse without allocating).
+    let strings = StringTable()
     /// Connections without a request in progress (idle keep-alive, or head not complete), oldest first:
     /// the ones evicted when the server nears its cap.
     private var evictable = EvictionList<Connection>()
