@@ -234,7 +234,7 @@ final class Connection: EvictionListNode {
                     if request.contentLength > 0 {
                         // Decided from the head, before a body byte is read: a refusal buffers nothing.
                         var request = request
-                        request.peer = Self.peerName(fd)
+                        request.peer = PeerName.of(fd)
                         switch loop.handler.plan(request) {
                         case let .refuse(response):
                             refuse(request, response)
@@ -306,7 +306,7 @@ final class Connection: EvictionListNode {
     /// Hands a complete request to the handler.
     private func dispatch(_ request: Request) {
         var request = request
-        if request.method == .post { request.peer = Self.peerName(fd) }
+        if request.method == .post { request.peer = PeerName.of(fd) }
         keepAlive = request.keepAlive && !peerClosed && !loop.drained
         isHead = request.method == .head
         http10 = request.minorVersion == 0
@@ -316,28 +316,6 @@ final class Connection: EvictionListNode {
         id.withBytes { $0.withMemoryRebound(to: CChar.self) { athens_crash_set_request($0.baseAddress, $0.count) } }
         loop.handler.handle(request, responder: Responder(loop: loop, fd: fd, generation: generation))
         CrashReporter.setRequest("")
-    }
-
-    /// The peer's address as text ("127.0.0.1", "::1"), or "" when the socket has none.
-    private static func peerName(_ fd: Int32) -> String {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        let ok = withUnsafeMutablePointer(to: &storage) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) == 0 }
-        }
-        guard ok else { return "" }
-        switch Int32(storage.ss_family) {
-        case AF_INET:
-            var address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) }.sin_addr
-            guard inet_ntop(AF_INET, &address, &text, socklen_t(text.count)) != nil else { return "" }
-        case AF_INET6:
-            var address = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) }.sin6_addr
-            guard inet_ntop(AF_INET6, &address, &text, socklen_t(text.count)) != nil else { return "" }
-        default:
-            return ""
-        }
-        return String(cString: text)
     }
 
     /// A request (or an unparseable head) is now being answered.
