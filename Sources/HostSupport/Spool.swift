@@ -7,12 +7,14 @@ import Synchronization
 package final class Spool {
     private let descriptor: Int32
     private let pool: SpoolPool?
-    /// `appendBuffered`'s write-behind buffer, allocated at its first use; `buffered` bytes of it are unwritten.
+    /// `appendBuffered`'s write-behind buffer, mapped at the second piece; `buffered` bytes of it are unwritten.
     private var buffer: UnsafeMutableRawBufferPointer?
     private var buffered = 0
+    /// Whether `appendBuffered` has written a piece yet (a small zip comes in one: it never maps a buffer).
+    private var hadPiece = false
     /// One write(2) per this many bytes: curl hands a body over in 16 KiB pieces, and eight writes of 16 KiB cost
-    /// the file system about twice one of 128 KiB. Below glibc's mmap threshold as athens tunes it, so the buffer is
-    /// reused heap memory.
+    /// the file system about twice one of 128 KiB. Mapped and unmapped per spool, not taken from the heap: heap
+    /// buffers freed by ten stash threads in turn kept ~4 MiB of RSS (glibc arenas, measured in bench/soak.sh).
     package static let bufferSize = 128 << 10
 
     /// The file, for reading what was appended (every buffered byte must have been flushed).
@@ -51,8 +53,9 @@ package final class Spool {
 
     /// Appends bytes through the write-behind buffer; false on a write error. Call `flush()` before using `fd`.
     package func appendBuffered(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        if buffered == 0, bytes.count >= Self.bufferSize { return FileDescriptor.writeAll(descriptor, bytes) }
-        let buffer = self.buffer ?? .allocate(byteCount: Self.bufferSize, alignment: 64)
+        defer { hadPiece = true }
+        if buffered == 0, bytes.count >= Self.bufferSize || !hadPiece { return FileDescriptor.writeAll(descriptor, bytes) }
+        guard let buffer = self.buffer ?? Self.mapBuffer() else { return append(bytes) }
         self.buffer = buffer
         var rest = bytes
         while !rest.isEmpty {
@@ -73,8 +76,16 @@ package final class Spool {
         return FileDescriptor.writeAll(descriptor, UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
     }
 
+    /// A fresh anonymous mapping of `bufferSize` bytes (pages only touched are ever resident), or nil.
+    private static func mapBuffer() -> UnsafeMutableRawBufferPointer? {
+        guard let base = mmap(nil, bufferSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), base != MAP_FAILED else {
+            return nil
+        }
+        return UnsafeMutableRawBufferPointer(start: base, count: bufferSize)
+    }
+
     deinit {
-        buffer?.deallocate()
+        if let buffer { munmap(buffer.baseAddress, buffer.count) }
         if let pool { pool.give(descriptor) } else { close(descriptor) }
     }
 }
