@@ -202,7 +202,11 @@ http {
     uwsgi_temp_path $dir/nginx/temp/uwsgi;
     scgi_temp_path $dir/nginx/temp/scgi;
 
+    # zone: the instances' failure state is shared by both nginx workers. Without it each worker keeps its own, so
+    # an instance back in one worker could still be out in the other; a rolling restart that moved on when the first
+    # worker sent to it again left the second with all three out ("no live upstreams", seen in CI and here 2 in 6).
     upstream athens {
+        zone athens 64k;
 $servers        keepalive 32;
     }
     server {
