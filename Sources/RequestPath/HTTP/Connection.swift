@@ -38,12 +38,8 @@ final class Connection: EvictionListNode {
     var wantsRead = true
     var wantsWrite = false
     var deadline: Double
-    // Output in progress.
-    private var head: [UInt8] = []
-    private var headSent = 0
-    private var bodySent: UInt64 = 0
-    /// The bytes of a stream blob body, read on a `StreamReaders` thread.
-    private var stream: BlobStream?
+    /// The response being written: its head, how far it got, a stream body's reader.
+    private var output = ResponseOutput()
     // The request being answered, for the observer.
     private(set) var requestStart = 0.0
     private(set) var requestMethod: Request.Method?
@@ -52,8 +48,7 @@ final class Connection: EvictionListNode {
     var requestID: RequestID?
     /// The signal for whoever waits off the loop on the current request's behalf (`hangUpSignal`); nil: nobody.
     private var hangUp: ClientHangUp?
-    /// Of the half-close probe (`probeHalfClose`), the bytes the socket did not take yet: they go before the head.
-    private var probeLeft: [UInt8] = []
+    /// The half-close probe (`probeHalfClose`) went out for the request being answered.
     private var probed = false
 
     init(fd: Int32, generation: UInt64, client: ClientAddress, loop: EventLoop, capacity: Int, deadline: Double) {
@@ -77,8 +72,7 @@ final class Connection: EvictionListNode {
         hangUp?.signal()
         hangUp = nil
         pending = nil
-        stream?.cancel()
-        stream = nil
+        output.cancel()
     }
 
     /// The response to the request in progress arrived (on the loop's thread).
@@ -160,7 +154,7 @@ final class Connection: EvictionListNode {
         let bytes = Self.probe
         let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if n < 0 && errno != EAGAIN && errno != EINTR { return loop.close(self) }
-        probeLeft = Array(bytes[max(0, n)...])
+        output.leftover = Array(bytes[max(0, n)...])
     }
 
     private static let probe = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
@@ -277,8 +271,7 @@ final class Connection: EvictionListNode {
                     pending = nil
                     hangUp = nil
                     probed = false
-                    stream = nil
-                    if head.capacity > 4096 { head = [] } else { head.removeAll(keepingCapacity: true) }
+                    output.finish()
                     if wantsWrite { wantsWrite = false; loop.updateInterest(self) }
                     if !keepAlive { loop.close(self); return }
                     state = .reading
@@ -329,105 +322,30 @@ final class Connection: EvictionListNode {
         loop.server.activeRequests.add(1, ordering: .relaxed)
     }
 
-    /// Writes the response head into the reused buffer; a stream body starts being read at once.
-    /// Writes the head of `pending` into `head` and starts its body. Reads `pending` in place: a copy of a
-    /// Response retains all its fields.
+    /// Writes the head of `pending` and starts its body; a stream body starts being read at once. Reads `pending`
+    /// in place: a copy of a Response retains all its fields.
     private func startWriting() {
         if pending!.close || loop.drained { keepAlive = false }
-        // Into the connection's reused buffer: no allocation once it has grown to a head's size.
-        head.removeAll(keepingCapacity: true)
-        head += probeLeft
-        probeLeft = []
         let keepAlive = keepAlive, http10 = http10
         let date = loop.currentDate()
-        if let id = requestID {
-            id.withBytes { pending!.writeHead(into: &head, date: date, keepAlive: keepAlive, requestID: $0, http10: http10) }
-        } else {
-            pending!.writeHead(into: &head, date: date, keepAlive: keepAlive, requestID: UnsafeBufferPointer(start: nil, count: 0), http10: http10)
+        output.begin { head in
+            if let id = requestID {
+                id.withBytes { pending!.writeHead(into: &head, date: date, keepAlive: keepAlive, requestID: $0, http10: http10) }
+            } else {
+                pending!.writeHead(into: &head, date: date, keepAlive: keepAlive, requestID: UnsafeBufferPointer(start: nil, count: 0), http10: http10)
+            }
         }
         if !isHead, case let .blob(blob)? = pending?.body, case .stream = blob.shape, blob.size > 0 {
-            let stream = BlobStream(blob: blob, readers: loop.server.streamReaders, loop: loop, fd: fd, generation: generation, requestID: requestID)
-            self.stream = stream
-            stream.start()
+            output.startStream(BlobStream(blob: blob, readers: loop.server.streamReaders, loop: loop, fd: fd, generation: generation, requestID: requestID))
         }
-        headSent = 0
-        bodySent = 0
         state = .writing
         deadline = loop.now + loop.settings.writeTimeout
     }
 
-    private enum WriteResult { case done, blocked, waiting, failed }
-
     /// Writes as much of the pending response as the socket takes.
-    private func write() -> WriteResult {
+    private func write() -> ResponseOutput.Progress {
         // The body alone, not the whole Response: copying a Response retains all its fields.
         guard let body = pending?.body else { return .done }
-        let bodyTotal = isHead ? 0 : body.count
-        // Head, plus in-memory bodies in the same writev.
-        while headSent < head.count {
-            var bodyBytes: UnsafeRawBufferPointer?
-            switch body {
-            case let .bytes(bytes) where !isHead:
-                bodyBytes = bytes.withUnsafeBytes { $0 } // stable: `bytes` is kept alive by `pending`
-            case let .blob(blob) where !isHead:
-                if case let .bytes(b) = blob.shape { bodyBytes = b }
-            default:
-                break
-            }
-            let n: Int
-            if let bodyBytes, bodyBytes.count > 0 {
-                n = head.withUnsafeBytes { h in
-                    var iov = [iovec(iov_base: UnsafeMutableRawPointer(mutating: h.baseAddress! + headSent), iov_len: h.count - headSent),
-                               iovec(iov_base: UnsafeMutableRawPointer(mutating: bodyBytes.baseAddress!), iov_len: bodyBytes.count)]
-                    return writev(fd, &iov, 2)
-                }
-            } else {
-                let more = bodyTotal > 0 ? Int32(MSG_MORE) : 0
-                n = head.withUnsafeBytes { send(fd, $0.baseAddress! + headSent, $0.count - headSent, Int32(MSG_NOSIGNAL) | more) }
-            }
-            if n < 0 { return errno == EAGAIN || errno == EINTR ? .blocked : .failed }
-            let headLeft = head.count - headSent
-            if n >= headLeft {
-                headSent = head.count
-                bodySent = UInt64(n - headLeft)
-            } else {
-                headSent += n
-            }
-            deadline = loop.now + loop.settings.writeTimeout
-        }
-        while bodySent < bodyTotal {
-            let left = bodyTotal - bodySent
-            var n: Int
-            switch body {
-            case .empty:
-                return .done
-            case let .bytes(bytes):
-                n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + Int(bodySent), Int(left), Int32(MSG_NOSIGNAL)) }
-            case let .blob(blob):
-                switch blob.shape {
-                case let .bytes(b):
-                    n = send(fd, b.baseAddress! + Int(bodySent), Int(left), Int32(MSG_NOSIGNAL))
-                case let .file(fileFD, offset):
-                    var position = off_t(offset + bodySent)
-                    n = sendfile(fd, fileFD, &position, Int(min(left, 1 << 30)))
-                    if n == 0 { return .failed } // file shorter than promised
-                case .stream:
-                    guard let stream else { return .failed }
-                    switch stream.readable() {
-                    case .failed:
-                        return .failed
-                    case .waiting:
-                        return .waiting
-                    case let .bytes(b):
-                        n = send(fd, b.baseAddress!, b.count, Int32(MSG_NOSIGNAL))
-                        if n > 0 { stream.consumed(n) }
-                    }
-                }
-            }
-            if n < 0 { return errno == EAGAIN || errno == EINTR ? .blocked : .failed }
-            bodySent += UInt64(n)
-            deadline = loop.now + loop.settings.writeTimeout
-        }
-        return .done
+        return output.write(fd: fd, body: body, headOnly: isHead, deadline: &deadline, renewed: loop.now + loop.settings.writeTimeout)
     }
 }
