@@ -37,7 +37,7 @@ private final class Shared<T>: @unchecked Sendable {
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
-@Suite("RESP reader")
+@Suite("RESP reader", .blockingBodies)
 struct RESPReaderTests {
     static func parseAll(_ input: [UInt8], limits: RESPLimits = RESPLimits(), chunk: Int = Int.max) -> (values: [RedisValue], error: RedisError?) {
         var reader = RESPReader(limits: limits)
@@ -155,7 +155,7 @@ struct RESPReaderTests {
     }
 }
 
-@Suite("Redis configuration")
+@Suite("Redis configuration", .blockingBodies)
 struct RedisConfigurationTests {
     @Test func parsesURLs() throws {
         var c = try RedisConfiguration(url: "redis://127.0.0.1:6380/3")
@@ -189,7 +189,7 @@ struct RedisConfigurationTests {
     }
 }
 
-@Suite("Redis client against redis-server", .serialized)
+@Suite("Redis client against redis-server", .blockingBodies, .serialized)
 struct RedisClientTests {
     @Test func commandsAndReplyTypes() throws {
         let server = try RedisServer()
@@ -359,6 +359,31 @@ struct RedisClientTests {
         #expect(client.connectionCounts.open == 2)
     }
 
+    /// Connections go to callers in the order they asked: a caller that returns one and asks again at once queues
+    /// behind those already waiting (before, it usually won again, and a RedisLock release could wait out its
+    /// timeout behind waiters polling in a loop).
+    @Test func callersAreServedInTheOrderTheyAsked() throws {
+        let server = try RedisServer()
+        defer { server.stop() }
+        let client = try server.client(poolSize: 1)
+        let observer = try server.client()
+        // The holder takes the only connection; when its BLPOP ends it gives it back and asks again at once.
+        let holder = Worker { [client] in
+            _ = try? client.command(["BLPOP", "hold", "20"], timeoutMs: 30_000)
+            _ = try? client.command(["RPUSH", "order", "holder"], timeoutMs: 20_000)
+        }
+        #expect(waitUntil { clientsIn("blpop", observer) == 1 })
+        let waiters = ["first", "second"].enumerated().map { index, name in
+            let waiter = Worker { [client] in _ = try? client.command(["RPUSH", "order", name], timeoutMs: 20_000) }
+            #expect(waitUntil { client.waitingCount == index + 1 }, "\(name) is waiting")
+            return waiter
+        }
+        try observer.command(["RPUSH", "hold", "x"])
+        for worker in [holder] + waiters { #expect(worker.wait()) }
+        #expect(try observer.command(["LRANGE", "order", "0", "-1"]) == .array(["first", "second", "holder"].map { .bulk(bytes($0)) }))
+        #expect(client.waitingCount == 0)
+    }
+
     @Test func deadlineOnAServerThatNeverAnswers() throws {
         let fake = try FakeRedis(.silent)
         defer { fake.stop() }
@@ -510,7 +535,7 @@ struct RedisClientTests {
     }
 }
 
-@Suite("LeaseLock against redis-server", .serialized)
+@Suite("LeaseLock against redis-server", .blockingBodies, .serialized)
 struct LeaseLockTests {
     @Test func mutualExclusionAcrossThreads() throws {
         let server = try RedisServer()
