@@ -6,7 +6,7 @@ import Testing
 @testable import RequestPath
 
 /// One conformance suite for every storage plugin, loaded from its .so by path, whatever its language.
-@Suite("storage plugin conformance")
+@Suite("storage plugin conformance", .blockingBodies)
 struct StorageConformanceTests {
     /// (label, how to make a fresh instance). FileStorage joins when it is built.
     static let plugins: [String] = {
@@ -17,16 +17,14 @@ struct StorageConformanceTests {
         return names
     }()
 
-    static let cDirectory = TestSupport.makeTemporaryDirectory("conformance-c")
+    /// The C plugin, compiled once for all the suite's tests (a static's initialiser runs once, whoever asks first).
+    static let cPlugin = Result { try TestSupport.compileCPlugin("test_storage.c", into: TestSupport.makeTemporaryDirectory("conformance-c"),
+                                                                 name: "libCTestStorage.so") }
 
     static func makeStorage(_ label: String) throws -> StoragePlugin {
         switch label {
         case "CTestStorage":
-            let path = cDirectory + "/libCTestStorage.so"
-            if !FileManager.default.fileExists(atPath: path) {
-                _ = try TestSupport.compileCPlugin("test_storage.c", into: cDirectory, name: "libCTestStorage.so")
-            }
-            return try StoragePlugin(library: PluginLibrary(path: path), configJSON: "{}")
+            return try StoragePlugin(library: PluginLibrary(path: cPlugin.get()), configJSON: "{}")
         case "FileStorage":
             let root = TestSupport.makeTemporaryDirectory("filestorage")
             let config = String(decoding: try JSONSerialization.data(withJSONObject: ["root": root]), as: UTF8.self)

@@ -91,13 +91,16 @@ enum TestSupport {
         return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 
-    /// Compiles a C plugin fixture from Tests/Fixtures/CPlugins into `directory`; returns the .so path.
+    /// Compiles a C plugin fixture from Tests/Fixtures/CPlugins into `directory`; returns the .so path. The library
+    /// appears whole or not at all (compiled beside it, then renamed): a test that finds it never loads half a file.
     static func compileCPlugin(_ source: String, defines: [String] = [], into directory: String, name: String) throws -> String {
         let output = directory + "/" + name
+        let partial = directory + "/." + name + "-" + UUID().uuidString
         let result = try run("/usr/bin/cc", ["-std=c11", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror",
                                              "-shared", "-fPIC", "-I", packageRoot + "/Sources/PluginABI/include"]
-                             + defines.map { "-D" + $0 } + [packageRoot + "/Tests/Fixtures/CPlugins/" + source, "-o", output, "-lpthread"])
-        guard result.status == 0 else { throw TestFailure("cc failed: \(result.stderr)") }
+                             + defines.map { "-D" + $0 } + [packageRoot + "/Tests/Fixtures/CPlugins/" + source, "-o", partial, "-lpthread"])
+        guard result.status == 0 else { unlink(partial); throw TestFailure("cc failed: \(result.stderr)") }
+        guard rename(partial, output) == 0 else { unlink(partial); throw TestFailure("rename \(partial): errno \(errno)") }
         return output
     }
 }
