@@ -31,6 +31,11 @@ fi
 # The bench scripts' own unit tests (tree generator, table and report makers): a second, no build needed. Skipped
 # when the run is filtered to some Swift tests.
 if (($# == 0)); then python3 -m unittest discover -s bench -p 'test_*.py'; fi
+# Everything the build and the tests put in the temporary directory (module caches, fixture trees, stores, the
+# compiler's scratch files) goes in one folder of this run's, removed however the run ends: nothing is left in /tmp.
+export TMPDIR
+TMPDIR=$(mktemp -d /tmp/athens-tests.XXXXXX)
+trap 'rm -rf "$TMPDIR"' EXIT
 # Arguments (e.g. --filter NAME) go to `swift test` only: `swift build` refuses test filters.
 swift build --build-tests
 # A real S3 server for the S3Storage tests: single-node Ceph RGW (scripts/rgw.sh installs its packages when
@@ -38,6 +43,6 @@ swift build --build-tests
 export RGW_DIR
 RGW_DIR=$(mktemp -d /tmp/athens-rgw.XXXXXX)
 rmdir "$RGW_DIR"
-trap 'scripts/rgw.sh stop' EXIT
+trap 'scripts/rgw.sh stop; rm -rf "$TMPDIR"' EXIT
 eval "$(scripts/rgw.sh start)"
 swift test --skip-build "$@"

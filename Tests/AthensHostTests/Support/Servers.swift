@@ -103,6 +103,7 @@ final class AthensServer {
 enum GoCommand {
     static func run(_ arguments: [String], proxy: String, directory: String? = nil, extraEnvironment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
         let home = TestSupport.makeTemporaryDirectory("gohome")
+        defer { TestSupport.removeDirectory(home) }   // -modcacherw: the module cache is removable
         var env: [String: String] = [
             "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
             "HOME": home, "GOPATH": home + "/gopath", "GOCACHE": home + "/gocache",
