@@ -166,7 +166,7 @@ def fetch_all(base, paths, clients, work, sums, bodies):
     return elapsed
 
 
-def main():
+def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--athens", default=os.path.join(ROOT, ".build/release/athens"))
     ap.add_argument("--plugins", default=os.path.join(ROOT, ".build/release"))
@@ -185,7 +185,11 @@ def main():
     ap.add_argument("--no-relay", dest="relay", action="store_false",
                     help="skip the relay baseline (nginx as a caching proxy in front of the upstream)")
     ap.add_argument("--json", default=None, help="also write the medians and raw repetitions to this file")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    # Checked before any temporary folder exists: a bad path must not leave one behind.
+    for flag, path in (("--storage-parent", args.storage_parent), ("--bodies", args.bodies)):
+        if path is not None and not os.path.isdir(path):
+            ap.error("%s %s: not a directory" % (flag, path))
     work = tempfile.mkdtemp(prefix="cold-bench-")
     os.chmod(work, 0o755)  # nginx workers started as root drop privileges and must read the tree
     bodies = tempfile.mkdtemp(prefix="cold-bench-bodies-", dir=args.bodies) if args.bodies else work
