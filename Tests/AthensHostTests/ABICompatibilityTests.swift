@@ -9,7 +9,7 @@ import Testing
 /// The versioning promises of athens_plugin.h, tested with C plugins built to look like other versions:
 /// tables larger than ours (a future minor), tables that stop early (an older minor), another major,
 /// and the toolchain rule that ties Swift plugins, and only them, to the host's compiler.
-@Suite("plugin ABI compatibility")
+@Suite("plugin ABI compatibility", .blockingBodies)
 struct ABICompatibilityTests {
     static let directory = TestSupport.makeTemporaryDirectory("abi")
 

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 @testable import RequestPath
 
-@Suite("access recorder and journal")
+@Suite("access recorder and journal", .blockingBodies)
 struct AccessRecorderTests {
     @Test("N hits between flushes are one append: 10000 marks of 50 versions write 50 records once")
     func batching() throws {

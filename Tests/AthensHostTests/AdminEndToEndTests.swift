@@ -4,7 +4,7 @@ import Foundation
 import Testing
 @testable import SumDB
 
-@Suite("admin API end to end over FileStorage", .serialized)
+@Suite("admin API end to end over FileStorage", .blockingBodies, .serialized)
 final class AdminEndToEndTests {
     static let token = "e2e-admin-token-0123456789"
     let fixture: FixtureUpstream

@@ -5,7 +5,7 @@
 import Foundation
 import Testing
 
-@Suite("admin prefetch end to end over FileStorage and the real go command", .serialized)
+@Suite("admin prefetch end to end over FileStorage and the real go command", .blockingBodies, .serialized)
 final class AdminPrefetchEndToEndTests {
     static let token = "e2e-prefetch-token-0123456789"
     let work = TestSupport.makeTemporaryDirectory("prefetch")

@@ -7,7 +7,7 @@ import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("admin prefetch over in-memory fakes: parsing, jobs, routing, concurrency")
+@Suite("admin prefetch over in-memory fakes: parsing, jobs, routing, concurrency", .blockingBodies)
 struct AdminPrefetchTests {
     static let token = AdminAPITests.token
     static let bearer = AdminAPITests.bearer

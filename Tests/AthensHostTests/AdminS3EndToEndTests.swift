@@ -6,7 +6,7 @@ import Foundation
 import Testing
 @testable import SumDB
 
-@Suite("admin API end to end over S3Storage on Ceph RGW", .serialized,
+@Suite("admin API end to end over S3Storage on Ceph RGW", .blockingBodies, .serialized,
        .enabled(if: RGW.isAvailable, "needs the RGW of scripts/rgw.sh (scripts/test.sh starts it)"))
 final class AdminS3EndToEndTests {
     static let token = "s3-admin-token-0123456789"

@@ -6,7 +6,7 @@ import Foundation
 import Glibc
 import Testing
 
-@Suite("admin uploads streamed to the spool, judged from the head", .serialized)
+@Suite("admin uploads streamed to the spool, judged from the head", .blockingBodies, .serialized)
 final class AdminUploadStreamTests {
     static let token = "e2e-upload-token-0123456789"
     let work = TestSupport.makeTemporaryDirectory("upstream-admin")

@@ -6,7 +6,7 @@ import PluginABI
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("file cache: storage files kept open instead of in memory")
+@Suite("file cache: storage files kept open instead of in memory", .blockingBodies)
 struct ArtifactCacheTests {
     /// Counts the releases of the blobs it made (the host must release each exactly once).
     final class Releases: @unchecked Sendable {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// Start-up failures of the athens command: one line naming the file or key, non-zero exit.
-@Suite("athens command")
+@Suite("athens command", .blockingBodies)
 struct AthensCommandTests {
     static func start(manifest: String) throws -> (status: Int32, stdout: String, stderr: String) {
         let dir = TestSupport.makeTemporaryDirectory("cmd")

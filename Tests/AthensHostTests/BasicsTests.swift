@@ -5,7 +5,7 @@ import Testing
 
 /// Basics replaces what the host and plugins used from libFoundation.so; the tests may still link Foundation, so
 /// each helper is compared with the Foundation call it replaced, on inputs that include the awkward cases.
-@Suite("Basics: the Foundation replacements give Foundation's answers")
+@Suite("Basics: the Foundation replacements give Foundation's answers", .blockingBodies)
 struct BasicsTests {
     static let texts = ["", " ", "\t", "plain", "  both ends \t", "\u{00A0}nbsp\u{2003}", "\r\nline\r\n", "\n\u{2028}x\u{85}\u{0B}",
                         "a\r\nb", "&amp;&lt;&gt;&quot;&#39;", "\\\"\n", "++//==", "---___", "///", "a/b/c/", "日本語 ",

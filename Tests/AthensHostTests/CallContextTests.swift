@@ -9,7 +9,7 @@ import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("per-call contexts: cancellation, deadlines, request ids (C fixture)")
+@Suite("per-call contexts: cancellation, deadlines, request ids (C fixture)", .blockingBodies)
 struct CallContextTests {
     static let directory = TestSupport.makeTemporaryDirectory("ctx")
     static let built = Result { () throws -> (v11: String, v10: String) in
@@ -191,7 +191,7 @@ struct CallContextTests {
 }
 
 /// The same fixture in the built athens: its log lines through `ath_host.log`, and shutdown past the timeout.
-@Suite("host services and shutdown cancellation in the server (C fixture)")
+@Suite("host services and shutdown cancellation in the server (C fixture)", .blockingBodies)
 struct HostServicesServerTests {
     static func server(marker: String) throws -> AthensServer {
         let path = try CallContextTests.built.get().v11

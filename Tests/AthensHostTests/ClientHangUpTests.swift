@@ -9,7 +9,7 @@ import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("client hang-ups reach the stash")
+@Suite("client hang-ups reach the stash", .blockingBodies)
 struct ClientHangUpTests {
     /// HTTPServer → Router → DownloadProtocol → StashChain (singleflight, pool) over a FakeStorage and a FakeFetcher
     /// whose fetches wait at a closed gate until it opens or their context is cancelled.
@@ -193,7 +193,7 @@ struct ClientHangUpTests {
 }
 
 /// The built athens with `stash.abandonGraceSeconds: 0` and the context-aware C fetcher (ctx_fetcher.c).
-@Suite("client hang-ups in the server (C fixture)")
+@Suite("client hang-ups in the server (C fixture)", .blockingBodies)
 struct ClientHangUpServerTests {
     @Test("a context-aware fetcher is cancelled within 100 ms of its last waiting client hanging up (bound 2 s)")
     func cancelledAfterHangUp() throws {

@@ -4,7 +4,7 @@ import Testing
 /// athens_config.h, the optional config reader for C plugins, driven through Tests/Fixtures/CPlugins/config_probe.c
 /// (built with the plugin authors' flags plus -pedantic): good configs read back exactly, hostile ones are refused
 /// with a message naming the key, and nothing reads past the text.
-@Suite("athens_config.h: flat JSON configs for C plugins")
+@Suite("athens_config.h: flat JSON configs for C plugins", .blockingBodies)
 struct ConfigHelperTests {
     static let directory = TestSupport.makeTemporaryDirectory("config-helper")
 

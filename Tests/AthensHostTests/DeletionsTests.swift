@@ -4,7 +4,7 @@ import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("Deletions: a delete on one instance is forgotten by every instance's memory cache")
+@Suite("Deletions: a delete on one instance is forgotten by every instance's memory cache", .blockingBodies)
 struct DeletionsTests {
     static let token = "deletions-admin-token-0123456789"
     static let module = "example.com/a", version = "v1.0.0"

@@ -5,7 +5,7 @@ import Testing
 /// upload): the version stays invisible, the survivors' save takes the dead saver's S3 lock over once stale, aborts its
 /// upload and overwrites what it wrote, and the bucket ends whole. A deployment of its own whose S3Storage request
 /// timeout is short, so that the save lock's lease (max(10 s, twice the timeout)) passes within the test.
-@Suite("deployment: an instance killed mid-save leaves no half-written version", .serialized,
+@Suite("deployment: an instance killed mid-save leaves no half-written version", .blockingBodies, .serialized,
        .enabled(if: RGW.isAvailable, "needs the RGW of scripts/rgw.sh (scripts/test.sh starts it)"))
 final class DeploymentCrashTests {
     /// A zip of several 5 MiB parts (incompressible), so the upload lasts long enough to be caught in the middle.

@@ -4,7 +4,7 @@ import Testing
 /// The scale-out deployment of scripts/deploy.sh, as a whole: nginx → 3 athens processes on one RGW bucket whose
 /// single-flight coordinates through a real redis-server (RedisLock), fetching from a logging upstream. Each test gets
 /// a deployment of its own (a fresh bucket, cold caches). Overlaps are made with the upstream's `hold` mode, never slept for.
-@Suite("deployment: nginx → 3 athens on one RGW bucket, RedisLock single-flight", .serialized,
+@Suite("deployment: nginx → 3 athens on one RGW bucket, RedisLock single-flight", .blockingChain, .serialized,
        .enabled(if: RGW.isAvailable, "needs the RGW of scripts/rgw.sh (scripts/test.sh starts it)"))
 final class DeploymentTests {
     static let script = TestSupport.packageRoot + "/scripts/deploy.sh"

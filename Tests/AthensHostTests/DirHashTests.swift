@@ -62,7 +62,7 @@ enum SumDBFixtures {
     }
 }
 
-@Suite("DirHash: h1 hashes as the go command computes them")
+@Suite("DirHash: h1 hashes as the go command computes them", .blockingBodies)
 struct DirHashTests {
     @Test("h1 of every fixture zip and go.mod equals what the go command writes to go.sum")
     func equalsGoCommand() throws {

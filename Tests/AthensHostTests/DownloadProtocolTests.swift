@@ -7,7 +7,7 @@ import Testing
 
 /// Fetchers that fail or lie: a clear HTTP error, nothing stored, no crash. Driven by the C fetcher
 /// fixture (Tests/Fixtures/CPlugins/test_fetcher.c), whose behaviour depends on the module path.
-@Suite("download protocol with failing and lying fetchers", .serialized)
+@Suite("download protocol with failing and lying fetchers", .blockingBodies, .serialized)
 final class DownloadProtocolTests {
     let work = TestSupport.makeTemporaryDirectory("protocol")
     let fetcherPath: String

@@ -17,7 +17,7 @@ private final class Slot<Value>: @unchecked Sendable {
     }
 }
 
-@Suite("download protocol over in-memory fakes: files, modes, breaker, failures")
+@Suite("download protocol over in-memory fakes: files, modes, breaker, failures", .blockingBodies)
 struct DownloadProtocolUnitTests {
     static let module = "example.com/a"
     static let files = FakeVersion.honest(module: module, version: "v1.0.0")

@@ -4,7 +4,7 @@ import Testing
 /// The real go command against the built athens, whose upstream is a static GOPROXY tree served by a
 /// process on 127.0.0.1. What the go command downloads through athens must hash exactly as what it
 /// downloads from the upstream directly.
-@Suite("end to end: the go command through athens", .serialized)
+@Suite("end to end: the go command through athens", .blockingBodies, .serialized)
 final class EndToEndTests {
     let work = TestSupport.makeTemporaryDirectory("e2e")
     let tree: String

@@ -77,7 +77,7 @@ struct CheckRow: Equatable {
 }
 
 /// The C examples: built with the documented command line, passing plugin-check, serving the go command.
-@Suite("C example plugins", .serialized)
+@Suite("C example plugins", .blockingBodies, .serialized)
 struct ExamplePluginsTests {
     @Test("both examples build with -Wall -Wextra -Werror, with cc and through the Makefile")
     func build() throws {

@@ -8,7 +8,7 @@ import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("ArtifactValidator reads a .info as the go command does")
+@Suite("ArtifactValidator reads a .info as the go command does", .blockingBodies)
 struct InfoValidationTests {
     @Test("accepted: what json.Unmarshal into RevInfo accepts", arguments: [
         #"{"Version":"v1.0.0","Time":"2024-01-02T03:04:05Z"}"#,
@@ -64,7 +64,7 @@ struct InfoValidationTests {
     }
 }
 
-@Suite("ArtifactValidator: a .mod must declare the path it was required as")
+@Suite("ArtifactValidator: a .mod must declare the path it was required as", .blockingBodies)
 struct ModValidationTests {
     @Test("accepted", arguments: ["module example.com/m\n", "// a comment\nmodule \"example.com/m\" // trailing\n\ngo 1.21\n",
                                   "go 1.21\nmodule   example.com/m\r\n"])
@@ -104,7 +104,7 @@ struct LyingTree {
     func zip(_ name: String) -> String { root + "/example.com/liar/\(name)/@v/v1.0.0.zip" }
 }
 
-@Suite("ArtifactValidator reads every zip entry in full")
+@Suite("ArtifactValidator reads every zip entry in full", .blockingBodies)
 final class ZipContentsTests {
     let tree: LyingTree
 
@@ -147,7 +147,7 @@ final class ZipContentsTests {
 }
 
 /// athens with ProxyFetcher in front of a fake upstream that lies, and FileStorage behind it.
-@Suite("a lying upstream's files are refused and never stored", .serialized)
+@Suite("a lying upstream's files are refused and never stored", .blockingBodies, .serialized)
 final class LyingUpstreamTests {
     let work = TestSupport.makeTemporaryDirectory("lying-upstream")
     let tree: LyingTree
@@ -220,7 +220,7 @@ final class LyingUpstreamTests {
 }
 
 /// athens with the C storage fixture (named by its file path in the manifest) and the C fetcher.
-@Suite("storage plugins that lie or crash", .serialized)
+@Suite("storage plugins that lie or crash", .blockingBodies, .serialized)
 final class StorageFaultTests {
     let work = TestSupport.makeTemporaryDirectory("storage-faults")
     let storagePath: String

@@ -10,7 +10,7 @@ import Testing
 /// FileStorage beyond the shared conformance suite: its on-disk layout (checked with the real go command), its
 /// refusal of hostile names, its behaviour on a full or read-only disk, and its atomicity across processes and
 /// SIGKILL.
-@Suite("FileStorage")
+@Suite("FileStorage", .blockingBodies)
 struct FileStorageTests {
     // MARK: - Helpers
 

@@ -7,7 +7,7 @@ import Testing
 @testable import RequestPath
 
 /// Inputs found by the libFuzzer targets in fuzz/ (fuzz/run.sh), kept as tests once fixed.
-@Suite("Fuzz regressions")
+@Suite("Fuzz regressions", .blockingBodies)
 struct FuzzRegressionTests {
     /// manifest target: ATHENS_LISTEN "0[fe80::1]:1" with ATHENS_PORT made the listen address "[0[fe80::1]]:8080",
     /// which parseListen then refused; and "[" followed by a combining mark was not seen as a bracket.

@@ -3,7 +3,7 @@
 import Foundation
 import Testing
 
-@Suite("end to end: the go command through athens with GitFetcher only", .serialized)
+@Suite("end to end: the go command through athens with GitFetcher only", .blockingBodies, .serialized)
 final class GitFetcherEndToEndTests {
     let work = TestSupport.makeTemporaryDirectory("gitfetcher-e2e")
     let fixture: GitFixture

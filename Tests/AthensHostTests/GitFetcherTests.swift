@@ -10,7 +10,7 @@ import Foundation
 import GoModule
 import Testing
 
-@Suite("GitFetcher plugin")
+@Suite("GitFetcher plugin", .blockingBodies)
 final class GitFetcherTests {
     let cache = TestSupport.makeTemporaryDirectory("gitfetcher-cache")
 

@@ -27,7 +27,7 @@ func threadsTakingControlSignals(_ pid: pid_t) throws -> [String] {
 
 /// Go `c-shared` plugins: the example builds and passes plugin-check, serves the go command, and a second Go
 /// plugin in one process is refused with a clear line while the first keeps serving.
-@Suite("Go plugins", .serialized, .enabled(if: goAvailable, "needs the go command"))
+@Suite("Go plugins", .blockingBodies, .serialized, .enabled(if: goAvailable, "needs the go command"))
 struct GoPluginTests {
     static let work = TestSupport.makeTemporaryDirectory("goplugin")
 
@@ -116,7 +116,7 @@ struct GoPluginTests {
 }
 
 /// What Go asks of the host's own signal handlers.
-@Suite("Go plugins: host signal handlers")
+@Suite("Go plugins: host signal handlers", .blockingBodies)
 struct GoSignalHandlerTests {
     @Test("the crash handler is installed with SA_ONSTACK (Go requires it of every non-Go handler)")
     func crashHandlerOnAlternateStack() {

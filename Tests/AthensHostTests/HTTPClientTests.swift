@@ -48,7 +48,7 @@ private func connections(_ client: HTTPClient, _ server: HTTPTestServer) throws 
     return Int(String(decoding: response.body, as: UTF8.self)) ?? -1
 }
 
-@Suite("HTTPClient against a local test server", .serialized)
+@Suite("HTTPClient against a local test server", .blockingBodies, .serialized)
 struct HTTPClientTests {
     let server: HTTPTestServer
     let client = HTTPClient()
@@ -353,7 +353,7 @@ struct HTTPClientTests {
     }
 }
 
-@Suite("HTTPClient over TLS")
+@Suite("HTTPClient over TLS", .blockingBodies)
 struct HTTPClientTLSTests {
     @Test("https works with a trusted CA, fails without it, and a redirect to http is refused")
     func tls() throws {

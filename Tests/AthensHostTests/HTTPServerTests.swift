@@ -26,7 +26,7 @@ private final class TableHandler: RequestHandler {
     }
 }
 
-@Suite("HTTP server", .serialized)
+@Suite("HTTP server", .blockingBodies, .serialized)
 struct HTTPServerTests {
     static let server: HTTPServer = {
         var settings = ServerSettings()

@@ -92,7 +92,7 @@ func concurrentGets(port: UInt16, _ paths: [String], timeout: Double) -> [(path:
     return results.items
 }
 
-@Suite("Hostile upstreams: bounded time and memory", .serialized)
+@Suite("Hostile upstreams: bounded time and memory", .blockingBodies, .serialized)
 struct HostileUpstreamTests {
     @Test("16 endless .info bodies and 16 gzip-bomb .mods at once: each 502 in time, a cold fetch meanwhile is fast, RSS bounded")
     func hostileBodies() throws {

@@ -5,7 +5,7 @@ import Foundation
 import Testing
 @testable import SumDB
 
-@Suite("ingest verification and quarantine end to end", .serialized)
+@Suite("ingest verification and quarantine end to end", .blockingBodies, .serialized)
 final class IngestVerificationTests {
     static let token = "ingest-admin-token-0123456789"
     let work = TestSupport.makeTemporaryDirectory("ingest")

@@ -7,7 +7,7 @@ import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("stash: a lock lost during its fetch")
+@Suite("stash: a lock lost during its fetch", .blockingBodies)
 struct LeaseLossTests {
     static func lost(_ lock: String) -> Double? {
         metric(Metrics.shared.render(), "athens_lock_lease_lost_total", labels: "lock=\"\(lock)\"")

@@ -5,7 +5,7 @@ import Testing
 /// ~7 MiB of RSS, issue 15 item 5): every module linked into the executable or a plugin imports
 /// FoundationEssentials at most. One stray `import Foundation` puts libFoundation.so back in DT_NEEDED, which
 /// these tests catch on the files the suite built and in a serving process.
-@Suite("linkage: no libFoundation in the athens process")
+@Suite("linkage: no libFoundation in the athens process", .blockingBodies)
 struct LinkageTests {
     /// Libraries that must not be loaded. FoundationEssentials (no ICU) is allowed.
     static let forbidden = ["libFoundation.so", "libFoundationInternationalization.so", "lib_FoundationICU.so",

@@ -8,7 +8,7 @@ import Testing
 /// The lock kind through the loader and `plugin-check`: FileLock passes every lock check; a lock that excludes
 /// nothing fails each check that covers exclusion; tables missing a required entry or with a reserved field set are
 /// refused at load, naming it.
-@Suite("lock plugins: loader and plugin-check")
+@Suite("lock plugins: loader and plugin-check", .blockingBodies)
 struct LockPluginCheckTests {
     static let directory = TestSupport.makeTemporaryDirectory("lock-check")
 

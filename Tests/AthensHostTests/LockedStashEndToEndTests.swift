@@ -5,7 +5,7 @@ import Testing
 /// Two athens processes with FileLock on one FileStorage root and one logging upstream: a stampede split between them
 /// fetches once; the lock holder killed mid-fetch leaves the other to complete. The upstream answer is held with the
 /// fixture's `hold` mode (a sentinel file), so every overlap is made on purpose and observed, never slept for.
-@Suite("stash: two athens processes, one lock, one fetch", .serialized)
+@Suite("stash: two athens processes, one lock, one fetch", .blockingBodies, .serialized)
 final class LockedStashEndToEndTests {
     let fixture: FixtureUpstream
     var work: String { fixture.work }

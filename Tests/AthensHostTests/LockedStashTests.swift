@@ -7,7 +7,7 @@ import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("stash: singleflight with a lock coordinates processes (fakes)")
+@Suite("stash: singleflight with a lock coordinates processes (fakes)", .blockingBodies)
 struct LockedStashTests {
     /// One "process": its own chain (singleflight over a pool) on the shared storage, fetcher and lock.
     final class Process: @unchecked Sendable {

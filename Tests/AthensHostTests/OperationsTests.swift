@@ -3,7 +3,7 @@ import Testing
 
 /// Operations and hardening: metrics, request logs, auth, graceful shutdown, reload, slow clients,
 /// hostile input and injected faults, against the built athens with real upstream processes.
-@Suite("operations and hardening", .serialized)
+@Suite("operations and hardening", .blockingBodies, .serialized)
 final class OperationsTests {
     let fixture: FixtureUpstream
     var work: String { fixture.work }

@@ -9,7 +9,7 @@ import Testing
 
 /// `athens plugin-check`: known-good plugins pass, and each deliberately broken plugin fails the very check
 /// that covers its bug. The broken plugins are the C examples with one entry replaced by a wrapper.
-@Suite("athens plugin-check")
+@Suite("athens plugin-check", .blockingBodies)
 struct PluginCheckTests {
     static let directory = TestSupport.makeTemporaryDirectory("plugin-check")
 

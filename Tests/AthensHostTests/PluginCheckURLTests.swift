@@ -5,7 +5,7 @@ import Foundation
 import Testing
 @testable import PluginCheck
 
-@Suite("plugin-check: the storage url entry")
+@Suite("plugin-check: the storage url entry", .blockingBodies)
 struct PluginCheckURLTests {
     static let directory = TestSupport.makeTemporaryDirectory("plugin-check-url")
     static let rowName = "storage: url of a saved zip"

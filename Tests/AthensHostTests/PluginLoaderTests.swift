@@ -6,7 +6,7 @@ import Testing
 @testable import RequestPath
 
 /// Loader failures: each gives one clear reason naming the file; nothing crashes.
-@Suite("plugin loader")
+@Suite("plugin loader", .blockingBodies)
 struct PluginLoaderTests {
     static let directory = TestSupport.makeTemporaryDirectory("loader")
 

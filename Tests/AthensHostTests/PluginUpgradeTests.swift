@@ -99,7 +99,7 @@ private final class UpgradableServer {
 
 /// Hot plugin upgrade: a plugin file replaced on disk is loaded anew at SIGHUP (from a private, content-named
 /// copy); one overwritten in place cannot crash the host; an unchanged one is not loaded again.
-@Suite("plugin upgrade", .serialized)
+@Suite("plugin upgrade", .blockingBodies, .serialized)
 struct PluginUpgradeTests {
     static let work = TestSupport.makeTemporaryDirectory("upgrade")
 
@@ -265,7 +265,7 @@ struct PluginUpgradeTests {
 }
 
 /// The store behind the hot upgrade, in process: identity, content names, refusal of a file being written.
-@Suite("plugin store")
+@Suite("plugin store", .blockingBodies)
 struct PluginStoreTests {
     @Test("same identity: the same library; new content: another copy; same content again: the first copy")
     func identityAndContent() throws {

@@ -2,7 +2,7 @@ import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("Quarantine: marks kept in storage, read by every instance")
+@Suite("Quarantine: marks kept in storage, read by every instance", .blockingBodies)
 struct QuarantineTests {
     @Test("a mark saved by one instance is read by another; a release is too; marks are never served as versions")
     func sharedThroughStorage() throws {

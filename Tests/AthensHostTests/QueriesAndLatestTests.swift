@@ -9,7 +9,7 @@ import Foundation
 import GoModule
 import Testing
 
-@Suite("GoModule: versions canonical for a path, and the go command's pick of latest")
+@Suite("GoModule: versions canonical for a path, and the go command's pick of latest", .blockingBodies)
 struct VersionRulesTests {
     @Test("a canonical version is canonical for a path only if its major fits", arguments: [
         ("github.com/dgrijalva/jwt-go", "v3.2.0", false),
@@ -54,7 +54,7 @@ struct VersionRulesTests {
     }
 }
 
-@Suite("queries and @latest as the go command makes them, over a static tree and a git repository", .serialized)
+@Suite("queries and @latest as the go command makes them, over a static tree and a git repository", .blockingBodies, .serialized)
 final class QueriesAndLatestTests {
     let work = TestSupport.makeTemporaryDirectory("queries")
     let tree: String

@@ -5,7 +5,7 @@ import Testing
 
 /// RedisLock's side of the connection: Redis down, silent or back; AUTH and SELECT; the unix socket; key prefixes;
 /// and hostile keys, which must stay opaque, distinct bytes.
-@Suite("RedisLock plugin: connection, credentials and keys", .serialized)
+@Suite("RedisLock plugin: connection, credentials and keys", .blockingBodies, .serialized)
 struct RedisLockConnectionTests {
     static var library: String { RedisLockPluginTests.library }
     static func config(_ url: String, _ extra: [String: Any] = [:]) -> String { RedisLockPluginTests.config(url, extra) }

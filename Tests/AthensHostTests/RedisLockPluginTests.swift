@@ -7,7 +7,7 @@ import Testing
 /// processes (RedisServer): exclusion between handles, instances and processes, waits that end on time without
 /// spinning, leases that expire when the holder dies, refreshes that never extend a lost lock, Redis down and back,
 /// AUTH and SELECT, the unix socket, and keys that stay opaque bytes.
-@Suite("RedisLock plugin", .serialized)
+@Suite("RedisLock plugin", .blockingBodies, .serialized)
 struct RedisLockPluginTests {
     static var library: String { TestSupport.plugin("RedisLock") }
 

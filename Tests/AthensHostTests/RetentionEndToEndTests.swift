@@ -3,7 +3,7 @@
 import Foundation
 import Testing
 
-@Suite("retention end to end over FileStorage", .serialized)
+@Suite("retention end to end over FileStorage", .blockingBodies, .serialized)
 final class RetentionEndToEndTests {
     static let token = "e2e-retention-token-0123456789"
     let fixture: FixtureUpstream

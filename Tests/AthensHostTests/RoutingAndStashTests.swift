@@ -3,7 +3,7 @@ import Testing
 
 /// The stash wrappers, routing rules, download and network modes, catalog and sumdb proxying, with real
 /// processes on 127.0.0.1: fake upstreams that log every path they are asked, athens, the go command.
-@Suite("routing, modes and stash wrappers", .serialized)
+@Suite("routing, modes and stash wrappers", .blockingBodies, .serialized)
 final class RoutingAndStashTests {
     let work = TestSupport.makeTemporaryDirectory("routing")
     let publicTree: String

@@ -7,7 +7,7 @@ import Testing
 
 /// Per-call deadlines and cancellation of S3Storage, against RGW behind the fault proxy (a stall rule holds a request
 /// and answers nothing, as a hung S3 server would).
-@Suite("S3Storage per-call deadlines and cancellation", .serialized, .enabled(if: RGW.isAvailable, "needs the RGW of scripts/rgw.sh"))
+@Suite("S3Storage per-call deadlines and cancellation", .blockingBodies, .serialized, .enabled(if: RGW.isAvailable, "needs the RGW of scripts/rgw.sh"))
 final class S3DeadlineTests {
     let work = TestSupport.makeTemporaryDirectory("s3-deadline")
     var processes: [ChildProcess] = []

@@ -11,7 +11,7 @@ import Digests
 
 /// S3Storage against a real S3 server: the Ceph RGW that scripts/rgw.sh starts (no mocks). Each test has a bucket
 /// of its own. The outage test runs a gateway of its own, so stopping it never disturbs the other tests.
-@Suite("S3Storage on Ceph RGW", .serialized, .enabled(if: RGW.isAvailable, "needs the RGW of scripts/rgw.sh (scripts/test.sh starts it)"))
+@Suite("S3Storage on Ceph RGW", .blockingChain, .serialized, .enabled(if: RGW.isAvailable, "needs the RGW of scripts/rgw.sh (scripts/test.sh starts it)"))
 final class S3StorageTests {
     let work = TestSupport.makeTemporaryDirectory("s3")
     var processes: [ChildProcess] = []
@@ -374,7 +374,7 @@ final class S3StorageTests {
 }
 
 /// S3Storage's pure parts: key layout, endpoint addressing and presigned URLs (no server needed).
-@Suite("S3Storage layout and URLs")
+@Suite("S3Storage layout and URLs", .blockingBodies)
 struct S3LayoutTests {
     @Test("keys are the GOPROXY tree under the prefix, with Go's case escaping")
     func keys() throws {

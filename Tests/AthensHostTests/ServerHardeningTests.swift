@@ -9,7 +9,7 @@ import Testing
 
 /// What a reload frees, connection limits that one client cannot monopolise, shutdown order and the
 /// small protocol rules of issue 10, against the built athens.
-@Suite("server hardening: reload frees, connection caps, shutdown", .serialized)
+@Suite("server hardening: reload frees, connection caps, shutdown", .blockingBodies, .serialized)
 final class ServerHardeningTests {
     let fixture: FixtureUpstream
     var work: String { fixture.work }
@@ -295,7 +295,7 @@ final class ServerHardeningTests {
     }
 }
 
-@Suite("worker pool frees what it ran")
+@Suite("worker pool frees what it ran", .blockingBodies)
 struct WorkerPoolFreeingTests {
     final class Payload: Sendable {}
 
@@ -331,7 +331,7 @@ struct WorkerPoolFreeingTests {
     }
 }
 
-@Suite("connection limiter")
+@Suite("connection limiter", .blockingBodies)
 struct ConnectionLimiterTests {
     static func v4(_ text: String) -> ClientAddress {
         var address = sockaddr_in()

@@ -5,7 +5,7 @@ import Digests
 
 /// The SigV4 signer against AWS's published vectors (the "aws-sig-v4-test-suite" and the worked examples of the
 /// S3 API reference), and against botocore for requests shaped like S3Storage's.
-@Suite("SigV4 signing")
+@Suite("SigV4 signing", .blockingBodies)
 struct SigV4Tests {
     struct Vector: CustomTestStringConvertible, Sendable {
         var name: String

@@ -8,7 +8,7 @@ import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("stash chain: deadline above the flight, fetches on the bounded pool (fakes)")
+@Suite("stash chain: deadline above the flight, fetches on the bounded pool (fakes)", .blockingBodies)
 struct StashChainTests {
     /// A chain over a fake fetcher and storage, as Assembly builds it.
     final class Rig: @unchecked Sendable {

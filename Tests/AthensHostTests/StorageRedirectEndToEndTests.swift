@@ -5,7 +5,7 @@ import Testing
 import PluginABI
 @testable import PluginHost
 
-@Suite("storage url through the C header: answers, refusals, lies")
+@Suite("storage url through the C header: answers, refusals, lies", .blockingBodies)
 struct StorageURLPluginTests {
     static let directory = TestSupport.makeTemporaryDirectory("storage-url")
 
@@ -66,7 +66,7 @@ struct StorageURLPluginTests {
     }
 }
 
-@Suite("redirect serving end to end: the go command follows 302s to the storage's URLs", .serialized)
+@Suite("redirect serving end to end: the go command follows 302s to the storage's URLs", .blockingBodies, .serialized)
 final class StorageRedirectEndToEndTests {
     let work = TestSupport.makeTemporaryDirectory("redirect-e2e")
     let upstream: FakeUpstream

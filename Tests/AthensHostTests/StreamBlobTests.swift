@@ -60,7 +60,7 @@ private func readPatternBody(_ fd: Int32, length: UInt64, rest: [UInt8]) -> Bool
 
 /// Stream blobs (`read`-shaped) are pulled by the server's stream readers, never on an event loop, through a
 /// bounded buffer per connection.
-@Suite("stream blobs off the event loop", .serialized)
+@Suite("stream blobs off the event loop", .blockingBodies, .serialized)
 struct StreamBlobTests {
     /// Servers stay alive after their test: their loop threads run on (as every test server's do).
     private static let running = Mutex<[HTTPServer]>([])
@@ -172,7 +172,7 @@ struct StreamBlobTests {
 
 /// athens (one event loop, no memory cache: every hit is a storage blob) on the C storage fixture, whose
 /// zip reads for a "slow-read" module sleep 1 s each and give 64 bytes.
-@Suite("stream blobs of a slow C storage", .serialized)
+@Suite("stream blobs of a slow C storage", .blockingBodies, .serialized)
 final class SlowStreamStorageTests {
     let work = TestSupport.makeTemporaryDirectory("slow-stream")
     let events: String

@@ -42,7 +42,7 @@ private func bodyText(_ response: Response) -> String {
     return ""
 }
 
-@Suite("SumDBProxy: path checks, own pool, bounded answers")
+@Suite("SumDBProxy: path checks, own pool, bounded answers", .blockingBodies)
 struct SumDBProxyTests {
     @Test("traversal, encoded dot-dots, double encoding and foreign shapes are refused before anything is forwarded",
           arguments: [

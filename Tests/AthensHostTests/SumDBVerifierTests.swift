@@ -5,7 +5,7 @@ import Testing
 import Digests
 
 /// Against the test checksum database (x/mod's server): what verifies, and every way an answer can be wrong.
-@Suite("SumDBVerifier against a real checksum database on 127.0.0.1")
+@Suite("SumDBVerifier against a real checksum database on 127.0.0.1", .blockingBodies)
 struct SumDBVerifierTests {
     /// go.sum lines for `count` synthetic modules (gen/mNNN v1.0.0), with distinct fake hashes.
     static func syntheticGoSum(_ count: Int, salt: String = "") -> String {
