@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 import Testing
 
@@ -70,25 +71,23 @@ enum TestSupport {
         process.arguments = arguments
         if let environment { process.environment = environment }
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
+        // Both pipes are drained while the child runs, so a chatty child never blocks on a full pipe.
+        let out = try PipeDrain(), err = try PipeDrain()
+        process.standardOutput = out.writeEnd
+        process.standardError = err.writeEnd
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        // Drain both pipes concurrently so a chatty child never blocks on a full pipe.
-        nonisolated(unsafe) var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { outData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        group.enter()
-        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+        out.closeWriteEnd()
+        err.closeWriteEnd()
         if !waitUntil(timeout: timeout, { !process.isRunning }) {
             process.terminate()
             Issue.record("\(executable) \(arguments) timed out after \(timeout)s")
         }
         process.waitUntilExit()
-        group.wait()
-        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+        // A grandchild that kept the pipes open (a daemon the child started) must not hang the test.
+        _ = out.waitForEnd(timeout: 30)
+        _ = err.waitForEnd(timeout: 30)
+        return (process.terminationStatus, out.text, err.text)
     }
 
     /// Compiles a C plugin fixture from Tests/Fixtures/CPlugins into `directory`; returns the .so path. The library
@@ -152,29 +151,76 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// A pipe whose read end a thread of its own reads to the end (and then closes); the write end goes to a child.
+///
+/// Not FileHandle's readabilityHandler: its dispatch source could still be registered with libdispatch's epoll
+/// when the handle closed the descriptor, and with many tests at once another test's descriptor took the number:
+/// libdispatch's event loop crashed the test process (`_dispatch_event_loop_drain`, SIGSEGV). Nor blocking reads
+/// on Dispatch's global queue, whose threads the tests' own async work needs.
+final class PipeDrain: @unchecked Sendable {   // state guarded by `lock`
+    /// For the child's stdout or stderr; close it in the parent once the child runs (`closeWriteEnd`).
+    let writeEnd: FileHandle
+    private let lock = NSLock()
+    private var data = Data()
+    private var ended = false
+
+    init() throws {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { throw TestFailure("pipe: \(String(cString: strerror(errno)))") }
+        // Other tests' children must not inherit either end (an inherited write end would delay the end of file).
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        writeEnd = FileHandle(fileDescriptor: fds[1], closeOnDealloc: true)
+        let readEnd = fds[0]
+        let started = PosixThread.start(name: "test-pipe-drain") { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = read(readEnd, &buffer, buffer.count)
+                if count > 0 {
+                    lock.lock(); data.append(contentsOf: buffer[0..<count]); lock.unlock()
+                } else if count < 0 && errno == EINTR {
+                    continue
+                } else {
+                    break
+                }
+            }
+            close(readEnd)
+            lock.lock(); ended = true; lock.unlock()
+        }
+        guard started else { close(readEnd); throw TestFailure("cannot start a pipe-drain thread") }
+    }
+
+    func closeWriteEnd() { try? writeEnd.close() }
+
+    /// What was read so far.
+    var text: String {
+        lock.lock(); defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Waits for the end of file (every writer closed); false when `timeout` passed first.
+    func waitForEnd(timeout: Double) -> Bool {
+        waitUntil(timeout: timeout) { lock.lock(); defer { lock.unlock() }; return ended }
+    }
+}
+
 /// A child process started by a test and stopped by it (by pid, never by name).
 final class ChildProcess: @unchecked Sendable {
     let process = Process()
     private let stdoutPipe = Pipe()
-    private let stderrPipe = Pipe()
-    private let lock = NSLock()
-    private var stderrData = Data()
+    private let stderrDrain: PipeDrain
 
     /// Starts `executable` and waits for its first stdout line (servers print their address there).
     init(_ executable: String, _ arguments: [String], environment: [String: String]? = nil, directory: String? = nil) throws {
+        stderrDrain = try PipeDrain()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let environment { process.environment = environment }
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.standardOutput = stdoutPipe
-        process.standardError = stderrPipe
+        process.standardError = stderrDrain.writeEnd
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        stderrPipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            self.lock.lock(); self.stderrData.append(data); self.lock.unlock()
-        }
+        stderrDrain.closeWriteEnd()
     }
 
     /// Reads stdout until a newline (or EOF / timeout).
@@ -197,10 +243,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// What the child wrote to stderr so far.
-    var stderr: String {
-        lock.lock(); defer { lock.unlock() }
-        return String(decoding: stderrData, as: UTF8.self)
-    }
+    var stderr: String { stderrDrain.text }
 
     func stop() {
         if process.isRunning {
@@ -208,7 +251,8 @@ final class ChildProcess: @unchecked Sendable {
             if !waitUntil(timeout: 5, { !process.isRunning }) { kill(process.processIdentifier, SIGKILL) }
         }
         process.waitUntilExit()
-        stderrPipe.fileHandleForReading.readabilityHandler = nil
+        // The last lines the child wrote before it exited (a grandchild holding the pipe must not hang the test).
+        _ = stderrDrain.waitForEnd(timeout: 5)
     }
 
     deinit { stop() }
