@@ -6,8 +6,9 @@
 #   scripts/rgw.sh env              # prints the env lines of the running cluster (eval "$(scripts/rgw.sh env)")
 #   scripts/rgw.sh stop             # stops the three daemons by their pid files, removes the run folder
 #   scripts/rgw.sh stop-gateway     # stops only the gateway; start-gateway brings it back
-#   scripts/rgw.sh gateway PORT     # runs one more gateway of the cluster in the foreground on PORT (the outage
-#                                   # test starts and stops its own, so the shared gateway stays up for the others)
+#   scripts/rgw.sh gateway PORT     # runs one more gateway of the cluster in the foreground on PORT. Stopping
+#                                   # one leaves its cache watch behind: for ~30 s every bucket creation on the
+#                                   # cluster waits for it (RGWSI_Notify::robust_notify), so the tests do not use it
 #
 # Env lines: ATHENS_S3_TEST_ENDPOINT, _ACCESS_KEY, _SECRET_KEY, _REGION (the tests read these).
 # Run folder: $RGW_DIR, default <repo>/.build-rgw (git-ignored). Ports: picked free by the OS at start.

@@ -85,10 +85,10 @@ enum RGW {
 
     /// A forwarding proxy to RGW that injects the faults of `rules` (Tests/Fixtures/s3_fault_proxy.py), logging each
     /// request into a file under `work`. The caller stops the process.
-    static func faultProxy(_ rules: String, work: String) throws -> (process: ChildProcess, endpoint: String, log: String) {
+    static func faultProxy(_ rules: String, work: String, port: UInt16 = 0) throws -> (process: ChildProcess, endpoint: String, log: String) {
         let log = work + "/proxy-\(UUID().uuidString).log"
         let process = try ChildProcess("/usr/bin/env", ["python3", TestSupport.packageRoot + "/Tests/Fixtures/s3_fault_proxy.py",
-                                                        "--target", endpoint, "--rules", rules, "--log", log])
+                                                        "--target", endpoint, "--rules", rules, "--log", log, "--port", String(port)])
         guard let line = process.firstLine(), let port = line.split(separator: " ").last else {
             process.stop()
             throw TestFailure("proxy: \(process.stderr)")
