@@ -45,15 +45,9 @@ final class EndToEndTests {
     }
 
     /// Runs the go command with a fresh module cache and the given GOPROXY.
+    /// `cache`: a module cache of the caller's, kept after the call (the fresh one is removed with its home).
     func go(_ arguments: [String], proxy: String, directory: String? = nil, cache: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
-        let home = TestSupport.makeTemporaryDirectory("gohome")
-        let env: [String: String] = [
-            "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
-            "HOME": home, "GOPATH": home + "/gopath", "GOCACHE": home + "/gocache",
-            "GOMODCACHE": cache ?? home + "/modcache", "GOPROXY": proxy, "GOSUMDB": "off", "GOFLAGS": "-modcacherw",
-            "GO111MODULE": "on", "GONOPROXY": "", "GOPRIVATE": "", "GONOSUMDB": "",
-        ]
-        return try TestSupport.run("/usr/bin/env", ["go"] + arguments, environment: env, directory: directory ?? home)
+        try GoCommand.run(arguments, proxy: proxy, directory: directory, extraEnvironment: cache.map { ["GOMODCACHE": $0] } ?? [:])
     }
 
     /// `go mod download -json` output as path@version → (Sum, GoModSum).
