@@ -7,7 +7,9 @@ import Testing
 @testable import PluginHost
 @testable import RequestPath
 
-@Suite("stash: a lock lost during its fetch", .blockingBodies)
+/// Serialized: in one CI run the last test's stash reached its lease keeper only 29 s after it started, just as a
+/// sibling's lease had been lost (cause not found; see the seventh session's note). One at a time, they cannot meet.
+@Suite("stash: a lock lost during its fetch", .blockingBodies, .serialized)
 struct LeaseLossTests {
     static func lost(_ lock: String) -> Double? {
         metric(Metrics.shared.render(), "athens_lock_lease_lost_total", labels: "lock=\"\(lock)\"")
