@@ -1,5 +1,5 @@
-import Basics
 import Foundation
+import RequestPath
 import Synchronization
 import Testing
 
@@ -44,8 +44,8 @@ extension Trait where Self == BlockingBodiesTrait {
     static var blockingChain: Self { Self(executor: .chains) }
 }
 
-/// A task executor with up to `width` threads of its own, started when work arrives and none is idle; jobs run in
-/// the order they were enqueued. Threads are never stopped: the test process ends with the run.
+/// A task executor on `width` threads of its own: the host's `WorkerPool` (FIFO), with a queue that never refuses.
+/// Threads are never stopped: the test process ends with the run.
 final class BlockingTestExecutor: TaskExecutor, @unchecked Sendable {
     /// `ATHENS_TEST_BLOCKING_THREADS` overrides the width. Measured on the two-core CI machine: the test phase took
     /// 500 s on the cooperative pool, 240-290 s with 6 threads (cores ~94% busy) and 284-303 s with 8. The default is
@@ -61,40 +61,19 @@ final class BlockingTestExecutor: TaskExecutor, @unchecked Sendable {
     private let ownThreads = Mutex(Set<UInt>())
 
     let width: Int
-    private let condition = NSCondition()
-    private var jobs: [UnownedJob] = []
-    private var head = 0          // index of the next job in `jobs`; the array is emptied when all have run
-    private var threads = 0
-    private var idle = 0
+    private let pool: WorkerPool
 
-    init(width: Int) { self.width = width }
+    init(width: Int) {
+        self.width = width
+        pool = WorkerPool(name: "blocking-body", threads: width, capacity: .max)
+    }
 
     func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        condition.lock()
-        jobs.append(job)
-        // A new thread when the waiting jobs outnumber the idle threads (a signalled thread may not have woken yet).
-        let spawn = jobs.count - head > idle && threads < width
-        if spawn { threads += 1 } else { condition.signal() }
-        condition.unlock()
-        if spawn { PosixThread.start(name: "blocking-body") { [self] in work() } }
-    }
-
-    private func work() {
-        _ = ownThreads.withLock { $0.insert(UInt(pthread_self())) }
-        condition.lock()
-        while true {
-            while head == jobs.count {
-                idle += 1
-                condition.wait()
-                idle -= 1
-            }
-            let job = jobs[head]
-            head += 1
-            if head == jobs.count { jobs.removeAll(keepingCapacity: true); head = 0 }
-            condition.unlock()
-            job.runSynchronously(on: asUnownedTaskExecutor())
-            condition.lock()
+        let executor = asUnownedTaskExecutor()
+        pool.submit { [self] in
+            _ = ownThreads.withLock { $0.insert(UInt(pthread_self())) }
+            job.runSynchronously(on: executor)
         }
     }
 }
